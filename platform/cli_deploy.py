@@ -1,0 +1,9 @@
+"""`mritune` commands: deploy (placeholder until its part lands)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""

@@ -1,0 +1,1 @@
+"""Data fixtures: tiny synthetic MRI datasets."""

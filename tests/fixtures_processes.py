@@ -1,0 +1,1 @@
+"""Process fixtures: Ray head and worker nodes, MLflow servers; started per test, stopped by pid."""

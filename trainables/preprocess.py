@@ -1,0 +1,82 @@
+"""Image decoding shared by training data loading and deploy (predict, serve): one code path, not a copy.
+
+As in the original project: OpenCV grayscale read, resize to ``image_size`` with INTER_AREA, kept as uint8.
+Scaling to the model's range happens inside the models (a Rescaling layer), so a saved model takes these
+uint8 arrays (as float) directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# A decoded image larger than this is refused before any resize: a guard for servers and odd files.
+MAX_PIXELS = 4096 * 4096
+
+
+class ImageDecodeError(ValueError):
+    """A file or payload that is not a decodable image; the message says why."""
+
+
+def decode_image(source: str | Path | bytes | np.ndarray, image_size: int) -> np.ndarray:
+    """Return a grayscale uint8 array of shape (image_size, image_size) from a path, encoded bytes or an array."""
+    if isinstance(source, np.ndarray):
+        gray = _array_to_gray(source)
+    else:
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+        gray = decode_bytes(data)
+    return resize(gray, image_size)
+
+
+def decode_bytes(data: bytes) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, ...) to a grayscale uint8 array at its own size."""
+    if not data:
+        raise ImageDecodeError("empty file")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    # Check the header's size before decoding the pixels, so a decompression bomb is refused cheaply.
+    header_ok, _ = _peek_size(buffer)
+    if not header_ok:
+        raise ImageDecodeError("not an image OpenCV can decode (truncated, corrupt or not an image)")
+    gray = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
+    if gray is None or gray.size == 0:
+        raise ImageDecodeError("not an image OpenCV can decode (truncated, corrupt or not an image)")
+    return gray
+
+
+def resize(gray: np.ndarray, image_size: int) -> np.ndarray:
+    if gray.shape != (image_size, image_size):
+        gray = cv2.resize(gray, (image_size, image_size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(gray, dtype=np.uint8)
+
+
+def _array_to_gray(array: np.ndarray) -> np.ndarray:
+    image = np.asarray(array)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[-1] in (3, 4):
+        image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_BGR2GRAY if image.shape[-1] == 3 else cv2.COLOR_BGRA2GRAY)
+    if image.ndim != 2 or image.size == 0:
+        raise ImageDecodeError(f"array of shape {array.shape} is not a grayscale or colour image")
+    if image.size > MAX_PIXELS:
+        raise ImageDecodeError(f"image of {image.size} pixels is over the limit of {MAX_PIXELS}")
+    if image.dtype != np.uint8:
+        if not np.isfinite(image).all():
+            raise ImageDecodeError("array holds NaN or inf values")
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
+def _peek_size(buffer: np.ndarray) -> tuple[bool, tuple[int, int] | None]:
+    """Cheap sanity check of an encoded image before full decoding: known magic and a size within MAX_PIXELS."""
+    head = buffer[:32].tobytes()
+    if head.startswith(b"\x89PNG") and len(head) >= 24:
+        width = int.from_bytes(head[16:20], "big")
+        height = int.from_bytes(head[20:24], "big")
+        if width * height > MAX_PIXELS:
+            raise ImageDecodeError(f"image of {width}x{height} pixels is over the limit of {MAX_PIXELS}")
+        return True, (height, width)
+    known = (b"\xff\xd8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+    return head.startswith(known), None
