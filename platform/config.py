@@ -1,0 +1,275 @@
+"""The search spec: a YAML file validated by pydantic before anything starts.
+
+Unknown keys and bad values are rejected with the dotted path of the bad key (``search.space.dropout: ...``).
+``--set key.path=value`` overrides are applied to the raw YAML before validation, values parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TASKS = ("classifier", "dcgan")
+DEFAULT_METRICS = {"classifier": ("val_macro_f1", "max"), "dcgan": ("swd", "min")}
+DEFAULT_MODEL_NAMES = {"classifier": "mritune-classifier", "dcgan": "mritune-dcgan"}
+# The test-split metric the promotion gate compares, and whether higher is better.
+GATE_METRICS = {"classifier": ("test_macro_f1", "max"), "dcgan": ("swd", "min")}
+
+
+class SpecError(ValueError):
+    """A search spec that cannot be used; the message names the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticData(_Strict):
+    n: int = Field(default=640, ge=32, le=200_000)
+    size: int = Field(default=64, ge=32, le=512)
+    seed: int = 0
+
+
+class DataSpec(_Strict):
+    path: str | None = None
+    synthetic: SyntheticData | None = None
+    image_size: int | None = Field(default=None, ge=16, le=512)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of data.path (a dataset folder) or data.synthetic ({n, size, seed})")
+        return self
+
+    @property
+    def resolved_image_size(self) -> int:
+        if self.image_size is not None:
+            return self.image_size
+        return self.synthetic.size if self.synthetic is not None else 128
+
+
+class SearchSection(_Strict):
+    algorithm: Literal["gpyopt", "bayesopt", "random"] = "gpyopt"
+    options: dict[str, Any] = Field(default_factory=dict)
+    num_samples: int = Field(default=10, ge=1, le=10_000)
+    max_concurrent: int | None = Field(default=None, ge=1, le=1024)
+    metric: str | None = None
+    mode: Literal["min", "max"] | None = None
+    space: dict[str, Any] = Field(default_factory=dict)
+    points_to_evaluate: list[dict[str, Any]] | None = None
+    seed: int | None = 0
+
+
+class SchedulerSection(_Strict):
+    name: Literal["asha", "fifo"] = "asha"
+    max_t: int | None = Field(default=None, ge=1, le=100_000)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3.0, gt=1)
+
+
+class ResourcesSection(_Strict):
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class TrackingSection(_Strict):
+    uri: str | None = None
+    experiment: str | None = None
+
+
+class RegistrySection(_Strict):
+    enabled: bool = True
+    model_name: str | None = None
+    alias: str = "champion"
+
+
+class FailureSection(_Strict):
+    max_failures: int = Field(default=1, ge=-1)
+
+
+class SearchSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    task: Literal["classifier", "dcgan"]
+    data: DataSpec
+    search: SearchSection = Field(default_factory=SearchSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
+    registry: RegistrySection = Field(default_factory=RegistrySection)
+    storage_path: str = "./ray_results"
+    failure: FailureSection = Field(default_factory=FailureSection)
+    trainable: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _searched_not_fixed(self) -> "SearchSpec":
+        both = sorted(set(self.search.space) & set(self.trainable))
+        if both:
+            raise ValueError(f"{both[0]!r} is both searched (search.space) and fixed (trainable); keep one")
+        return self
+
+    # Derived values: the one place defaults by task are resolved.
+    @property
+    def metric(self) -> str:
+        return self.search.metric or DEFAULT_METRICS[self.task][0]
+
+    @property
+    def mode(self) -> str:
+        return self.search.mode or DEFAULT_METRICS[self.task][1]
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or DEFAULT_MODEL_NAMES[self.task]
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or f"mritune-{self.task}"
+
+    @property
+    def epochs(self) -> int:
+        """The most epochs a trial trains: scheduler.max_t, else the trainable's `epochs`."""
+        if self.scheduler.max_t is not None:
+            return self.scheduler.max_t
+        return int(self.trainable.get("epochs", _trainer_default(self.task, "epochs")))
+
+    def fixed_config(self) -> dict[str, Any]:
+        """Trainable settings that are not searched; epochs and image size follow the spec."""
+        fixed = dict(self.trainable)
+        fixed["epochs"] = self.epochs
+        fixed.setdefault("image_size", self.data.resolved_image_size)
+        return fixed
+
+
+def _trainer_default(task: str, key: str) -> Any:
+    config_class = _config_class(task)
+    return getattr(config_class.from_dict({}), key)
+
+
+def _config_class(task: str):
+    if task == "classifier":
+        from mritune.trainables.classifier_config import ClassifierConfig
+
+        return ClassifierConfig
+    from mritune.trainables.dcgan_config import DCGANConfig
+
+    return DCGANConfig
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw spec dict; returns a new dict."""
+    result = _deep_copy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected key.path=value, e.g. --set search.num_samples=4")
+        value = yaml.safe_load(text) if text.strip() else None
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"--set {key}: {part!r} holds a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def parse_spec(raw: Any, *, source: str = "spec") -> SearchSpec:
+    """Validate a raw spec dict; every problem becomes one line naming the key path."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the top level must be a mapping of keys (name, task, data, search, ...)")
+    try:
+        spec = SearchSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {_first_error(exc)}") from None
+    _check_trainable_keys(spec, source)
+    return spec
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    path = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{path}: {message}{more}"
+
+
+def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
+    """Fixed and searched settings must be keys the training accepts, and one sampled config must validate."""
+    from mritune.search.space import parse_space
+
+    try:
+        domains = parse_space(spec.search.space)
+    except ValueError as exc:
+        raise SpecError(f"{source}: search.space: {exc}") from None
+    config_class = _config_class(spec.task)
+    allowed = sorted(field.name for field in dataclasses.fields(config_class))
+    for section, keys in (("trainable", spec.trainable), ("search.space", domains)):
+        unknown = sorted(set(keys) - set(allowed))
+        if unknown:
+            raise SpecError(
+                f"{source}: {section}.{unknown[0]}: not a {spec.task} setting; allowed: {', '.join(allowed)}"
+            )
+    try:
+        config_class.from_dict(spec.fixed_config())
+    except ValueError as exc:
+        raise SpecError(f"{source}: trainable: {exc}") from None
+    sample = {key: _sample(domain) for key, domain in domains.items()}
+    try:
+        config_class.from_dict({**spec.fixed_config(), **sample})
+    except ValueError as exc:
+        raise SpecError(f"{source}: search.space: {exc}") from None
+    if spec.metric not in searchable_metrics(spec.task):
+        raise SpecError(
+            f"{source}: search.metric: {spec.metric!r} is not reported by the {spec.task}; "
+            f"choose one of {', '.join(searchable_metrics(spec.task))}"
+        )
+
+
+def searchable_metrics(task: str) -> tuple[str, ...]:
+    """Metrics a trial reports every epoch, so a searcher and ASHA can use them."""
+    if task == "classifier":
+        from mritune.trainables.classes import CLASS_NAMES
+
+        per_class = tuple(f"val_f1_{name}" for name in CLASS_NAMES)
+        return ("val_macro_f1", "val_weighted_f1", "val_accuracy", "val_auc", "val_loss", "train_loss", *per_class)
+    return ("swd", "ms_ssim_diversity", "gen_loss", "disc_loss", "d_real_acc", "d_fake_acc")
+
+
+def _sample(domain: Any) -> Any:
+    return domain.sample() if hasattr(domain, "sample") else domain
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SearchSpec:
+    """Read, override and validate a spec file."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"spec file {file} not found; pass a YAML file such as configs/classifier-quick.yaml")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_spec(apply_overrides(raw or {}, overrides), source=str(file))
+
+
+def spec_to_yaml(spec: SearchSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,46 @@
+"""What `mritune search` prints at the end: the best trials and where to look next."""
+
+from __future__ import annotations
+
+import typer
+
+from mritune.platform.tracking import is_remote_uri
+
+
+def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
+    config_keys = sorted({k for row in rows[:limit] for k in row if k.startswith("config.")})
+    varying = [k for k in config_keys if len({repr(row.get(k)) for row in rows}) > 1][:6]
+    header = ["trial", "status", "epochs", metric, *[k[len("config."):] for k in varying]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows[:limit]:
+        value = row[metric]
+        cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}"]
+        cells += [_short(row.get(k)) for k in varying]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def ui_command(tracking_uri: str) -> str:
+    if is_remote_uri(tracking_uri):
+        return f"open {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+
+
+def print_outcome(outcome) -> None:
+    typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
+    typer.echo(format_table(outcome.table, outcome.metric))
+    typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
+    typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
+    typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
+    registration = outcome.registration
+    if registration is None:
+        typer.echo("Registry:        nothing registered (no trial finished every epoch with finite metrics)")
+        return
+    typer.echo(
+        f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
+        f"({registration.reason})"
+    )

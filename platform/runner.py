@@ -1,0 +1,265 @@
+"""Run a search: data once on the driver, Ray (embedded or a cluster), MLflow parent run, Tuner, registry.
+
+`run_search` and `resume_search` are the plain functions the CLI, the Ray Job entrypoint and the tests call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
+from mritune.platform.tracking import (
+    MlflowTrialObserverFactory,
+    check_tracking_reachable,
+    ensure_experiment,
+    resolve_tracking_uri,
+)
+
+STATE_FILE = "mritune_search.json"
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    name: str
+    experiment_path: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    metric: str
+    mode: str
+    table: list[dict[str, Any]]  # one row per trial, best first
+    registration: Any  # mritune.platform.registry.Registration | None
+
+
+@dataclass(frozen=True)
+class _SearchContext:
+    spec: SearchSpec
+    experiment_path: Path
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def load_data(spec: SearchSpec):
+    """The spec's dataset, decoded once on the driver (cached by fingerprint and image size)."""
+    if spec.data.synthetic is not None:
+        from mritune.trainables.synthetic import load_synthetic
+
+        synth = spec.data.synthetic
+        return load_synthetic(n=synth.n, size=synth.size, seed=synth.seed)
+    from mritune.trainables.data import load_dataset
+
+    return load_dataset(
+        spec.data.path,
+        image_size=spec.data.resolved_image_size,
+        val_fraction=spec.data.val_fraction,
+        test_fraction=spec.data.test_fraction,
+        seed=spec.data.split_seed,
+    )
+
+
+def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None) -> SearchOutcome:
+    """Start a new search and run it to the end."""
+    from mritune.platform import tracking_runs
+
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri)
+    check_tracking_reachable(uri)
+    dataset = load_data(spec)
+    cluster = _connect_and_check(spec, address, uri)
+    experiment_id = ensure_experiment(spec.experiment, uri)
+    experiment_path = Path(spec.storage_path).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    parent_run_id = tracking_runs.start_search_run(
+        spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
+    )
+    context = _SearchContext(spec, experiment_path, uri, experiment_id, parent_run_id)
+    _write_state(context)
+    tuner = _build_tuner(context, dataset)
+    return _fit_and_finish(context, tuner, dataset)
+
+
+def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None) -> SearchOutcome:
+    """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints."""
+    from ray import tune
+
+    from mritune.platform import tracking_runs
+
+    experiment_path = find_experiment(name_or_path, storage_path)
+    state = json.loads((experiment_path / STATE_FILE).read_text())
+    spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
+    uri = state["tracking_uri"]
+    check_tracking_reachable(uri)
+    dataset = load_data(spec)
+    _connect_and_check(spec, address, uri)
+    context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"])
+    tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
+    tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
+    if not tune.Tuner.can_restore(str(experiment_path)):
+        raise FileNotFoundError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
+    tuner = tune.Tuner.restore(
+        str(experiment_path),
+        trainable=_trainable(context, dataset),
+        resume_errored=True,
+        restart_errored=False,
+    )
+    return _fit_and_finish(context, tuner, dataset)
+
+
+def find_experiment(name_or_path: str, storage_path: str) -> Path:
+    """A search folder given by path, or the newest `<storage>/<name>-<timestamp>` for a name."""
+    direct = Path(name_or_path)
+    if (direct / STATE_FILE).is_file():
+        return direct.resolve()
+    root = Path(storage_path)
+    candidates = sorted(p for p in root.glob(f"{name_or_path}-*") if (p / STATE_FILE).is_file())
+    if not candidates:
+        raise FileNotFoundError(
+            f"no search named {name_or_path!r} under {root.resolve()}; pass the search folder path "
+            f"(it holds {STATE_FILE}) or --storage-path"
+        )
+    return candidates[-1].resolve()
+
+
+def _connect_and_check(spec: SearchSpec, address: str | None, uri: str):
+    from mritune.platform.cluster import check_resources, connect_ray, require_remote_tracking
+
+    cluster = connect_ray(address)
+    check_resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, cluster=cluster)
+    require_remote_tracking(uri, cluster)
+    return cluster
+
+
+def _write_state(context: _SearchContext) -> None:
+    context.experiment_path.mkdir(parents=True, exist_ok=True)
+    state = {
+        "spec": context.spec.model_dump(mode="json"),
+        "tracking_uri": context.tracking_uri,
+        "experiment_id": context.experiment_id,
+        "parent_run_id": context.parent_run_id,
+    }
+    (context.experiment_path / STATE_FILE).write_text(json.dumps(state, indent=2))
+    (context.experiment_path / "spec.yaml").write_text(spec_to_yaml(context.spec))
+
+
+def _trainable(context: _SearchContext, dataset):
+    from ray import tune
+
+    from mritune.trainables.tune_trainables import make_trainable
+
+    observer_factory = MlflowTrialObserverFactory(
+        tracking_uri=context.tracking_uri,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
+        search_name=context.spec.name,
+    )
+    function = make_trainable(context.spec.task, observer_factory=observer_factory)
+    resources = {"cpu": context.spec.resources.cpu, "gpu": context.spec.resources.gpu}
+    return tune.with_resources(tune.with_parameters(function, data=dataset), resources)
+
+
+def _build_tuner(context: _SearchContext, dataset):
+    from ray import tune
+
+    from mritune.platform.run_callbacks import TrialRunCloser
+    from mritune.search.factory import build_scheduler, build_searcher
+    from mritune.search.space import parse_space
+
+    spec = context.spec
+    searcher = build_searcher(
+        spec.search.algorithm,
+        metric=spec.metric,
+        mode=spec.mode,
+        seed=spec.search.seed,
+        max_concurrent=spec.search.max_concurrent,
+        points_to_evaluate=spec.search.points_to_evaluate,
+        **spec.search.options,
+    )
+    scheduler = build_scheduler(
+        spec.scheduler.name,
+        max_t=spec.epochs,
+        grace_period=spec.scheduler.grace_period,
+        reduction_factor=spec.scheduler.reduction_factor,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
+    closer = TrialRunCloser(
+        tracking_uri=context.tracking_uri,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
+        epochs=spec.epochs,
+        scheduler=spec.scheduler.name,
+    )
+    return tune.Tuner(
+        _trainable(context, dataset),
+        param_space={**spec.fixed_config(), **parse_space(spec.search.space)},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=spec.search.num_samples,
+            max_concurrent_trials=spec.search.max_concurrent,
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=context.experiment_path.name,
+            storage_path=str(context.experiment_path.parent),
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[closer],
+            verbose=1,
+        ),
+    )
+
+
+def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
+    from mritune.platform import registry, tracking_runs
+
+    spec = context.spec
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="KILLED")
+        raise
+    table = tracking_runs.results_table(results, metric=spec.metric, mode=spec.mode)
+    searcher_state = _searcher_state(tuner)
+    tracking_runs.log_search_summary(
+        tracking_uri=context.tracking_uri,
+        parent_run_id=context.parent_run_id,
+        table=table,
+        metric=spec.metric,
+        mode=spec.mode,
+        searcher_state=searcher_state,
+    )
+    registration = None
+    if spec.registry.enabled:
+        registration = registry.register_best(
+            spec=spec,
+            results=results,
+            tracking_uri=context.tracking_uri,
+            experiment_id=context.experiment_id,
+            parent_run_id=context.parent_run_id,
+            dataset=dataset,
+        )
+    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
+    return SearchOutcome(
+        name=spec.name,
+        experiment_path=str(context.experiment_path),
+        tracking_uri=context.tracking_uri,
+        experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id,
+        metric=spec.metric,
+        mode=spec.mode,
+        table=table,
+        registration=registration,
+    )
+
+
+def _searcher_state(tuner) -> dict | None:
+    """The searcher's observations, for the parent run; None when the algorithm keeps none (random)."""
+    searcher = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+    search_alg = getattr(searcher, "search_alg", None)
+    inner = getattr(search_alg, "searcher", search_alg)  # unwrap ConcurrencyLimiter
+    get_state = getattr(inner, "get_state", None)
+    return get_state() if callable(get_state) else None

@@ -1,0 +1,170 @@
+"""MLflow tracking: where runs go, the per-trial child run opened inside the trial's process, and the driver-side
+callback that closes runs the trial process could not close itself (ASHA stops, killed drivers)."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mritune.trainables.reporting import EpochReport, TrainingResult
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+DEFAULT_ARTIFACT_ROOT = "mlartifacts"
+TRIAL_ID_TAG = "mritune.trial_id"
+SEARCH_TAG = "mritune.search"
+ROLE_TAG = "mritune.role"
+
+
+def resolve_tracking_uri(explicit: str | None = None, spec_uri: str | None = None) -> str:
+    """--tracking-uri, else the spec's tracking.uri, else MLFLOW_TRACKING_URI, else ./mlruns.db (SQLite).
+
+    A relative SQLite path is made absolute so that trial processes started elsewhere write the same file.
+    """
+    uri = explicit or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def is_remote_uri(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def check_tracking_reachable(uri: str, *, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, not after MLflow's long retries, when an MLflow server does not answer."""
+    if not is_remote_uri(uri):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+            if response.status == 200:
+                return
+            problem = f"answered HTTP {response.status}"
+    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        problem = f"is unreachable ({getattr(exc, 'reason', exc)})"
+    raise ConnectionError(
+        f"MLflow tracking server {uri} {problem}; start one with `mlflow server --host 127.0.0.1 --port 5000` "
+        "or pass --tracking-uri sqlite:///mlruns.db"
+    )
+
+
+def ensure_experiment(name: str, tracking_uri: str) -> str:
+    """The experiment's id, creating it (with ./mlartifacts as artifact root for a local store) if needed."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if not is_remote_uri(tracking_uri):
+        artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numeric, finite values only: MLflow rejects NaN in some stores and strings are not metrics."""
+    clean = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(float(value)):
+            clean[key] = float(value)
+    return clean
+
+
+def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
+    """The child run of a trial under a search, or None: used to resume a run instead of duplicating it."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TRIAL_ID_TAG}` = '{trial_id}'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+@dataclass(frozen=True)
+class MlflowTrialObserverFactory:
+    """Picklable factory shipped to trial processes; each call makes the observer for one trial."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    search_name: str
+    system_metrics: bool = True
+
+    def __call__(self) -> "MlflowTrialObserver":
+        return MlflowTrialObserver(factory=self)
+
+
+class MlflowTrialObserver:
+    """One trial's nested MLflow run, opened inside the trial's own process (artifacts work on remote workers)."""
+
+    def __init__(self, *, factory: MlflowTrialObserverFactory) -> None:
+        self._factory = factory
+        self._run_id: str | None = None
+
+    def on_start(self, config: dict, trial_id: str) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self._factory.tracking_uri)
+        if mlflow.active_run() is not None:
+            # A reused actor whose previous trial was stopped by the scheduler: its run is closed by the driver.
+            mlflow.end_run(status="KILLED")
+        client = mlflow.tracking.MlflowClient(self._factory.tracking_uri)
+        existing = find_trial_run(client, self._factory.experiment_id, self._factory.parent_run_id, trial_id)
+        run = mlflow.start_run(
+            run_id=existing.info.run_id if existing else None,
+            experiment_id=None if existing else self._factory.experiment_id,
+            run_name=None if existing else trial_id,
+            nested=True,
+            parent_run_id=None if existing else self._factory.parent_run_id,
+            tags=None if existing else self._trial_tags(trial_id),
+            log_system_metrics=self._factory.system_metrics,
+        )
+        self._run_id = run.info.run_id
+        if existing is None:
+            mlflow.log_params({key: _param_value(value) for key, value in config.items()})
+
+    def _trial_tags(self, trial_id: str) -> dict[str, str]:
+        tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
+        tags["mritune.hostname"] = socket.gethostname()
+        node_id = _ray_node_id()
+        if node_id:
+            tags["mritune.node_id"] = node_id
+        return tags
+
+    def on_epoch(self, report: EpochReport) -> None:
+        import mlflow
+
+        mlflow.log_metrics(finite_metrics(report.metrics), step=report.epoch)
+        for key, image in report.images.items():
+            mlflow.log_image(image, key=key, step=report.epoch)
+        for path in report.artifacts.values():
+            mlflow.log_artifact(path, artifact_path="evaluation")
+
+    def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
+        import mlflow
+
+        if error:
+            mlflow.set_tag("mritune.error", error[:4000])
+        mlflow.end_run(status=status)
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _ray_node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except (ImportError, RuntimeError):
+        return None

@@ -1,0 +1,198 @@
+"""The search's parent MLflow run: what it records at the start and at the end, and clean-up on resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mritune.platform.config import SearchSpec, spec_to_yaml
+from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG
+
+
+
+def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment_id: str, cluster) -> str:
+    """Open the parent run and record the spec, searcher, space, dataset and code version; return its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    tags = {ROLE_TAG: "search", SEARCH_TAG: spec.name, "mritune.task": spec.task}
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
+    run_id = run.info.run_id
+    params = {
+        "task": spec.task,
+        "algorithm": spec.search.algorithm,
+        "num_samples": spec.search.num_samples,
+        "max_concurrent": spec.search.max_concurrent,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "scheduler": spec.scheduler.name,
+        "max_t": spec.epochs,
+        "grace_period": spec.scheduler.grace_period,
+        "reduction_factor": spec.scheduler.reduction_factor,
+        "resources_cpu": spec.resources.cpu,
+        "resources_gpu": spec.resources.gpu,
+        "dataset_fingerprint": dataset.fingerprint,
+        "cluster_nodes": cluster.num_nodes,
+        **{f"searcher.{k}": v for k, v in spec.search.options.items()},
+    }
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value))
+    client.log_text(run_id, spec_to_yaml(spec), "spec.yaml")
+    client.log_dict(run_id, spec.search.space, "search_space.json")
+    client.log_dict(run_id, dataset.summary(), "dataset.json")
+    _log_dataset_input(run_id, dataset, spec)
+    return run_id
+
+
+def _log_dataset_input(run_id: str, dataset, spec: SearchSpec) -> None:
+    import mlflow
+
+    source = spec.data.path or f"synthetic:n={spec.data.synthetic.n},size={spec.data.synthetic.size},seed={spec.data.synthetic.seed}"
+    data = mlflow.data.from_numpy(
+        dataset.x_train, targets=dataset.y_train, source=source, name=f"mri-{dataset.fingerprint[:12]}",
+        digest=dataset.fingerprint[:36],
+    )
+    from mlflow.entities import DatasetInput, InputTag
+
+    tags = [InputTag(key="mlflow.data.context", value="training"), InputTag(key="fingerprint", value=dataset.fingerprint)]
+    mlflow.tracking.MlflowClient().log_inputs(run_id, datasets=[DatasetInput(dataset=data._to_mlflow_entity(), tags=tags)])
+
+
+def reopen_search_run(tracking_uri: str, run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
+
+
+def end_search_run(tracking_uri: str, run_id: str, *, status: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri).set_terminated(run_id, status=status)
+
+
+def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> int:
+    """Trial runs left RUNNING by a killed driver are closed as KILLED; a resumed trial reopens its own run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    )
+    for run in runs:
+        client.set_tag(run.info.run_id, "mritune.closed_by", "resume")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(runs)
+
+
+def results_table(results, *, metric: str, mode: str) -> list[dict[str, Any]]:
+    """One row per trial (trial id, status, epochs, best metric value, config), best first."""
+    rows = []
+    for result in results:
+        history = result.metrics_dataframe
+        values = [] if history is None or metric not in history else [v for v in history[metric] if _finite(v)]
+        best = (max(values) if mode == "max" else min(values)) if values else None
+        last = result.metrics or {}
+        rows.append(
+            {
+                "trial_id": last.get("trial_id", Path(result.path).name if result.path else "?"),
+                "status": "ERROR" if result.error else "OK",
+                "epochs": int(last.get("training_iteration", 0)),
+                metric: best,
+                **{f"config.{k}": v for k, v in (result.config or {}).items()},
+            }
+        )
+    sign = -1 if mode == "max" else 1
+    rows.sort(key=lambda row: (row[metric] is None, sign * (row[metric] or 0.0)))
+    return rows
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def log_search_summary(*, tracking_uri: str, parent_run_id: str, table: list[dict], metric: str, mode: str,
+                       searcher_state: dict | None) -> None:
+    """Results table (CSV), best config (YAML), convergence plot and the searcher's observations."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_csv(table, folder / "results.csv")
+        client.log_artifact(parent_run_id, str(folder / "results.csv"))
+        if searcher_state is not None:
+            client.log_dict(parent_run_id, searcher_state, "searcher_observations.json")
+        ranked = [row for row in table if row[metric] is not None]
+        if ranked:
+            best_config = {k[len("config."):]: v for k, v in ranked[0].items() if k.startswith("config.")}
+            client.log_dict(parent_run_id, best_config, "best_config.yaml")
+            client.log_metric(parent_run_id, f"best_{metric}", float(ranked[0][metric]))
+            _convergence_plot(table, metric=metric, mode=mode, path=folder / "convergence.png")
+            client.log_artifact(parent_run_id, str(folder / "convergence.png"))
+        client.log_metric(parent_run_id, "trials_total", len(table))
+        client.log_metric(parent_run_id, "trials_errored", sum(row["status"] == "ERROR" for row in table))
+
+
+def _write_csv(table: list[dict], path: Path) -> None:
+    import csv
+
+    columns: list[str] = []
+    for row in table:
+        columns += [key for key in row if key not in columns]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def _convergence_plot(table: list[dict], *, metric: str, mode: str, path: Path) -> None:
+    """Best metric so far against trial index (trials in creation order)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(table, key=lambda row: str(row["trial_id"]))
+    values = [row[metric] for row in ordered]
+    best_so_far, current = [], None
+    for value in values:
+        if value is not None:
+            current = value if current is None else (max(current, value) if mode == "max" else min(current, value))
+        best_so_far.append(current)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(range(1, len(values) + 1), [v if v is not None else float("nan") for v in values], "o", alpha=0.5,
+              label="trial")
+    axis.step(range(1, len(values) + 1), [v if v is not None else float("nan") for v in best_so_far], where="post",
+              label="best so far")
+    axis.set_xlabel("trial index")
+    axis.set_ylabel(metric)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def trial_run_id(tracking_uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    from mritune.platform.tracking import find_trial_run
+
+    run = find_trial_run(MlflowClient(tracking_uri), experiment_id, parent_run_id, trial_id)
+    return run.info.run_id if run else None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+

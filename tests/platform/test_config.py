@@ -1,0 +1,88 @@
+"""Search specs: shipped configs validate; bad keys and values are rejected with the key's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mritune.platform.config import SpecError, apply_overrides, load_spec, parse_spec
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def minimal(**changes) -> dict:
+    raw = {
+        "name": "t",
+        "task": "classifier",
+        "data": {"synthetic": {"n": 64, "size": 32, "seed": 0}},
+        "search": {"algorithm": "random", "num_samples": 2, "space": {"learning_rate": {"loguniform": [1e-4, 1e-2]}}},
+        "trainable": {"backbone": "small_cnn"},
+    }
+    return apply_overrides(raw, [f"{k}={v}" for k, v in changes.items()])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_validate(name):
+    spec = load_spec(CONFIGS / name)
+    assert spec.name == name.removesuffix(".yaml")
+    assert spec.search.space, "every shipped spec searches something"
+
+
+def test_defaults_follow_the_task():
+    spec = parse_spec(minimal())
+    assert (spec.metric, spec.mode, spec.model_name) == ("val_macro_f1", "max", "mritune-classifier")
+    assert spec.fixed_config()["image_size"] == 32  # the synthetic size unless set
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"search.spaec": "{}"}, "search.spaec: unknown key"),
+        ({"resources.cpu": "-1"}, "resources.cpu"),
+        ({"scheduler.name": "hyperband"}, "scheduler.name"),
+        ({"search.algorithm": "smac"}, "search.algorithm"),
+        ({"task": "segmenter"}, "task"),
+        ({"search.space.dropout": "{normal: [0, 1]}"}, "search.space"),
+        ({"search.metric": "val_f2"}, "search.metric"),
+        ({"trainable.optimiser": "adam"}, "trainable"),
+    ],
+)
+def test_bad_specs_name_the_key(change, path):
+    with pytest.raises(SpecError) as error:
+        parse_spec(minimal(**change))
+    message = str(error.value)
+    assert path in message
+    assert "\n" not in message
+
+
+def test_data_needs_exactly_one_source():
+    raw = minimal()
+    raw["data"]["path"] = "/somewhere"
+    with pytest.raises(SpecError, match="data"):
+        parse_spec(raw)
+
+
+def test_searched_and_fixed_key_is_rejected():
+    with pytest.raises(SpecError, match="learning_rate"):
+        parse_spec(minimal(**{"trainable.learning_rate": "0.01"}))
+
+
+def test_overrides_parse_yaml_values_and_name_bad_syntax(tmp_path):
+    file = tmp_path / "spec.yaml"
+    file.write_text(yaml.safe_dump(minimal()))
+    spec = load_spec(file, ["search.num_samples=7", "resources.gpu=0.25", "search.space.dropout={uniform: [0, 0.5]}"])
+    assert spec.search.num_samples == 7 and spec.resources.gpu == 0.25
+    assert "dropout" in spec.search.space
+    with pytest.raises(SpecError, match="key.path=value"):
+        load_spec(file, ["search.num_samples"])
+
+
+def test_missing_file_and_bad_yaml_are_one_line_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="configs/classifier-quick.yaml"):
+        load_spec(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
