@@ -147,9 +147,9 @@ def decide_alias(client, model_name: str, *, fingerprint: str, value: float, met
     except MlflowException:
         return champion_alias, None, f"no {champion_alias} yet"
     if champion.tags.get("dataset_fingerprint") != fingerprint:
-        return CHALLENGER, champion.version, f"{champion_alias} v{champion.version} was trained on other data"
+        return CHALLENGER, str(champion.version), f"{champion_alias} v{champion.version} was trained on other data"
     current = float(champion.tags.get(f"metric.{metric}", "nan"))
     better = value > current if mode == "max" else value < current
     if math.isnan(current) or better:
-        return champion_alias, champion.version, f"{metric} {value:.4g} beats v{champion.version}'s {current:.4g}"
-    return CHALLENGER, champion.version, f"{metric} {value:.4g} does not beat v{champion.version}'s {current:.4g}"
+        return champion_alias, str(champion.version), f"{metric} {value:.4g} beats v{champion.version}'s {current:.4g}"
+    return CHALLENGER, str(champion.version), f"{metric} {value:.4g} does not beat v{champion.version}'s {current:.4g}"

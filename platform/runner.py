@@ -50,7 +50,10 @@ def load_data(spec: SearchSpec):
         from mritune.trainables.synthetic import load_synthetic
 
         synth = spec.data.synthetic
-        return load_synthetic(n=synth.n, size=synth.size, seed=synth.seed)
+        return load_synthetic(
+            n=synth.n, size=synth.size, seed=synth.seed, image_size=spec.data.resolved_image_size,
+            val_fraction=spec.data.val_fraction, test_fraction=spec.data.test_fraction,
+        )
     from mritune.trainables.data import load_dataset
 
     return load_dataset(
@@ -199,7 +202,6 @@ def _build_tuner(context: _SearchContext, dataset):
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=spec.search.num_samples,
-            max_concurrent_trials=spec.search.max_concurrent,
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(
@@ -223,7 +225,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
         tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="KILLED")
         raise
     table = tracking_runs.results_table(results, metric=spec.metric, mode=spec.mode)
-    searcher_state = _searcher_state(tuner)
+    searcher_state = _searcher_state(context.experiment_path)
     tracking_runs.log_search_summary(
         tracking_uri=context.tracking_uri,
         parent_run_id=context.parent_run_id,
@@ -256,10 +258,12 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     )
 
 
-def _searcher_state(tuner) -> dict | None:
-    """The searcher's observations, for the parent run; None when the algorithm keeps none (random)."""
-    searcher = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
-    search_alg = getattr(searcher, "search_alg", None)
-    inner = getattr(search_alg, "searcher", search_alg)  # unwrap ConcurrencyLimiter
-    get_state = getattr(inner, "get_state", None)
-    return get_state() if callable(get_state) else None
+def _searcher_state(experiment_path: Path) -> dict | None:
+    """The searcher's observations as Tune last saved them (mritune's searchers save a JSON state dict)."""
+    saved = sorted(experiment_path.glob("searcher-state-*"), key=lambda p: p.stat().st_mtime)
+    if not saved:
+        return None
+    try:
+        return json.loads(saved[-1].read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # not one of mritune's searchers: nothing readable to log

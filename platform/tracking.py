@@ -108,6 +108,8 @@ class MlflowTrialObserver:
     def __init__(self, *, factory: MlflowTrialObserverFactory) -> None:
         self._factory = factory
         self._run_id: str | None = None
+        # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
+        self._logged_through_epoch = 0
 
     def on_start(self, config: dict, trial_id: str) -> None:
         import mlflow
@@ -130,6 +132,9 @@ class MlflowTrialObserver:
         self._run_id = run.info.run_id
         if existing is None:
             mlflow.log_params({key: _param_value(value) for key, value in config.items()})
+        else:
+            history = client.get_metric_history(self._run_id, "epoch")
+            self._logged_through_epoch = max((int(m.step) for m in history), default=0)
 
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
@@ -141,6 +146,9 @@ class MlflowTrialObserver:
 
     def on_epoch(self, report: EpochReport) -> None:
         import mlflow
+
+        if report.epoch <= self._logged_through_epoch:
+            return
 
         mlflow.log_metrics(finite_metrics(report.metrics), step=report.epoch)
         for key, image in report.images.items():

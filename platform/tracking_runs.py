@@ -55,15 +55,24 @@ def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment
 def _log_dataset_input(run_id: str, dataset, spec: SearchSpec) -> None:
     import mlflow
 
-    source = spec.data.path or f"synthetic:n={spec.data.synthetic.n},size={spec.data.synthetic.size},seed={spec.data.synthetic.seed}"
     data = mlflow.data.from_numpy(
-        dataset.x_train, targets=dataset.y_train, source=source, name=f"mri-{dataset.fingerprint[:12]}",
+        dataset.x_train, targets=dataset.y_train, source=_dataset_source(spec), name=f"mri-{dataset.fingerprint[:12]}",
         digest=dataset.fingerprint[:36],
     )
     from mlflow.entities import DatasetInput, InputTag
 
     tags = [InputTag(key="mlflow.data.context", value="training"), InputTag(key="fingerprint", value=dataset.fingerprint)]
     mlflow.tracking.MlflowClient().log_inputs(run_id, datasets=[DatasetInput(dataset=data._to_mlflow_entity(), tags=tags)])
+
+
+def _dataset_source(spec: SearchSpec) -> str:
+    """Where the images were read from: the dataset folder, or the synthetic dataset's cache folder."""
+    if spec.data.path is not None:
+        return str(Path(spec.data.path).expanduser().resolve())
+    from mritune.trainables.synthetic import synthetic_cache_folder
+
+    synth = spec.data.synthetic
+    return str(synthetic_cache_folder(n=synth.n, size=synth.size, seed=synth.seed))
 
 
 def reopen_search_run(tracking_uri: str, run_id: str) -> None:

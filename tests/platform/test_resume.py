@@ -1,0 +1,74 @@
+"""Kill the driver of a running search, resume it, and check nothing is run or recorded twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.platform.search_helpers import child_runs, tiny_spec
+
+DEADLINE_S = 300
+
+
+def wait_for(condition, what: str, timeout_s: float = DEADLINE_S, process=None):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before {what}")
+        time.sleep(0.5)  # polling interval of a condition with a deadline, not a synchronisation sleep
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_resume_after_killing_the_driver(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=4", "scheduler.name=fifo"))
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    env = {**os.environ, "MRITUNE_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    mritune = str(Path(sys.executable).with_name("mritune"))
+    driver = subprocess.Popen([mritune, "search", str(spec_file)], cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "driver.log").open("w"))
+    client = MlflowClient(spec.tracking.uri)
+
+    def finished_trials():
+        experiment = client.get_experiment_by_name(spec.experiment)
+        if experiment is None:
+            return None
+        runs = client.search_runs([experiment.experiment_id], "tags.`mritune.role` = 'trial' and "
+                                  "attributes.status = 'FINISHED'")
+        return runs
+
+    try:
+        done_before = wait_for(finished_trials, "a first finished trial", process=driver)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished_ids = {run.info.run_id for run in done_before}
+
+    resumed = subprocess.run([mritune, "resume", spec.name, "--storage-path", spec.storage_path], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    experiment_id = client.get_experiment_by_name(spec.experiment).experiment_id
+    parents = client.search_runs([experiment_id], "tags.`mritune.role` = 'search'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = child_runs(client, experiment_id, parents[0].info.run_id)
+    trial_ids = [run.data.tags["mritune.trial_id"] for run in children]
+    assert len(trial_ids) == len(set(trial_ids)) == spec.search.num_samples, "no trial has two MLflow runs"
+    assert all(run.info.status != "RUNNING" for run in children)
+    for run in children:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_macro_f1")]
+        assert len(steps) == len(set(steps)), f"epochs logged twice in {run.info.run_id}: {steps}"
+        if run.info.run_id in finished_ids:
+            assert run.info.status == "FINISHED"
+    assert "Registered:" in resumed.stdout

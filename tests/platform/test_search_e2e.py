@@ -1,0 +1,76 @@
+"""A whole search on a real local Ray with a real MLflow store: runs, artifacts, registry and the gate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mritune.platform.runner import run_search
+from tests.platform.search_helpers import child_runs, tiny_spec
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MRITUNE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mritune-cache"))
+    monkeypatch.chdir(tmp_path_factory.getbasetemp())
+
+
+def test_classifier_search_records_every_trial_and_registers_the_best(local_ray, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path)
+    outcome = run_search(spec)
+    client = MlflowClient(outcome.tracking_uri)
+
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["algorithm"] == "gpyopt"
+    assert parent.inputs.dataset_inputs, "the dataset is logged as the search's input"
+    artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
+    assert {"results.csv", "best_config.yaml", "convergence.png", "spec.yaml", "searcher_observations.json"} <= artifacts
+    import mlflow
+
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    observations = mlflow.artifacts.load_dict(f"runs:/{outcome.parent_run_id}/searcher_observations.json")
+    assert len(observations["finished"]) == spec.search.num_samples, "every trial reached the searcher"
+
+    children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert len(children) == spec.search.num_samples
+    assert {run.info.status for run in children} <= {"FINISHED", "KILLED"}
+    for run in children:
+        history = client.get_metric_history(run.info.run_id, "val_macro_f1")
+        steps = [m.step for m in history]
+        assert steps == sorted(set(steps)) and steps[0] == 1, "one value per epoch, step = epoch"
+        if run.info.status == "KILLED":
+            assert run.data.tags.get("stopped_by") == "asha"
+        assert run.data.tags["mritune.trial_id"]
+
+    registration = outcome.registration
+    assert registration is not None and registration.alias == "champion"
+    version = client.get_model_version(registration.model_name, registration.version)
+    assert version.tags["dataset_fingerprint"]
+    assert math.isfinite(float(version.tags["metric.test_macro_f1"]))
+    assert str(client.get_model_version_by_alias(registration.model_name, "champion").version) == registration.version
+    best_run = client.get_run(registration.run_id)
+    assert best_run.info.status == "FINISHED"
+    assert "evaluation" in {a.path for a in client.list_artifacts(registration.run_id)}
+
+    # The same search again on the same data: the gate decides by test_macro_f1, never both champions.
+    again = run_search(tiny_spec(tmp_path, overrides=("search.seed=1",)))
+    second = again.registration
+    first_f1, second_f1 = registration.gate_value, second.gate_value
+    champion = str(client.get_model_version_by_alias(registration.model_name, "champion").version)
+    if second_f1 > first_f1:
+        assert (second.alias, champion) == ("champion", second.version)
+    else:
+        assert (second.alias, champion) == ("challenger", registration.version)
