@@ -105,6 +105,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     tuner = tune.Tuner.restore(
         str(experiment_path),
         trainable=_trainable(context, dataset),
+        param_space=_param_space(spec),  # the searcher gets its space again; its observations come from disk
         resume_errored=True,
         restart_errored=False,
     )
@@ -163,13 +164,17 @@ def _trainable(context: _SearchContext, dataset):
     return tune.with_resources(tune.with_parameters(function, data=dataset), resources)
 
 
+def _param_space(spec: SearchSpec) -> dict:
+    from mritune.search.space import parse_space
+
+    return {**spec.fixed_config(), **parse_space(spec.search.space)}
+
+
 def _build_tuner(context: _SearchContext, dataset):
     from ray import tune
 
     from mritune.platform.run_callbacks import TrialRunCloser
     from mritune.search.factory import build_scheduler, build_searcher
-    from mritune.search.space import parse_space
-
     spec = context.spec
     searcher = build_searcher(
         spec.search.algorithm,
@@ -197,7 +202,7 @@ def _build_tuner(context: _SearchContext, dataset):
     )
     return tune.Tuner(
         _trainable(context, dataset),
-        param_space={**spec.fixed_config(), **parse_space(spec.search.space)},
+        param_space=_param_space(spec),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,

@@ -40,6 +40,7 @@ def decode_bytes(data: bytes) -> np.ndarray:
     header_ok, _ = _peek_size(buffer)
     if not header_ok:
         raise ImageDecodeError("not an image OpenCV can decode (truncated, corrupt or not an image)")
+    _check_complete(data)
     gray = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if gray is None or gray.size == 0:
         raise ImageDecodeError("not an image OpenCV can decode (truncated, corrupt or not an image)")
@@ -80,3 +81,13 @@ def _peek_size(buffer: np.ndarray) -> tuple[bool, tuple[int, int] | None]:
         return True, (height, width)
     known = (b"\xff\xd8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
     return head.startswith(known), None
+
+
+def _check_complete(data: bytes) -> None:
+    """Refuse a truncated JPEG or PNG: OpenCV half-decodes those (grey lower part) with only a stderr warning."""
+    # Some writers pad files with zeros or a newline after the end marker; that is still a complete image.
+    tail = data[-64:].rstrip(b"\x00\r\n ")
+    if data.startswith(b"\xff\xd8") and not tail.endswith(b"\xff\xd9"):
+        raise ImageDecodeError("truncated JPEG (no end-of-image marker)")
+    if data.startswith(b"\x89PNG") and b"IEND" not in tail[-12:]:
+        raise ImageDecodeError("truncated PNG (no IEND chunk)")
