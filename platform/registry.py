@@ -11,6 +11,7 @@ the new version gets ``challenger``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
         "image_size": int(state.get("image_size", dataset.image_size)),
         "search": spec.name,
         "metrics": metrics,
+        "mritune_version": importlib.metadata.version("mritune"),
     }
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.tracking.MlflowClient(tracking_uri)

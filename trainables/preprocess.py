@@ -44,6 +44,7 @@ def decode_bytes(data: bytes) -> np.ndarray:
     gray = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if gray is None or gray.size == 0:
         raise ImageDecodeError("not an image OpenCV can decode (truncated, corrupt or not an image)")
+    _check_pixels(*gray.shape)  # formats whose header was not read above (BMP, TIFF, WebP)
     return gray
 
 
@@ -76,11 +77,39 @@ def _peek_size(buffer: np.ndarray) -> tuple[bool, tuple[int, int] | None]:
     if head.startswith(b"\x89PNG") and len(head) >= 24:
         width = int.from_bytes(head[16:20], "big")
         height = int.from_bytes(head[20:24], "big")
-        if width * height > MAX_PIXELS:
-            raise ImageDecodeError(f"image of {width}x{height} pixels is over the limit of {MAX_PIXELS}")
+        _check_pixels(height, width)
         return True, (height, width)
-    known = (b"\xff\xd8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+    if head.startswith(b"\xff\xd8"):
+        size = _jpeg_size(buffer.tobytes())
+        if size is not None:
+            _check_pixels(*size)
+        return True, size
+    known = (b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
     return head.startswith(known), None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's start-of-frame segment, or None when the markers cannot be followed."""
+    position = 2
+    while position + 9 < len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[position + 5:position + 7], "big")
+            width = int.from_bytes(data[position + 7:position + 9], "big")
+            return height, width
+        position += 2 + length
+    return None
+
+
+def _check_pixels(height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise ImageDecodeError(f"image of {width}x{height} pixels is over the limit of {MAX_PIXELS}")
 
 
 def _check_complete(data: bytes) -> None:
