@@ -1,0 +1,139 @@
+"""Deploy fixtures: a temporary SQLite MLflow holding a tiny registered classifier and generator.
+
+Built once per session (about 30 s, mostly TensorFlow import and MLflow's SQLite schema creation): models built
+with the real `mritune.trainables` builders (the classifier's ``small_cnn`` and the DCGAN generator, at 32 px),
+logged with `log_classifier_model` / `log_generator_model` exactly as the platform does, registered and aliased:
+
+- ``mritune-classifier``: version 1 (alias ``champion``), version 2 (alias ``challenger``), same model files;
+- ``mritune-dcgan``: version 1 (alias ``champion``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+IMAGE_SIZE = 32
+LATENT_DIM = 8
+FINGERPRINT = "fp-test-0001"
+CLASSIFIER = "mritune-classifier"
+GENERATOR = "mritune-dcgan"
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    root: Path
+    classifier_keras: Path
+    generator_keras: Path
+    classifier_run_id: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def subprocess_env() -> dict:
+    """Environment for `mritune` subprocesses: quiet TensorFlow on few threads, no inherited tracking URI."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+               OMP_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    return env
+
+
+def build_tiny_classifier(path: Path) -> Path:
+    import keras
+
+    from mritune.trainables.classes import CLASS_NAMES
+    from mritune.trainables.classifier_config import ClassifierConfig
+    from mritune.trainables.classifier_model import build_classifier
+
+    keras.utils.set_random_seed(0)
+    config = ClassifierConfig.from_dict({"backbone": "small_cnn", "image_size": IMAGE_SIZE, "dense_units": 8})
+    build_classifier(config, num_classes=len(CLASS_NAMES)).save(path)
+    return path
+
+
+def build_tiny_generator(path: Path) -> Path:
+    """The real DCGAN generator builder, tiny: noise (LATENT_DIM,) → (S, S, 1) in [-1, 1] via tanh."""
+    import keras
+
+    from mritune.trainables.dcgan_config import DCGANConfig
+    from mritune.trainables.dcgan_model import build_generator
+
+    keras.utils.set_random_seed(0)
+    config = DCGANConfig.from_dict({"image_size": IMAGE_SIZE, "latent_dim": LATENT_DIM, "base_filters": 2})
+    build_generator(config).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from mritune.deploy.model_logging import log_classifier_model, log_generator_model
+    from mritune.trainables.classes import CLASS_NAMES
+
+    _few_tf_threads()
+    root = tmp_path_factory.mktemp("deploy-registry")
+    uri = f"sqlite:///{root}/mlruns.db"
+    classifier_keras = build_tiny_classifier(root / "model.keras")
+    generator_keras = build_tiny_generator(root / "generator.keras")
+    metadata = {"dataset_fingerprint": FINGERPRINT, "mritune_version": "test"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mlflow.set_tracking_uri(uri)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            experiment = client.create_experiment("deploy-tests", artifact_location=str(root / "artifacts"))
+            with mlflow.start_run(experiment_id=experiment) as run:
+                mlflow.log_metric("test_macro_f1", 0.75)
+                classifier = log_classifier_model(
+                    keras_path=str(classifier_keras), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
+                    metadata={**metadata, "class_names": list(CLASS_NAMES), "image_size": IMAGE_SIZE},
+                )
+                generator = log_generator_model(
+                    keras_path=str(generator_keras), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM, metadata=metadata
+                )
+            tags = {"dataset_fingerprint": FINGERPRINT, "search": "deploy-tests", "run_id": run.info.run_id}
+            for name, info, aliases in (
+                (CLASSIFIER, classifier, ("champion", "challenger")),
+                (GENERATOR, generator, ("champion",)),
+            ):
+                for alias in aliases:
+                    version = mlflow.register_model(info.model_uri, name, tags=tags).version
+                    client.set_registered_model_alias(name, alias, version)
+        finally:
+            mlflow.set_tracking_uri(None)
+    return Registry(
+        tracking_uri=uri, root=root, classifier_keras=classifier_keras, generator_keras=generator_keras,
+        classifier_run_id=run.info.run_id,
+    )
+
+
+@pytest.fixture(scope="session")
+def pulled_classifier(registry, tmp_path_factory) -> Path:
+    from mritune.deploy.registry_client import pull
+
+    out = tmp_path_factory.mktemp("pulled") / "classifier"
+    pull(f"{CLASSIFIER}@champion", out_dir=out, tracking_uri=registry.tracking_uri)
+    return out
+
+
+def _few_tf_threads() -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow was already initialised by an earlier test in this session; its setting stays.

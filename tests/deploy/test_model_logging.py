@@ -1,0 +1,127 @@
+"""The logged pyfuncs: no pickle anywhere, loadable by plain MLflow, and pickle-based models refused on load."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import cv2
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mritune.deploy.model_files import CODE_MODEL_LOADER, UnsafeModelError, load_keras_model, read_model_folder
+from mritune.deploy.predict import run_predict
+from mritune.deploy.registry_client import pull
+from mritune.trainables.classes import CLASS_NAMES
+from mritune.trainables.preprocess import ImageDecodeError, decode_image
+from tests.deploy.conftest import GENERATOR, IMAGE_SIZE
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_mlmodel_is_code_based_without_pickle(pulled_classifier):
+    mlmodel = yaml.safe_load((pulled_classifier / "MLmodel").read_text())
+    assert set(mlmodel["flavors"]) == {"python_function"}
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == CODE_MODEL_LOADER
+    assert not [p for p in pulled_classifier.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
+    folder = read_model_folder(pulled_classifier)
+    assert (folder.kind, folder.image_size) == ("classifier", IMAGE_SIZE)
+    assert tuple(folder.config["class_names"]) == CLASS_NAMES
+
+
+def test_plain_mlflow_pyfunc_predicts_like_the_keras_model(registry, pulled_classifier):
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, size=(48, 40), dtype=np.uint8), rng.integers(0, 256, size=(32, 32), dtype=np.uint8)]
+    frame = pd.DataFrame({"image": [base64.b64encode(_png(images[0])).decode(), _png(images[1])]})
+    predictions = mlflow.pyfunc.load_model(str(pulled_classifier)).predict(frame)
+
+    assert list(predictions.columns) == ["class"] + [f"prob_{c}" for c in CLASS_NAMES]
+    keras_model = load_keras_model(registry.classifier_keras)
+    pixels = np.stack([decode_image(_png(i), IMAGE_SIZE) for i in images]).astype(np.float32)[..., None]
+    expected = np.asarray(keras_model(pixels, training=False))
+    np.testing.assert_allclose(predictions[[f"prob_{c}" for c in CLASS_NAMES]].to_numpy(), expected, atol=1e-5)
+    assert list(predictions["class"]) == [CLASS_NAMES[i] for i in expected.argmax(axis=1)]
+
+
+def test_pyfunc_names_the_image_that_does_not_decode(pulled_classifier):
+    model = mlflow.pyfunc.load_model(str(pulled_classifier))
+    good = base64.b64encode(_png(np.zeros((32, 32), dtype=np.uint8))).decode()
+    with pytest.raises(Exception, match="image 1: .*not an image"):
+        model.predict(pd.DataFrame({"image": [good, base64.b64encode(b"plain text, no image").decode()]}))
+    predictor = model.unwrap_python_model().predictor
+    with pytest.raises(ImageDecodeError, match="image 0: not valid base64"):
+        predictor.predict_input(pd.DataFrame({"image": ["%%% not base64"]}), allow_paths=False)
+    batch = predictor.predict_input(np.zeros((3, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8), allow_paths=False)
+    assert len(batch) == 3 and np.allclose(batch.filter(like="prob_").sum(axis=1), 1.0, atol=1e-5)
+
+
+class _EchoModel(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_cloudpickled_python_model_is_refused(tmp_path):
+    path = tmp_path / "pickled"
+    mlflow.pyfunc.save_model(str(path), python_model=_EchoModel(), pip_requirements=["mlflow"])
+    assert list(path.glob("*.pkl")), "MLflow is expected to pickle a PythonModel instance"
+    with pytest.raises(UnsafeModelError, match="refusing model"):
+        read_model_folder(path)
+    image = tmp_path / "a.png"
+    image.write_bytes(_png(np.zeros((8, 8), dtype=np.uint8)))
+    with pytest.raises(UnsafeModelError, match="refusing model"):
+        run_predict([str(image)], model=str(path), out=tmp_path / "p.csv")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_foreign_flavour_is_refused(pulled_classifier, tmp_path):
+    copy = shutil.copytree(pulled_classifier, tmp_path / "copy")
+    mlmodel = yaml.safe_load((copy / "MLmodel").read_text())
+    mlmodel["flavors"]["sklearn"] = {"pickled_model": "model.pkl", "serialization_format": "cloudpickle"}
+    (copy / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(UnsafeModelError, match="flavour\\(s\\) sklearn"):
+        read_model_folder(copy)
+
+
+def test_generator_pyfunc_returns_seeded_pngs(registry, tmp_path):
+    out = tmp_path / "dcgan"
+    pull(f"{GENERATOR}@champion", out_dir=out, tracking_uri=registry.tracking_uri)
+    model = mlflow.pyfunc.load_model(str(out))
+    first = model.predict(pd.DataFrame({"n": [3], "seed": [7]}))
+    again = model.predict(pd.DataFrame({"n": [3], "seed": [7]}))
+    other = model.predict(pd.DataFrame({"n": [3], "seed": [8]}))
+    assert list(first.columns) == ["row", "image"] and len(first) == 3
+    decoded = [cv2.imdecode(np.frombuffer(base64.b64decode(b), np.uint8), cv2.IMREAD_UNCHANGED) for b in first["image"]]
+    assert all(d.shape == (IMAGE_SIZE, IMAGE_SIZE) and d.dtype == np.uint8 for d in decoded)
+    assert list(first["image"]) == list(again["image"])
+    assert list(first["image"]) != list(other["image"])
+
+
+def test_mlflow_scoring_server_parses_base64_images(pulled_classifier, monkeypatch):
+    """What `mlflow models serve` does with a JSON request, through MLflow's own request handling."""
+    from mlflow.pyfunc import scoring_server
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")  # as MLflow's server sets it
+    model = mlflow.pyfunc.load_model(str(pulled_classifier))
+    body = '{"dataframe_split": {"columns": ["image"], "data": [["%s"]]}}' % base64.b64encode(
+        _png(np.full((20, 30), 200, dtype=np.uint8))
+    ).decode()
+    result = scoring_server.invocations(body, "application/json", model, model.metadata.get_input_schema())
+    assert result.status == 200, result.response
+    (record,) = yaml.safe_load(result.response)["predictions"]
+    assert record["class"] in CLASS_NAMES
+    assert sum(record[f"prob_{c}"] for c in CLASS_NAMES) == pytest.approx(1.0, abs=1e-5)
+
+def test_file_paths_are_read_locally_but_refused_in_a_serving_environment(pulled_classifier, tmp_path, monkeypatch):
+    image = tmp_path / "scan.png"
+    image.write_bytes(_png(np.full((20, 30), 90, dtype=np.uint8)))
+    model = mlflow.pyfunc.load_model(str(pulled_classifier))
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", raising=False)
+    assert model.predict(pd.DataFrame({"image": [str(image)]}))["class"][0] in CLASS_NAMES
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
+    with pytest.raises(Exception, match="image 0: (not valid base64|not an image)"):
+        model.predict(pd.DataFrame({"image": [str(image)]}))
