@@ -1,9 +1,111 @@
-"""`mritune` commands: train (placeholder until its part lands)."""
+"""`mritune train classifier|dcgan`: one training without a search, printing the final metrics.
+
+    mritune train classifier --data synthetic --set epochs=2 --set backbone=small_cnn --json
+    mritune train dcgan --data ~/data/Dataset --set image_size=64
+
+``--set key=value`` values are read as YAML scalars (``2`` is an int, ``1e-3`` a float, ``true`` a bool); the
+config is validated before any data is loaded, so a bad key or value fails at once with a one-line error.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import tempfile
+from typing import Any, Optional
+
 import typer
+
+TASKS = ("classifier", "dcgan")
+PROGRESS_KEYS = {"classifier": ("train_loss", "val_loss", "val_accuracy", "val_macro_f1"),
+                 "dcgan": ("gen_loss", "disc_loss", "swd", "ms_ssim_diversity")}
+
+
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """``["epochs=2", "optimizer=sgd"]`` -> ``{"epochs": 2, "optimizer": "sgd"}`` (values parsed as YAML)."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {setting!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw  # not a YAML scalar: keep the text, the config check says what is wrong with it
+        config[key.strip()] = value
+    return config
+
+
+def validated_config(task: str, config: dict[str, Any]) -> dict[str, Any]:
+    if task == "classifier":
+        from mritune.trainables.classifier_config import ClassifierConfig
+
+        return ClassifierConfig.from_dict(config).to_dict()
+    if task == "dcgan":
+        from mritune.trainables.dcgan_config import DCGANConfig
+
+        return DCGANConfig.from_dict(config).to_dict()
+    raise ValueError(f"unknown training {task!r}; choose classifier or dcgan")
+
+
+def load_training_data(data: str, *, image_size: int, synthetic_n: int):
+    if data == "synthetic":
+        from mritune.trainables.synthetic import load_synthetic
+
+        return load_synthetic(n=synthetic_n, size=image_size, seed=0)
+    from mritune.trainables.data import load_dataset
+
+    return load_dataset(data, image_size=image_size)
+
+
+def run_training(task: str, config: dict[str, Any], dataset, *, workdir: str, progress) -> dict[str, Any]:
+    from mritune.trainables.runtime import configure_runtime
+
+    configure_runtime()
+    if task == "classifier":
+        from mritune.trainables.classifier_training import train_classifier as train
+    else:
+        from mritune.trainables.dcgan_training import train_dcgan as train
+    result = train(config, dataset, progress, workdir=workdir)
+    return {
+        "task": task,
+        "epochs_completed": result.epochs_completed,
+        "metrics": result.metrics,
+        "model_path": result.model_path,
+        "artifacts": result.artifacts,
+    }
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+
+    @app.command("train")
+    def train(
+        task: str = typer.Argument(..., help="What to train: classifier or dcgan."),
+        data: str = typer.Option(..., "--data", help="Dataset folder (either public layout), or 'synthetic'."),
+        settings: Optional[list[str]] = typer.Option(None, "--set", help="A hyperparameter, key=value (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON on stdout."),
+        workdir: Optional[str] = typer.Option(
+            None, "--workdir", help="Where checkpoints go (default: a new temp dir)."
+        ),
+        synthetic_n: int = typer.Option(600, "--synthetic-n", help="Images in the synthetic dataset."),
+    ) -> None:
+        """Run one training without a search and print its final metrics."""
+        config = validated_config(task, parse_settings(settings or []))
+        dataset = load_training_data(data, image_size=config["image_size"], synthetic_n=synthetic_n)
+        folder = workdir or tempfile.mkdtemp(prefix=f"mritune-train-{task}-")
+        stream = sys.stderr if as_json else sys.stdout
+
+        def progress(report) -> None:
+            shown = " ".join(f"{k}={report.metrics[k]:.4g}" for k in PROGRESS_KEYS[task] if k in report.metrics)
+            print(f"epoch {report.epoch}/{config['epochs']}: {shown}", file=stream, flush=True)
+
+        summary = run_training(task, config, dataset, workdir=folder, progress=progress)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+            return
+        for key, value in sorted(summary["metrics"].items()):
+            typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+        typer.echo(f"model: {summary['model_path']}")

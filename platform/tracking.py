@@ -160,7 +160,7 @@ class MlflowTrialObserver:
         import mlflow
 
         if error:
-            mlflow.set_tag("mritune.error", error[:4000])
+            mlflow.set_tag("mritune.error" if status == "FAILED" else "mritune.end_reason", error[:4000])
         mlflow.end_run(status=status)
 
 

@@ -40,7 +40,8 @@ class TrialObserver(Protocol):
 
     def on_epoch(self, report: EpochReport) -> None: ...
 
-    def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None: ...
+    def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
+        """status: FINISHED, FAILED (error set) or KILLED (stopped early by the scheduler)."""
 
 
 class TrainingDiverged(RuntimeError):

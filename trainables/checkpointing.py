@@ -1,0 +1,63 @@
+"""Per-epoch checkpoint folders: the Keras models in native format plus ``state.json``.
+
+``state.json`` holds what the platform and a resumed trial need: task, epoch (completed), the RNG state, the
+full config, image_size, class_names (classifier) or latent_dim (DCGAN), and the epoch's metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+STATE_FILE = "state.json"
+
+
+def epoch_dir(workdir: str | Path, epoch: int) -> Path:
+    path = Path(workdir) / "checkpoints" / f"epoch_{epoch:04d}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_state(folder: str | Path, state: dict[str, Any]) -> None:
+    path = Path(folder) / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2, sort_keys=True))
+    temporary.replace(path)  # never leave a half-written state.json for a resuming trial to read
+
+
+def read_state(folder: str | Path, *, task: str) -> dict[str, Any]:
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a mritune checkpoint: {STATE_FILE} is missing")
+    state = json.loads(path.read_text())
+    if state.get("task") != task:
+        raise ValueError(f"checkpoint {folder} is from a {state.get('task')!r} training, not {task!r}")
+    return state
+
+
+def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys: Iterable[str]) -> None:
+    """A checkpoint resumes only a training whose model it can hold: these config keys must match."""
+    saved = state.get("config", {})
+    for key in keys:
+        if key in saved and saved[key] != config[key]:
+            raise ValueError(
+                f"cannot resume: checkpoint has {key}={saved[key]!r} but the config asks for {config[key]!r}"
+            )
+
+
+def rng_to_state(rng: np.random.Generator) -> dict[str, Any]:
+    return rng.bit_generator.state  # plain ints and strings: JSON-serialisable
+
+
+def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The Keras global seed for a training (re)started at ``epoch``: reproducible, distinct per restart point."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2**31 - 1))

@@ -1,0 +1,141 @@
+"""The classifier model: raw uint8 pixels in (as float32, shape (S, S, 1)), softmax over the classes out.
+
+Backend-neutral Keras 3 (`keras.layers`, `keras.ops`, no Lambda layers), so a saved model loads with
+`keras.saving.load_model(path, safe_mode=True)` under any backend once `mritune.trainables.layers` is imported.
+Scaling to the backbone's range happens inside the model, so deploy feeds the same uint8 arrays training saw.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+from mritune.trainables.classifier_config import ClassifierConfig
+
+
+def build_classifier(config: ClassifierConfig, *, num_classes: int):
+    """Build and compile the classifier described by ``config``."""
+    import keras
+
+    from mritune.trainables.layers import GrayscaleToRGB
+
+    size = config.image_size
+    inputs = keras.Input(shape=(size, size, 1), dtype="float32", name="pixels")
+    x = _augmentation(config)(inputs) if config.augmentation > 0 else inputs
+    if config.backbone == "mobilenetv2":
+        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1")(x)  # MobileNetV2's range
+        x = GrayscaleToRGB(name="gray_to_rgb")(x)
+        x = _mobilenetv2(config)(x)
+    else:
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_0_1")(x)
+        x = _small_cnn(config)(x)
+    outputs = _head(config, num_classes)(x)
+    model = keras.Model(inputs, outputs, name=f"mritune_{config.backbone}")
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def make_optimizer(config: ClassifierConfig):
+    import keras
+
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=1e-4)
+    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, nesterov=True)
+
+
+def _augmentation(config: ClassifierConfig):
+    """Flips, rotations and zoom whose strength scales with ``augmentation``; inactive at inference."""
+    import keras
+
+    strength = config.augmentation
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomRotation(0.1 * strength, fill_mode="constant", fill_value=0.0),
+            keras.layers.RandomZoom(0.2 * strength, fill_mode="constant", fill_value=0.0),
+        ],
+        name="augmentation",
+    )
+
+
+def _mobilenetv2(config: ClassifierConfig):
+    import keras
+
+    weights = _resolve_weights(config.weights)
+    size = config.image_size
+    try:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights, pooling="avg"
+        )
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception wrapping the URLError
+        if weights == "imagenet" and _is_download_failure(exc):
+            raise ConnectionError(
+                "could not download the ImageNet weights for MobileNetV2 (no internet?); "
+                "set weights to none or to the path of a local weights file"
+            ) from exc
+        raise
+    freeze_backbone(backbone, config.fine_tune_fraction)
+    return backbone
+
+
+def freeze_backbone(backbone, fine_tune_fraction: float) -> None:
+    """Unfreeze the top ``fine_tune_fraction`` of the backbone's layers; freeze the rest."""
+    layers = backbone.layers
+    first_trainable = len(layers) - round(fine_tune_fraction * len(layers))
+    for index, layer in enumerate(layers):
+        layer.trainable = index >= first_trainable
+
+
+def _resolve_weights(weights: str) -> str | None:
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
+    return str(path)
+
+
+def _is_download_failure(exc: BaseException) -> bool:
+    chain = [exc, exc.__cause__, exc.__context__]
+    return any(isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)) for e in chain) or (
+        "URL fetch failure" in str(exc)
+    )
+
+
+def _small_cnn(config: ClassifierConfig):
+    """Three conv blocks from scratch (the original's from-scratch baseline), global-average pooled."""
+    import keras
+
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    size = config.image_size
+    inputs = keras.Input(shape=(size, size, 1))
+    x = inputs
+    for filters in (32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="small_cnn")
+
+
+def _head(config: ClassifierConfig, num_classes: int):
+    import keras
+
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    layers = [
+        keras.layers.Dropout(config.dropout, name="head_dropout_1"),
+        keras.layers.Dense(config.dense_units, activation="relu", kernel_regularizer=regularizer, name="head_dense"),
+        keras.layers.Dropout(config.dropout, name="head_dropout_2"),
+        # float32 output even under mixed precision: softmax in float16 loses the small classes' probabilities.
+        keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities"),
+    ]
+    return keras.Sequential(layers, name="head")

@@ -1,0 +1,196 @@
+"""`train_classifier`: one classifier training, reporting validation metrics and a checkpoint every epoch.
+
+Knows nothing of Ray or MLflow: the caller passes a ``report`` callable (the Tune wrapper, the CLI, a test).
+The final epoch's report carries the test-split metrics and the plot/report files, so everything reaches Tune
+in the last ``tune.report``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from mritune.trainables.arrays import as_model_input, check_dataset, resized
+from mritune.trainables.checkpointing import (
+    check_same_architecture,
+    epoch_dir,
+    epoch_seed,
+    read_state,
+    write_state,
+)
+from mritune.trainables.classification_metrics import classification_metrics, write_classification_artifacts
+from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.dataset import MRIDataset
+from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
+
+MODEL_FILE = "model.keras"
+# Keys whose change makes a checkpoint's model unusable for the config.
+ARCHITECTURE_KEYS = ("backbone", "alpha", "image_size", "dense_units", "augmentation")
+
+
+@dataclass(frozen=True)
+class ClassifierArrays:
+    x_train: np.ndarray  # float32 (N, S, S, 1), raw 0..255
+    y_train: np.ndarray  # int labels
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def from_dataset(cls, data: MRIDataset, image_size: int) -> "ClassifierArrays":
+        check_dataset(data)
+
+        def prepare(images: np.ndarray) -> np.ndarray:
+            return as_model_input(resized(images, image_size))
+
+        return cls(
+            x_train=prepare(data.x_train), y_train=data.y_train.astype(np.int64),
+            x_val=prepare(data.x_val), y_val=data.y_val.astype(np.int64),
+            x_test=prepare(data.x_test), y_test=data.y_test.astype(np.int64),
+            class_names=tuple(data.class_names),
+        )
+
+
+def train_classifier(
+    config: Mapping[str, Any],
+    data: MRIDataset,
+    report: Report,
+    *,
+    resume_from: str | None = None,
+    workdir: str | None = None,
+) -> TrainingResult:
+    """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``."""
+    import keras
+
+    import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
+    from mritune.trainables.classifier_model import build_classifier
+
+    cfg = ClassifierConfig.from_dict(config)
+    arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-classifier-"))
+    start_epoch, state = 0, None
+    if resume_from:
+        state = read_state(resume_from, task="classifier")
+        check_same_architecture(state, cfg.to_dict(), ARCHITECTURE_KEYS)
+        if tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
+            raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
+        start_epoch = int(state["epoch"])
+        if start_epoch >= cfg.epochs:
+            return _already_finished(resume_from, state)
+    keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
+    if state is None:
+        model = build_classifier(cfg, num_classes=len(arrays.class_names))
+    else:
+        model = keras.saving.load_model(Path(resume_from) / MODEL_FILE, safe_mode=True)
+    handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model)
+    model.fit(
+        arrays.x_train,
+        keras.utils.to_categorical(arrays.y_train, len(arrays.class_names)),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        initial_epoch=start_epoch,
+        shuffle=True,
+        class_weight=class_weights(cfg, arrays.y_train, len(arrays.class_names)),
+        callbacks=[handler.keras_callback()],
+        verbose=0,
+    )
+    return handler.result
+
+
+def class_weights(cfg: ClassifierConfig, labels: np.ndarray, num_classes: int) -> dict[int, float] | None:
+    """``balanced``: n_samples / (n_classes * count) per class (sklearn); classes absent from train get 1.0."""
+    if cfg.class_weighting == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    by_class = {int(c): float(w) for c, w in zip(present, weights)}
+    return {c: by_class.get(c, 1.0) for c in range(num_classes)}
+
+
+def _already_finished(resume_from: str, state: dict) -> TrainingResult:
+    """A trial restarted after its last epoch was saved: nothing left to train, return what the checkpoint holds."""
+    folder = Path(resume_from)
+    return TrainingResult(
+        metrics=dict(state.get("metrics", {})),
+        model_path=str(folder / MODEL_FILE),
+        artifacts={name: str(folder / rel) for name, rel in state.get("artifacts", {}).items()},
+        epochs_completed=int(state["epoch"]),
+    )
+
+
+class _EpochEnd:
+    """End-of-epoch work, wired into ``model.fit`` through a LambdaCallback: metrics, checkpoint, report."""
+
+    def __init__(self, *, cfg: ClassifierConfig, arrays: ClassifierArrays, report: Report, workdir: Path, model):
+        self.cfg, self.arrays, self.report, self.workdir, self.model = cfg, arrays, report, workdir, model
+        self.result: TrainingResult | None = None
+        self._started = 0.0
+
+    def keras_callback(self):
+        import keras
+
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: self._begin(),
+            on_epoch_end=lambda epoch, logs=None: self._end(epoch + 1, logs or {}),
+        )
+
+    def _begin(self) -> None:
+        self._started = time.perf_counter()
+
+    def _end(self, epoch: int, logs: dict) -> None:
+        train_seconds = time.perf_counter() - self._started
+        train_loss = float(logs.get("loss", math.nan))
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"classifier diverged at epoch {epoch}: training loss is {train_loss}; lower learning_rate"
+            )
+        metrics: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds}
+        metrics.update(self._evaluate("val", self.arrays.x_val, self.arrays.y_val))
+        folder = epoch_dir(self.workdir, epoch)
+        self.model.save(folder / MODEL_FILE)
+        artifacts: dict[str, str] = {}
+        if epoch == self.cfg.epochs:
+            probs = self._predict(self.arrays.x_test, "test")
+            metrics.update(classification_metrics(self.arrays.y_test, probs, self.arrays.class_names, prefix="test"))
+            artifacts = write_classification_artifacts(
+                self.arrays.y_test, probs, self.arrays.class_names, folder / "artifacts"
+            )
+        write_state(folder, self._state(epoch, metrics, artifacts, folder))
+        self.report(EpochReport(epoch=epoch, metrics=metrics, checkpoint_dir=str(folder), artifacts=artifacts))
+        self.result = TrainingResult(
+            metrics=metrics, model_path=str(folder / MODEL_FILE), artifacts=artifacts, epochs_completed=epoch
+        )
+
+    def _predict(self, images: np.ndarray, split: str) -> np.ndarray:
+        probs = self.model.predict(images, batch_size=max(self.cfg.batch_size, 64), verbose=0)
+        if not np.isfinite(probs).all():
+            raise TrainingDiverged(f"classifier diverged: {split} predictions hold NaN/inf; lower learning_rate")
+        return probs
+
+    def _evaluate(self, split: str, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        probs = self._predict(images, split)
+        return classification_metrics(labels, probs, self.arrays.class_names, prefix=split)
+
+    def _state(self, epoch: int, metrics: dict, artifacts: dict[str, str], folder: Path) -> dict:
+        return {
+            "task": "classifier",
+            "epoch": epoch,
+            "config": self.cfg.to_dict(),
+            "image_size": self.cfg.image_size,
+            "class_names": list(self.arrays.class_names),
+            # fit() draws its shuffles and dropout masks from the Keras global seed; a resumed run reseeds it
+            # from (seed, epoch), so a restart at the same epoch replays the same randomness.
+            "rng": {"keras_seed": epoch_seed(self.cfg.seed, epoch)},
+            "metrics": metrics,
+            "artifacts": {name: str(Path(path).relative_to(folder)) for name, path in artifacts.items()},
+        }

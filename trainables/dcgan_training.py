@@ -1,0 +1,243 @@
+"""`train_dcgan`: one DCGAN training, reporting losses, SWD, MS-SSIM diversity and a sample grid every epoch.
+
+Backend-neutral: the discriminator and the combined generator→frozen-discriminator model are stepped with
+``train_on_batch`` (no backend-specific train_step). An epoch is one pass over the training images: one
+discriminator update per real batch (real and generated images together) and one generator update every
+``d_steps`` discriminator updates.
+
+Divergence stops the training with ``TrainingDiverged`` (the trial ends as failed, never as a good score):
+- a NaN or infinite loss in any step, or NaN/inf in generated images;
+- mode collapse, by this rule: after an epoch the generator's images for the 16 fixed noise vectors are
+  (near-)identical: the per-pixel standard deviation across them, averaged over pixels, is below 1e-3 on the
+  [-1, 1] scale.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from mritune.trainables.arrays import check_dataset, resized
+from mritune.trainables.checkpointing import (
+    check_same_architecture,
+    epoch_dir,
+    epoch_seed,
+    read_state,
+    rng_from_state,
+    rng_to_state,
+    write_state,
+)
+from mritune.trainables.dataset import MRIDataset
+from mritune.trainables.dcgan_config import DCGANConfig
+from mritune.trainables.gan_metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
+from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
+
+GENERATOR_FILE = "generator.keras"
+DISCRIMINATOR_FILE = "discriminator.keras"
+ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
+GRID_SAMPLES = 16
+EVAL_IMAGES = 256  # held-out real images (and as many generated) for SWD and the discriminator accuracies
+COLLAPSE_STD = 1e-3
+
+
+def to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, S, S) -> float32 (N, S, S, 1) in [-1, 1], the generator's tanh range."""
+    return (images.astype(np.float32) / 127.5 - 1.0)[..., None]
+
+
+@dataclass
+class _GAN:
+    generator: Any
+    discriminator: Any
+    combined: Any
+
+
+def train_dcgan(
+    config: Mapping[str, Any],
+    data: MRIDataset,
+    report: Report,
+    *,
+    resume_from: str | None = None,
+    workdir: str | None = None,
+) -> TrainingResult:
+    """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``."""
+    import keras
+
+    cfg = DCGANConfig.from_dict(config)
+    check_dataset(data, need_test=False)
+    if len(data.x_val) < 2:
+        raise ValueError("the DCGAN needs at least 2 validation images (held-out reals for SWD and MS-SSIM)")
+    real = to_unit_range(resized(data.x_train, cfg.image_size))
+    held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
+    start_epoch, state = 0, None
+    if resume_from:
+        state = read_state(resume_from, task="dcgan")
+        check_same_architecture(state, cfg.to_dict(), ARCHITECTURE_KEYS)
+        start_epoch = int(state["epoch"])
+        if start_epoch >= cfg.epochs:
+            return _already_finished(resume_from, state)
+    keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
+    gan = _load_gan(cfg, resume_from) if state else _new_gan(cfg)
+    rng = rng_from_state(state["rng"]) if state else np.random.default_rng(cfg.seed)
+    evaluator = _Evaluator(cfg, gan, held_out)
+    result = None
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        losses = _train_epoch(cfg, gan, real, rng, epoch)
+        metrics = {"epoch": epoch, **losses, "train_seconds": time.perf_counter() - started}
+        grid_images = evaluator.fixed_samples()
+        _check_collapse(grid_images, epoch)
+        metrics.update(evaluator.metrics(epoch))
+        result = _save_and_report(cfg, gan, folder, epoch, metrics, rng, grid_images, report)
+    return result
+
+
+def _new_gan(cfg: DCGANConfig) -> _GAN:
+    from mritune.trainables.dcgan_model import build_discriminator, build_generator, compile_gan
+
+    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    return _GAN(generator, discriminator, compile_gan(cfg, generator, discriminator))
+
+
+def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
+    import keras
+
+    import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
+    from mritune.trainables.dcgan_model import compile_gan
+
+    generator = keras.saving.load_model(Path(folder) / GENERATOR_FILE, safe_mode=True)
+    discriminator = keras.saving.load_model(Path(folder) / DISCRIMINATOR_FILE, safe_mode=True)
+    combined = compile_gan(cfg, generator, discriminator, generator_optimizer=generator.optimizer)
+    return _GAN(generator, discriminator, combined)
+
+
+def _scalar(value: Any) -> float:
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+
+
+def _train_epoch(cfg: DCGANConfig, gan: _GAN, real: np.ndarray, rng: np.random.Generator, epoch: int) -> dict:
+    batch = min(cfg.batch_size, len(real))
+    order = rng.permutation(len(real))
+    real_target = np.full((batch, 1), 1.0 - cfg.label_smoothing, dtype=np.float32)  # one-sided smoothing
+    d_target = np.concatenate([real_target, np.zeros((batch, 1), np.float32)])
+    g_target = np.ones((batch, 1), np.float32)
+    d_losses, g_losses = [], []
+    steps = max(1, len(real) // batch)
+    for step in range(steps):
+        images = real[order[step * batch : (step + 1) * batch]]
+        fake = gan.generator.predict_on_batch(_noise(rng, batch, cfg.latent_dim))
+        gan.discriminator.trainable = True
+        d_losses.append(_checked(gan.discriminator.train_on_batch(np.concatenate([images, fake]), d_target),
+                                 "discriminator", epoch, step))
+        if (step + 1) % cfg.d_steps == 0 or (step == steps - 1 and not g_losses):  # >= 1 G step per epoch
+            gan.discriminator.trainable = False
+            g_losses.append(_checked(gan.combined.train_on_batch(_noise(rng, batch, cfg.latent_dim), g_target),
+                                     "generator", epoch, step))
+    gan.discriminator.trainable = True
+    return {"disc_loss": float(np.mean(d_losses)), "gen_loss": float(np.mean(g_losses))}
+
+
+def _noise(rng: np.random.Generator, count: int, latent_dim: int) -> np.ndarray:
+    return rng.standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def _checked(loss: Any, which: str, epoch: int, step: int) -> float:
+    value = _scalar(loss)
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"DCGAN diverged at epoch {epoch}, step {step + 1}: the {which} loss is {value}; lower lr_g/lr_d"
+        )
+    return value
+
+
+def _check_collapse(images: np.ndarray, epoch: int) -> None:
+    if not np.isfinite(images).all():
+        raise TrainingDiverged(f"DCGAN diverged at epoch {epoch}: generated images hold NaN/inf")
+    spread = float(images.std(axis=0).mean())
+    if spread < COLLAPSE_STD:
+        raise TrainingDiverged(
+            f"DCGAN mode collapse at epoch {epoch}: the {len(images)} fixed-noise samples are identical "
+            f"(pixel std {spread:.2e} < {COLLAPSE_STD}); try a lower lr_g, more dropout or label_smoothing"
+        )
+
+
+class _Evaluator:
+    """Epoch-end measurements on held-out real images and generated ones; fixed noise for the sample grid."""
+
+    def __init__(self, cfg: DCGANConfig, gan: _GAN, held_out: np.ndarray):
+        self.cfg, self.gan, self.held_out = cfg, gan, held_out
+        self.fixed_noise = _noise(np.random.default_rng([cfg.seed, 1]), GRID_SAMPLES, cfg.latent_dim)
+        self.ms_ssim_real = mean_ms_ssim(held_out, seed=cfg.seed)
+
+    def fixed_samples(self) -> np.ndarray:
+        return self._generate(self.fixed_noise)
+
+    def _generate(self, noise: np.ndarray) -> np.ndarray:
+        return np.asarray(self.gan.generator.predict(noise, batch_size=64, verbose=0), dtype=np.float32)
+
+    def metrics(self, epoch: int) -> dict[str, float]:
+        # Fresh noise per epoch from (seed, epoch): the measurement does not disturb the training's RNG stream.
+        noise = _noise(np.random.default_rng([self.cfg.seed, 2, epoch]), len(self.held_out), self.cfg.latent_dim)
+        fake = self._generate(noise)
+        if not np.isfinite(fake).all():
+            raise TrainingDiverged(f"DCGAN diverged at epoch {epoch}: generated images hold NaN/inf")
+        real_logits = self.gan.discriminator.predict(self.held_out, batch_size=64, verbose=0)
+        fake_logits = self.gan.discriminator.predict(fake, batch_size=64, verbose=0)
+        return {
+            "d_real_acc": float((real_logits > 0).mean()),
+            "d_fake_acc": float((fake_logits < 0).mean()),
+            "swd": sliced_wasserstein_distance(fake, self.held_out, seed=self.cfg.seed + epoch),
+            "ms_ssim_diversity": mean_ms_ssim(fake, seed=self.cfg.seed + epoch),
+            "ms_ssim_real": self.ms_ssim_real,
+        }
+
+
+def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, rng, grid_images, report: Report):
+    folder = epoch_dir(workdir, epoch)
+    gan.generator.save(folder / GENERATOR_FILE)
+    gan.discriminator.save(folder / DISCRIMINATOR_FILE)
+    grid = sample_grid(grid_images)
+    artifacts: dict[str, str] = {}
+    if epoch == cfg.epochs:
+        artifacts["samples"] = str(_write_png(grid, folder / "artifacts" / "samples.png"))
+    state = {
+        "task": "dcgan",
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "image_size": cfg.image_size,
+        "latent_dim": cfg.latent_dim,
+        "rng": rng_to_state(rng),
+        "metrics": metrics,
+        "artifacts": {name: str(Path(path).relative_to(folder)) for name, path in artifacts.items()},
+    }
+    write_state(folder, state)
+    report(EpochReport(epoch=epoch, metrics=metrics, checkpoint_dir=str(folder), images={"samples": grid},
+                       artifacts=artifacts))
+    return TrainingResult(metrics=metrics, model_path=str(folder / GENERATOR_FILE), artifacts=artifacts,
+                          epochs_completed=epoch)
+
+
+def _write_png(grid: np.ndarray, path: Path) -> Path:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), grid):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def _already_finished(resume_from: str, state: dict) -> TrainingResult:
+    folder = Path(resume_from)
+    return TrainingResult(
+        metrics=dict(state.get("metrics", {})),
+        model_path=str(folder / GENERATOR_FILE),
+        artifacts={name: str(folder / rel) for name, rel in state.get("artifacts", {}).items()},
+        epochs_completed=int(state["epoch"]),
+    )

@@ -1,0 +1,81 @@
+"""Process-wide runtime settings for one training: TensorFlow threads, GPU memory growth, mixed precision.
+
+Called once at the start of a trial (in the trial's own worker process), before any model is built. Ray gives a
+trial a CPU share and possibly a fraction of a GPU; TensorFlow would otherwise use every core of the machine and
+grab all GPU memory, starving the other trials that share the node or the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    backend: str
+    threads: int | None  # intra-op threads asked for (None: TensorFlow's default)
+    threads_applied: bool  # False when TensorFlow was already initialised with other values
+    gpus: int  # GPUs visible to this process
+    mixed_precision: bool
+
+
+def threads_for_cpus(cpus: float | None) -> int | None:
+    """Threads for a trial's CPU share: at least one, rounded up (a 0.5-CPU trial still needs a thread)."""
+    if cpus is None or cpus <= 0:
+        return None
+    return max(1, math.ceil(cpus))
+
+
+def configure_runtime(*, cpus: float | None = None, mixed_precision: bool | None = None) -> RuntimeSettings:
+    """Set threads to the trial's CPU share, memory growth on every GPU and (on a GPU, unless disabled) mixed precision.
+
+    ``mixed_precision=None`` means "on when a GPU is present"; on CPU it is always off (float16 is slow there and
+    would change results).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    threads = threads_for_cpus(cpus)
+    applied, gpus = True, 0
+    if backend == "tensorflow":
+        applied = _set_tensorflow_threads(threads)
+        gpus = _enable_tensorflow_memory_growth()
+    use_mixed = bool(gpus) and mixed_precision is not False
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    return RuntimeSettings(
+        backend=backend, threads=threads, threads_applied=applied, gpus=gpus, mixed_precision=use_mixed
+    )
+
+
+def _set_tensorflow_threads(threads: int | None) -> bool:
+    import tensorflow as tf
+
+    if threads is None:
+        return True
+    threading = tf.config.threading
+    if threading.get_intra_op_parallelism_threads() == threads and threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        # One inter-op thread: a trial's small graphs gain little from running ops side by side.
+        threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as exc:  # TensorFlow already initialised in this process (a test, a notebook)
+        logger.warning("TensorFlow threads left as they were (%s); wanted %d", exc, threads)
+        return False
+    return True
+
+
+def _enable_tensorflow_memory_growth() -> int:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as exc:  # the GPU was already initialised; growth cannot change any more
+            logger.warning("memory growth not changed on %s: %s", gpu.name, exc)
+    return len(gpus)

@@ -1,0 +1,107 @@
+"""Ray Tune function trainables wrapping `train_classifier` and `train_dcgan`.
+
+Used as ``tune.with_parameters(make_trainable("classifier", observer_factory=f), data=dataset)``: the dataset
+travels once through the Ray object store, never re-read from disk per trial. Inside a trial: TensorFlow threads
+follow the trial's CPU share (memory growth and mixed precision where a GPU is present), the training resumes
+from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported with its checkpoint, and the platform's
+observer (if any) sees on_start / on_epoch / on_end.
+
+A trial stopped early by the scheduler (ASHA) is ended by Ray inside ``tune.report`` (``sys.exit(0)``): its
+observer then gets on_end("FINISHED", None, None) if Ray lets the thread run that far (best effort).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from mritune.trainables.dataset import MRIDataset
+from mritune.trainables.reporting import EpochReport, TrainingResult, TrialObserver
+
+TASKS = ("classifier", "dcgan")
+
+
+def _training_function(task: str):
+    if task == "classifier":
+        from mritune.trainables.classifier_training import train_classifier
+
+        return train_classifier
+    from mritune.trainables.dcgan_training import train_dcgan
+
+    return train_dcgan
+
+
+def trial_cpus() -> float | None:
+    """The CPUs Ray reserved for this trial (None outside a Tune trial's resources)."""
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources()
+    required = getattr(resources, "required_resources", None) or {}
+    return required.get("CPU")
+
+
+def make_trainable(
+    task: str, *, observer_factory: Callable[[], TrialObserver] | None = None
+) -> Callable[[dict, MRIDataset], None]:
+    """A Tune function trainable ``(config, data) -> None`` for ``task`` ("classifier" or "dcgan")."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+    def trainable(config: dict, data: MRIDataset) -> None:
+        from ray import tune
+
+        from mritune.trainables.runtime import configure_runtime
+
+        configure_runtime(cpus=trial_cpus())
+        observer = observer_factory() if observer_factory else None
+        if observer:
+            observer.on_start(dict(config), tune.get_context().get_trial_id())
+        workdir = Path(tempfile.mkdtemp(prefix=f"mritune-{task}-trial-"))
+        try:
+            try:
+                result = _run(task, config, data, workdir, observer)
+            except SystemExit:
+                # Ray ends a trial stopped by the scheduler (ASHA) with sys.exit(0) inside tune.report: stopped
+                # before its last epoch, so KILLED, not FINISHED. Best effort: Ray may kill the process first (the
+                # platform's driver-side callback closes the run then).
+                if observer:
+                    observer.on_end("KILLED", None, "stopped early by the scheduler")
+                raise
+            except Exception as exc:
+                if observer:
+                    observer.on_end("FAILED", None, f"{type(exc).__name__}: {exc}")
+                raise  # Tune marks the trial ERROR
+            if observer:
+                observer.on_end("FINISHED", result, None)  # result's files still exist here
+        finally:
+            # Tune has copied every reported checkpoint to its storage by now; the local copies can go.
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    trainable.__name__ = f"{task}_trainable"
+    trainable.__qualname__ = trainable.__name__
+    return trainable
+
+
+def _run(task: str, config: dict, data: MRIDataset, workdir: Path, observer: TrialObserver | None) -> TrainingResult:
+    from ray import tune
+
+    resume_from = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        resume_from = checkpoint.to_directory(str(workdir / "resume"))
+
+    def report(epoch_report: EpochReport) -> None:
+        if observer:
+            observer.on_epoch(epoch_report)
+        checkpoint_dir = epoch_report.checkpoint_dir
+        saved = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(dict(epoch_report.metrics), checkpoint=saved)
+
+    train = _training_function(task)
+    return train(config, data, report, resume_from=resume_from, workdir=str(workdir / "run"))
+
+
+classifier_trainable = make_trainable("classifier")
+dcgan_trainable = make_trainable("dcgan")
