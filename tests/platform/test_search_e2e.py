@@ -74,3 +74,21 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
         assert (second.alias, champion) == ("champion", second.version)
     else:
         assert (second.alias, champion) == ("challenger", registration.version)
+
+
+def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(local_ray, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path, task="dcgan", overrides=("search.num_samples=2", "scheduler.name=fifo"))
+    outcome = run_search(spec)
+    client = MlflowClient(outcome.tracking_uri)
+    children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert len(children) == 2 and all(run.info.status == "FINISHED" for run in children)
+    for run in children:
+        swd = client.get_metric_history(run.info.run_id, "swd")
+        assert [m.step for m in swd] == [1, 2] and all(math.isfinite(m.value) for m in swd)
+        images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+        assert sum("samples" in path and path.endswith(".png") for path in images) >= 2, images
+    registration = outcome.registration
+    assert registration is not None and registration.model_name == "mritune-dcgan"
+    assert registration.gate_metric == "swd" and math.isfinite(registration.gate_value)
