@@ -6,26 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
+from tests.fixtures_processes import wait_until
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 DEADLINE_S = 300
-
-
-def wait_for(condition, what: str, timeout_s: float = DEADLINE_S, process=None):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode} before {what}")
-        time.sleep(0.5)  # polling interval of a condition with a deadline, not a synchronisation sleep
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_resume_after_killing_the_driver(tmp_path):
@@ -49,7 +37,7 @@ def test_resume_after_killing_the_driver(tmp_path):
         return runs
 
     try:
-        done_before = wait_for(finished_trials, "a first finished trial", process=driver)
+        done_before = wait_until(finished_trials, timeout_s=DEADLINE_S, what="a first finished trial", process=driver)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
