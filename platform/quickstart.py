@@ -6,7 +6,7 @@ shrinks them through the same `--set` overrides a user could type.
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib
 from pathlib import Path
 
 import typer
@@ -25,10 +25,13 @@ FAST_OVERRIDES = {
 
 def packaged_config(name: str) -> Path:
     """A spec shipped with mritune (the repository's configs/ folder, installed as mritune.configs)."""
-    path = Path(str(resources.files("mritune.configs").joinpath(name)))
-    if not path.is_file():
-        raise FileNotFoundError(f"packaged spec {name} is missing; reinstall mritune (pip install -e .)")
-    return path
+    # mritune.configs is a namespace package; its __path__ may also hold an editable install's path hook, which
+    # importlib.resources cannot handle, so the folders are searched directly.
+    for folder in importlib.import_module("mritune.configs").__path__:
+        path = Path(folder) / name
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"packaged spec {name} is missing; reinstall mritune (pip install -e .)")
 
 
 def run_quickstart(*, fast: bool, tracking_uri: str | None) -> list:

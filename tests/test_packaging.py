@@ -33,12 +33,14 @@ def test_parts_are_namespace_packages(part):
 def test_subpackages_import_from_the_project():
     out = subprocess.run(
         [sys.executable, "-c", "import mritune.platform.config as c, mritune.trainables.classes as k; "
-         "print(c.__file__); print(len(k.CLASS_NAMES))"],
+         "from mritune.platform.quickstart import packaged_config as p; "
+         "print(c.__file__); print(len(k.CLASS_NAMES)); print(p('classifier-quick.yaml'))"],
         cwd="/", capture_output=True, text=True, check=True,
     )
-    location, count = out.stdout.split()
+    location, count, packaged = out.stdout.split()
     assert location == str(ROOT / "platform" / "config.py")
     assert count == "4"
+    assert packaged == str(ROOT / "configs" / "classifier-quick.yaml")
 
 
 def test_wheel_builds_and_imports_without_the_source_tree(tmp_path):
