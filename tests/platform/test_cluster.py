@@ -105,6 +105,8 @@ def _node_reporting_trainable(config):
     tune.report({"node_id": node_id, "done": 1})
 
 
+# Slow: tests/platform/test_search_cluster.py places a real mritune search's trials on both nodes by default.
+@pytest.mark.slow
 def test_two_node_cluster_runs_trials_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
     from mlflow import MlflowClient
     from ray import tune

@@ -67,6 +67,8 @@ def test_classifier_trainable_reports_every_epoch_with_checkpoints(local_ray, ti
     assert events[-1]["status"] == "FINISHED" and events[-1]["model_exists"]
 
 
+# Slow (a second real Tune run); the default run checks a forced NaN through train_dcgan directly.
+@pytest.mark.slow
 def test_dcgan_trial_restarts_from_checkpoint_and_fails_on_forced_nan(local_ray, tiny_dataset, tmp_path):
     events_file = str(tmp_path / "events.jsonl")
     results = run_tune("dcgan", {**TINY_DCGAN, "epochs": 3}, tiny_dataset, tmp_path / "ray",
