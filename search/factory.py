@@ -1,0 +1,87 @@
+"""Build searchers and schedulers by name, as the platform's search spec names them.
+
+``build_searcher("gpyopt" | "bayesopt" | "random", metric=..., mode=..., seed=..., max_concurrent=...,
+**options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
+Unknown names or options raise ``ValueError`` naming them and listing what is accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+SEARCHERS = ("gpyopt", "bayesopt", "random")
+SCHEDULERS = ("asha", "fifo")
+# Options the factory sets itself from its own keywords; users pass them as seed=/points_to_evaluate=.
+_FACTORY_KEYWORDS = {"space", "metric", "mode", "points_to_evaluate", "random_state_seed"}
+
+
+def _searcher_class(name: str):
+    if name == "gpyopt":
+        from mritune.search.gpyopt_searcher import GPyOptSearch
+
+        return GPyOptSearch
+    if name == "bayesopt":
+        from mritune.search.bayesopt_searcher import BayesOptSearch
+
+        return BayesOptSearch
+    from mritune.search.random_searcher import RandomSearch
+
+    return RandomSearch
+
+
+def searcher_options(name: str) -> tuple[str, ...]:
+    """The extra options a searcher accepts (beyond metric, mode, seed, max_concurrent, points_to_evaluate)."""
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(SEARCHERS)}")
+    parameters = inspect.signature(_searcher_class(name).__init__).parameters
+    return tuple(p for p in parameters if p != "self" and p not in _FACTORY_KEYWORDS)
+
+
+def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None,
+                   max_concurrent: int | None = None, points_to_evaluate: list[dict] | None = None,
+                   **options: Any):
+    """A configured Tune searcher; wrapped in ``ConcurrencyLimiter`` when ``max_concurrent`` is set.
+
+    The search space comes later from ``Tuner(param_space=...)``. Always returns a Searcher (``random`` included,
+    so every search has an observations view and resumable state).
+    """
+    allowed = searcher_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for searcher {name!r}; "
+                         f"accepted: {', '.join(allowed)}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+        raise ValueError(f"max_concurrent must be a positive integer, got {max_concurrent!r}")
+    searcher = _searcher_class(name)(metric=metric, mode=mode, random_state_seed=seed,
+                                     points_to_evaluate=points_to_evaluate, **options)
+    if max_concurrent is None:
+        return searcher
+    from ray.tune.search import ConcurrencyLimiter
+
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
+                    metric: str | None = None, mode: str | None = None):
+    """``asha`` (ray.tune.schedulers.ASHAScheduler) or ``fifo``; metric/mode may be left to TuneConfig."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+    if not isinstance(max_t, int) or max_t < 1:
+        raise ValueError(f"max_t must be a positive integer (epochs), got {max_t!r}")
+    if name == "fifo":
+        from ray.tune.schedulers import FIFOScheduler
+
+        return FIFOScheduler()
+    if not isinstance(grace_period, int) or not 1 <= grace_period <= max_t:
+        raise ValueError(f"grace_period must be an integer in [1, max_t={max_t}], got {grace_period!r}")
+    if not reduction_factor > 1:
+        raise ValueError(f"reduction_factor must be > 1, got {reduction_factor!r}")
+    if mode not in (None, "min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor)

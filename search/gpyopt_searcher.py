@@ -1,0 +1,64 @@
+"""GPyOptSearch: a parallel-aware Ray Tune searcher on GPyOpt's GP model and acquisition functions.
+
+Usage::
+
+    from mritune.search.gpyopt_searcher import GPyOptSearch
+    searcher = GPyOptSearch(metric="val_macro_f1", mode="max", pending_strategy="kriging_believer",
+                            random_state_seed=0)
+    Tuner(trainable, param_space={...}, tune_config=TuneConfig(search_alg=searcher, num_samples=40))
+
+Running trials are accounted for with ``pending_strategy``: ``kriging_believer`` (pretend each runs to the GP's
+posterior mean), ``constant_liar`` (pretend each returns the best value so far) or ``local_penalization``
+(González et al. 2016: multiply the acquisition by exclusion zones around running points, sized by a Lipschitz
+estimate). See ``mritune.search.observations`` for how early-stopped, failed and non-finite trials are treated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mritune.search.gpyopt_model import (ACQUISITIONS, PENDING_STRATEGIES, ModelSettings, WarmGP,
+                                         acquisition_with_pending, minimize_acquisition, standardize,
+                                         unit_design_space)
+from mritune.search.searcher_base import UnitCubeSearcher
+from mritune.search.space import SearchSpace
+
+
+class GPyOptSearch(UnitCubeSearcher):
+    """Bayesian optimization with a Matern-5/2 ARD GP (GPyOpt/GPy); minimizes internally."""
+
+    def __init__(self, *, space: dict | SearchSpace | None = None, metric: str | None = None,
+                 mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,
+                 acquisition: str = "EI", pending_strategy: str = "kriging_believer",
+                 random_state_seed: int | None = None, blas_threads: int | None = 1,
+                 model_settings: ModelSettings | None = None) -> None:
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
+        if pending_strategy not in PENDING_STRATEGIES:
+            raise ValueError(f"pending_strategy must be one of {', '.join(PENDING_STRATEGIES)}, "
+                             f"got {pending_strategy!r}")
+        super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
+                         n_initial_points=n_initial_points, random_state_seed=random_state_seed,
+                         blas_threads=blas_threads)
+        self._settings = dataclasses.replace(model_settings or ModelSettings(), acquisition=acquisition,
+                                             pending_strategy=pending_strategy)
+        self._gp = WarmGP(self._settings)
+
+    def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
+                 rng: np.random.Generator) -> np.ndarray:
+        y_std = standardize(y)
+        self._gp.fit(X, y_std)
+        design_space = unit_design_space(X.shape[1])
+        acquisition = acquisition_with_pending(self._gp, X, y_std, X_pending, self._settings, rng, design_space)
+        return minimize_acquisition(acquisition, X, y_std, self._settings, rng)
+
+    def _model_state(self) -> dict:
+        # Kernel hyperparameters are a hint for the first refit after restore, not the model itself.
+        return {"hyperparameters": self._gp.hyperparameters, "n_fits": self._gp.n_fits}
+
+    def _set_model_state(self, state: dict) -> None:
+        self._gp = WarmGP(self._settings)
+        self._gp.hyperparameters = state.get("hyperparameters")
+        self._gp.n_fits = int(state.get("n_fits", 0))

@@ -1,0 +1,185 @@
+"""The Ray Tune ``Searcher`` plumbing every mritune searcher shares; subclasses only propose unit-cube points.
+
+A subclass implements ``_propose(X, y, X_pending, rng) -> np.ndarray`` returning candidate points in
+``[0, 1]^d`` ranked best first, for a MINIMIZED objective (``y``) with running trials at ``X_pending``. Everything
+else — space handling, initial random design, points_to_evaluate, result filtering, duplicates, state — lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+# Subclassing Tune's Searcher needs Ray at class definition; only the searcher modules import this one, and the
+# factory imports those lazily, so `import mritune.search.space` or the factory stays light.
+from ray.tune.search import Searcher
+
+from mritune.search.observations import STATE_VERSION, ObservationLog, check_state
+from mritune.search.space import SearchSpace, convert_ray_space
+
+_DUPLICATE_TOL = 1e-9
+
+
+class UnitCubeSearcher(Searcher):
+    """Base class: ask/tell bookkeeping, random initial design and versioned JSON state."""
+
+    def __init__(self, *, space: dict | SearchSpace | None = None, metric: str | None = None,
+                 mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,
+                 random_state_seed: int | None = None, blas_threads: int | None = 1) -> None:
+        if mode not in (None, "min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if not isinstance(n_initial_points, int) or n_initial_points < 1:
+            raise ValueError(f"n_initial_points must be an integer >= 1, got {n_initial_points!r}")
+        super().__init__(metric=metric, mode=mode)
+        self._space = self._as_space(space) if space else None
+        self._queue = [dict(p) for p in (points_to_evaluate or [])]
+        self._n_initial = n_initial_points
+        self._seed = random_state_seed
+        self._rng = np.random.default_rng(random_state_seed)
+        self._blas_threads = blas_threads
+        self._log = ObservationLog()
+        self._n_suggested = 0
+
+    @staticmethod
+    def _as_space(space: dict | SearchSpace) -> SearchSpace:
+        return space if isinstance(space, SearchSpace) else convert_ray_space(space)
+
+    # --------------------------------------------------------------------------------------------- Tune hooks
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        if self._space is not None:
+            return False
+        self._space = convert_ray_space(config)
+        self._metric = metric or self._metric
+        self._mode = mode or self._mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None:
+        self._check_ready()
+        if self._queue:
+            config = self._space.with_constants(self._queue.pop(0))
+        else:
+            config = self._space.decode(self._next_point())
+        self._log.add_pending(trial_id, config)
+        self._n_suggested += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Intermediate results are not modelled; the final (last-rung) result arrives at completion."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._log.finish(trial_id, result, self._metric, error=error)
+
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
+        self._check_ready()
+        config = self._space.with_constants(parameters)
+        self._log.add_external(config, value, error=error)
+
+    @property
+    def observations(self) -> list[dict]:
+        """Read-only view: one dict per finished trial (config, value in the user's sign, status)."""
+        return [o.as_dict() for o in self._log.finished]
+
+    # --------------------------------------------------------------------------------------------- proposing
+
+    def _next_point(self) -> np.ndarray:
+        X, y = self._log.minimization_data(self._space.encode, self._mode)
+        # The first n_initial suggestions are random even if some finished early, so parallel workers start spread.
+        if self._n_suggested < self._n_initial or len(y) < 2:
+            return self._space.sample_unit(self._rng)[0]
+        X_pending = self._log.pending_design(self._space.encode)
+        with _blas_limit(self._blas_threads):
+            candidates = self._propose(X, y, X_pending, self._rng)
+        return self._first_new(candidates, X, X_pending)
+
+    def _first_new(self, candidates: np.ndarray, X: np.ndarray, X_pending: np.ndarray | None) -> np.ndarray:
+        """First candidate whose config is neither observed nor running (discrete spaces make ties common)."""
+        taken = X if X_pending is None else np.vstack([X, X_pending])
+        for candidate in candidates:
+            snapped = self._space.snap(candidate)
+            if np.min(np.abs(taken - snapped).max(axis=1)) > _DUPLICATE_TOL:
+                return snapped
+        return self._space.sample_unit(self._rng)[0]
+
+    def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
+                 rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_ready(self) -> None:
+        name = type(self).__name__
+        if self._space is None:
+            raise ValueError(f"{name}: no search space; pass space=... or Tuner(param_space=...)")
+        if not self._metric or self._mode not in ("min", "max"):
+            raise ValueError(f"{name}: metric and mode ('min' or 'max') must be set, got {self._metric!r}, "
+                             f"{self._mode!r}; pass them to the searcher or to TuneConfig")
+
+    # ------------------------------------------------------------------------------------------------- state
+
+    def get_state(self) -> dict:
+        return {"version": STATE_VERSION, "searcher": type(self).__name__, "metric": self._metric,
+                "mode": self._mode, "n_suggested": self._n_suggested, "queue": self._queue,
+                "rng": self._rng.bit_generator.state, **self._log.to_state(), "model": self._model_state()}
+
+    def set_state(self, state: dict) -> None:
+        check_state(state, type(self).__name__)
+        self._metric = state["metric"] or self._metric
+        self._mode = state["mode"] or self._mode
+        self._n_suggested = int(state["n_suggested"])
+        self._queue = list(state["queue"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+        self._log = ObservationLog.from_state(state)
+        self._set_model_state(state.get("model") or {})
+
+    def save(self, checkpoint_path: str) -> None:
+        tmp = f"{checkpoint_path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.get_state(), fh, default=_not_json)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        if not os.path.exists(checkpoint_path):
+            raise FileNotFoundError(f"no searcher state at {checkpoint_path}; pass the path given to save()")
+        with open(checkpoint_path, encoding="utf-8") as fh:
+            try:
+                state = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{checkpoint_path}: not a JSON searcher state ({exc})") from None
+        self.set_state(state)
+
+    def _model_state(self) -> dict:
+        """Small JSON hints a subclass wants back after restore (e.g. kernel hyperparameters); not the model."""
+        return {}
+
+    def _set_model_state(self, state: dict) -> None:
+        pass
+
+
+def _not_json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"searcher state holds a {type(value).__name__} ({value!r}), which JSON cannot store; "
+                    "use numbers, strings, booleans or None as choice values")
+
+
+class _blas_limit:
+    """Limit BLAS threads while a model is fitted: on small matrices extra threads cost more than they give."""
+
+    def __init__(self, threads: int | None) -> None:
+        self._threads = threads
+        self._limiter = None
+
+    def __enter__(self):
+        if self._threads:
+            from threadpoolctl import threadpool_limits
+
+            self._limiter = threadpool_limits(limits=self._threads, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()

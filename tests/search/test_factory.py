@@ -1,0 +1,61 @@
+"""build_searcher / build_scheduler: names and options from the search spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from mritune.search.factory import build_scheduler, build_searcher, searcher_options
+
+
+@pytest.mark.parametrize("name, cls", [("gpyopt", "GPyOptSearch"), ("bayesopt", "BayesOptSearch"),
+                                       ("random", "RandomSearch")])
+def test_build_searcher_by_name(name, cls):
+    searcher = build_searcher(name, metric="val_macro_f1", mode="max", seed=3)
+    assert type(searcher).__name__ == cls
+    assert searcher.metric == "val_macro_f1" and searcher.mode == "max"
+
+
+def test_options_reach_the_searcher_and_max_concurrent_wraps():
+    from ray.tune.search import ConcurrencyLimiter
+
+    limited = build_searcher("gpyopt", metric="swd", mode="min", max_concurrent=4, acquisition="LCB",
+                             pending_strategy="local_penalization", n_initial_points=3)
+    assert isinstance(limited, ConcurrencyLimiter) and limited.max_concurrent == 4
+    inner = limited.searcher
+    assert inner._settings.acquisition == "LCB" and inner._settings.pending_strategy == "local_penalization"
+    assert inner._n_initial == 3
+
+
+def test_unknown_searcher_and_options_are_named():
+    with pytest.raises(ValueError, match="unknown searcher 'hyperopt'; expected one of gpyopt, bayesopt, random"):
+        build_searcher("hyperopt", metric="m", mode="min")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) kappa, xi for searcher 'gpyopt'; accepted: .*"
+                                         r"pending_strategy"):
+        build_searcher("gpyopt", metric="m", mode="min", xi=0.1, kappa=2)
+    with pytest.raises(ValueError, match="pending_strategy must be one of"):
+        build_searcher("bayesopt", metric="m", mode="min", pending_strategy="local_penalization")
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
+        build_searcher("random", metric="m", mode="maximize")
+    assert "acquisition" in searcher_options("bayesopt")
+
+
+def test_build_asha_and_fifo():
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    asha = build_scheduler("asha", max_t=9, grace_period=1, reduction_factor=3, metric="val_loss", mode="min")
+    assert isinstance(asha, ASHAScheduler)
+    assert asha._max_t == 9 and asha._reduction_factor == 3
+    assert [b._rungs for b in asha._brackets][0]  # rungs were built from max_t/grace/reduction
+    assert isinstance(build_scheduler("fifo", max_t=5), FIFOScheduler)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "hyperband", "max_t": 5}, "unknown scheduler 'hyperband'; expected one of asha, fifo"),
+    ({"name": "asha", "max_t": 0}, "max_t must be a positive integer"),
+    ({"name": "asha", "max_t": 5, "grace_period": 6}, r"grace_period must be an integer in \[1, max_t=5\]"),
+    ({"name": "asha", "max_t": 5, "reduction_factor": 1}, "reduction_factor must be > 1"),
+])
+def test_bad_scheduler_settings_are_named(kwargs, message):
+    name = kwargs.pop("name")
+    with pytest.raises(ValueError, match=message):
+        build_scheduler(name, **kwargs)

@@ -1,0 +1,49 @@
+"""A small real Tuner run: GPyOptSearch + ASHA on a local Ray, and the searcher state Tune writes."""
+
+from __future__ import annotations
+
+import math
+
+from mritune.search.factory import build_scheduler, build_searcher
+from mritune.search.gpyopt_searcher import GPyOptSearch
+
+
+def _curve(config: dict) -> None:
+    from ray import tune
+
+    # A "training curve" that improves with epochs; its floor depends on the config (best at x=0.3).
+    floor = (config["x"] - 0.3) ** 2 + 0.1 * config["layers"]
+    for epoch in range(1, config["epochs"] + 1):
+        tune.report({"val_loss": floor + 1.0 / epoch})
+
+
+def test_tuner_with_asha_feeds_last_rung_values_to_the_searcher(local_ray, tmp_path):
+    from ray import tune
+
+    searcher = build_searcher("gpyopt", metric="val_loss", mode="min", seed=0, max_concurrent=2,
+                              n_initial_points=3)
+    tuner = tune.Tuner(
+        tune.with_resources(_curve, {"cpu": 0.5}),
+        param_space={"x": tune.uniform(-1.0, 1.0), "layers": tune.randint(1, 4), "epochs": 9},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=8, reuse_actors=True,
+                                    scheduler=build_scheduler("asha", max_t=9, grace_period=1, reduction_factor=3,
+                                                              metric="val_loss", mode="min")),
+        run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0 and len(results) == 8
+    iterations = [r.metrics["training_iteration"] for r in results]
+    assert min(iterations) < 9, f"ASHA stopped nothing: {iterations}"
+
+    # Tune saved the searcher's JSON state in the experiment folder; a fresh searcher picks it up.
+    restored = GPyOptSearch()
+    restored.restore_from_dir(str(tmp_path / "asha"))
+    assert restored.metric == "val_loss" and restored.mode == "min"
+    by_config = {(o["config"]["x"], o["config"]["layers"]): o for o in restored.observations}
+    assert len(by_config) == 8
+    for result in results:
+        observation = by_config[(result.config["x"], result.config["layers"])]
+        # The model learned the value at the trial's last reported rung, early-stopped or not.
+        assert observation["status"] == "ok"
+        assert math.isclose(observation["value"], result.metrics["val_loss"])
+        assert observation["iteration"] == result.metrics["training_iteration"]
