@@ -29,6 +29,8 @@ class TrialRunCloser(Callback):
         self._close(trial.trial_id, "FAILED", False)
 
     def _close(self, trial_id: str, status: str, stopped_early: bool) -> None:
+        """The driver decides the final status: inside the trial, a scheduler stop at the last epoch
+        (ASHA stops every trial that reaches max_t) looks the same as one before it."""
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(self._tracking_uri)
@@ -37,5 +39,5 @@ class TrialRunCloser(Callback):
             return  # the trial failed before its observer opened a run
         if stopped_early and self._scheduler == "asha":
             client.set_tag(run.info.run_id, "stopped_by", "asha")
-        if run.info.status == "RUNNING":
+        if run.info.status != status:
             client.set_terminated(run.info.run_id, status=status)

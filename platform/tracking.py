@@ -110,6 +110,8 @@ class MlflowTrialObserver:
         self._run_id: str | None = None
         # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
         self._logged_through_epoch = 0
+        self._epochs = 0
+        self._last_epoch = 0
 
     def on_start(self, config: dict, trial_id: str) -> None:
         import mlflow
@@ -130,6 +132,7 @@ class MlflowTrialObserver:
             log_system_metrics=self._factory.system_metrics,
         )
         self._run_id = run.info.run_id
+        self._epochs = int(config.get("epochs", 0))
         if existing is None:
             mlflow.log_params({key: _param_value(value) for key, value in config.items()})
         else:
@@ -147,6 +150,7 @@ class MlflowTrialObserver:
     def on_epoch(self, report: EpochReport) -> None:
         import mlflow
 
+        self._last_epoch = report.epoch
         if report.epoch <= self._logged_through_epoch:
             return
 
@@ -159,6 +163,10 @@ class MlflowTrialObserver:
     def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
         import mlflow
 
+        if status == "KILLED" and self._last_epoch >= self._epochs:
+            # ASHA also stops every trial that reaches max_t, after its last epoch: that trial finished. The
+            # driver's TrialRunCloser applies the same rule, so the two never write different statuses.
+            status, error = "FINISHED", None
         if error:
             mlflow.set_tag("mritune.error" if status == "FAILED" else "mritune.end_reason", error[:4000])
         mlflow.end_run(status=status)

@@ -56,7 +56,7 @@ def test_other_dataset_never_displaces_champion(client, tmp_path):
     other = add_version(client, tmp_path, fingerprint="fp-b", f1=0.99)
     alias, previous, reason = decide_alias(client, "gate-test", fingerprint="fp-b", value=0.99,
                                            metric="test_macro_f1", mode="max")
-    assert (alias, previous) == (CHALLENGER, first)
+    assert (alias, previous) == (CHALLENGER, str(first))
     assert "other data" in reason
     client.set_registered_model_alias("gate-test", alias, other)
     assert client.get_model_version_by_alias("gate-test", CHAMPION).version == first
