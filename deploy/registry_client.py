@@ -96,20 +96,28 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def check_server_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    """Fail fast, before MLflow's long retries, when an http(s) tracking server does not answer /health."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # It answered, so it is reachable; MLflow's own calls report what is wrong.
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingServerUnreachable(
+            f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it (mlflow server --host "
+            "127.0.0.1 --port 5000) or pass --tracking-uri"
+        ) from exc
+
+
 def check_tracking_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
     """Fail fast, before MLflow's long retries: an http(s) server must answer /health; a SQLite file must exist."""
     if tracking_uri.startswith(("http://", "https://")):
-        url = tracking_uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s):
-                return
-        except urllib.error.HTTPError:
-            return  # It answered, so it is reachable; MLflow's own calls report what is wrong.
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingServerUnreachable(
-                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it or pass --tracking-uri"
-            ) from exc
+        check_server_reachable(tracking_uri, timeout_s=timeout_s)
     elif tracking_uri.startswith("sqlite:///"):
         database = Path(tracking_uri.removeprefix("sqlite:///"))
         if not database.is_file():

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,21 +34,11 @@ def is_remote_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def check_tracking_reachable(uri: str, *, timeout_s: float = 3.0) -> None:
-    """Fail in seconds, not after MLflow's long retries, when an MLflow server does not answer."""
-    if not is_remote_uri(uri):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
-            if response.status == 200:
-                return
-            problem = f"answered HTTP {response.status}"
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
-        problem = f"is unreachable ({getattr(exc, 'reason', exc)})"
-    raise ConnectionError(
-        f"MLflow tracking server {uri} {problem}; start one with `mlflow server --host 127.0.0.1 --port 5000` "
-        "or pass --tracking-uri sqlite:///mlruns.db"
-    )
+def check_tracking_reachable(uri: str) -> None:
+    """An MLflow server must answer now (a new SQLite store is created on first use, so it needs no check)."""
+    from mritune.deploy.registry_client import check_server_reachable
+
+    check_server_reachable(uri)
 
 
 def ensure_experiment(name: str, tracking_uri: str) -> str:
