@@ -50,8 +50,10 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     artifact_location = None
-    if not is_remote_uri(tracking_uri):
-        artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        # Beside the database file: ./mlruns.db keeps its artifacts in ./mlartifacts, wherever the command runs.
+        database = Path(tracking_uri[len("sqlite:///"):])
+        artifact_location = (database.parent / DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
     return client.create_experiment(name, artifact_location=artifact_location)
 
 

@@ -34,6 +34,7 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
 
     parent = client.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED"
+    assert parent.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri()), "artifacts beside the database"
     assert parent.data.params["algorithm"] == "gpyopt"
     assert parent.inputs.dataset_inputs, "the dataset is logged as the search's input"
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
