@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mritune.platform.config import GATE_METRICS, SearchSpec
+from mritune.platform.tracking import is_finite_number
 from mritune.platform.tracking_runs import trial_run_id
 
 CHAMPION = "champion"
@@ -47,17 +48,13 @@ def best_result(results, *, metric: str, mode: str, epochs: int, gate_metric: st
         if int(last.get("training_iteration", 0)) < epochs:
             continue
         value, gate_value = last.get(metric), last.get(gate_metric)
-        if not (_finite(value) and _finite(gate_value)):
+        if not (is_finite_number(value) and is_finite_number(gate_value)):
             continue
         candidates.append((value, result))
     if not candidates:
         return None
     pick = max if mode == "max" else min
     return pick(candidates, key=lambda pair: pair[0])[1]
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def register_best(*, spec: SearchSpec, results, tracking_uri: str, experiment_id: str, parent_run_id: str,
@@ -70,7 +67,7 @@ def register_best(*, spec: SearchSpec, results, tracking_uri: str, experiment_id
     run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, trial_id)
     if run_id is None:
         return None
-    metrics = {k: float(v) for k, v in best.metrics.items() if _finite(v) and not k.startswith(("time_", "timestamp"))}
+    metrics = {k: float(v) for k, v in best.metrics.items() if is_finite_number(v) and not k.startswith(("time_", "timestamp"))}
     with best.checkpoint.as_directory() as folder:
         model_uri = _log_model(spec, Path(folder), run_id, dataset, metrics, tracking_uri)
     return _register(

@@ -57,15 +57,14 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
+def is_finite_number(value: Any) -> bool:
+    """A real, finite number (not a bool, string, NaN or inf): the only values that count as metrics."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Numeric, finite values only: MLflow rejects NaN in some stores and strings are not metrics."""
-    clean = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(float(value)):
-            clean[key] = float(value)
-    return clean
+    return {key: float(value) for key, value in metrics.items() if is_finite_number(value)}
 
 
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from mritune.platform.config import SearchSpec, spec_to_yaml
-from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG
+from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG, is_finite_number
 
 
 
@@ -106,7 +105,7 @@ def results_table(results, *, metric: str, mode: str) -> list[dict[str, Any]]:
     rows = []
     for result in results:
         history = result.metrics_dataframe
-        values = [] if history is None or metric not in history else [v for v in history[metric] if _finite(v)]
+        values = [] if history is None or metric not in history else [v for v in history[metric] if is_finite_number(v)]
         best = (max(values) if mode == "max" else min(values)) if values else None
         last = result.metrics or {}
         rows.append(
@@ -121,10 +120,6 @@ def results_table(results, *, metric: str, mode: str) -> list[dict[str, Any]]:
     sign = -1 if mode == "max" else 1
     rows.sort(key=lambda row: (row[metric] is None, sign * (row[metric] or 0.0)))
     return rows
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def log_search_summary(*, tracking_uri: str, parent_run_id: str, table: list[dict], metric: str, mode: str,
