@@ -12,6 +12,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from mritune.trainables.reporting import TrainingResult
+
 STATE_FILE = "state.json"
 
 
@@ -46,6 +48,27 @@ def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys:
             raise ValueError(
                 f"cannot resume: checkpoint has {key}={saved[key]!r} but the config asks for {config[key]!r}"
             )
+
+
+def resume_point(resume_from: str | None, *, task: str, config: dict[str, Any],
+                 architecture_keys: Iterable[str]) -> tuple[int, dict[str, Any] | None]:
+    """(epochs already completed, saved state) for a training started from ``resume_from``; (0, None) if fresh."""
+    if not resume_from:
+        return 0, None
+    state = read_state(resume_from, task=task)
+    check_same_architecture(state, config, architecture_keys)
+    return int(state["epoch"]), state
+
+
+def finished_result(folder: str | Path, state: dict[str, Any], model_file: str) -> TrainingResult:
+    """A trial restarted after its last epoch was saved: nothing left to train, return what the checkpoint holds."""
+    folder = Path(folder)
+    return TrainingResult(
+        metrics=dict(state.get("metrics", {})),
+        model_path=str(folder / model_file),
+        artifacts={name: str(folder / rel) for name, rel in state.get("artifacts", {}).items()},
+        epochs_completed=int(state["epoch"]),
+    )
 
 
 def rng_to_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import numpy as np
 
 from mritune.trainables.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.checkpointing import (
-    check_same_architecture,
     epoch_dir,
     epoch_seed,
-    read_state,
+    finished_result,
+    resume_point,
     write_state,
 )
 from mritune.trainables.classification_metrics import classification_metrics, write_classification_artifacts
@@ -76,15 +76,12 @@ def train_classifier(
     cfg = ClassifierConfig.from_dict(config)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-classifier-"))
-    start_epoch, state = 0, None
-    if resume_from:
-        state = read_state(resume_from, task="classifier")
-        check_same_architecture(state, cfg.to_dict(), ARCHITECTURE_KEYS)
-        if tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
-            raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
-        start_epoch = int(state["epoch"])
-        if start_epoch >= cfg.epochs:
-            return _already_finished(resume_from, state)
+    start_epoch, state = resume_point(resume_from, task="classifier", config=cfg.to_dict(),
+                                      architecture_keys=ARCHITECTURE_KEYS)
+    if state is not None and tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
+        raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
+    if state is not None and start_epoch >= cfg.epochs:
+        return finished_result(resume_from, state, MODEL_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
     if state is None:
         model = build_classifier(cfg, num_classes=len(arrays.class_names))
@@ -115,17 +112,6 @@ def class_weights(cfg: ClassifierConfig, labels: np.ndarray, num_classes: int) -
     weights = compute_class_weight("balanced", classes=present, y=labels)
     by_class = {int(c): float(w) for c, w in zip(present, weights)}
     return {c: by_class.get(c, 1.0) for c in range(num_classes)}
-
-
-def _already_finished(resume_from: str, state: dict) -> TrainingResult:
-    """A trial restarted after its last epoch was saved: nothing left to train, return what the checkpoint holds."""
-    folder = Path(resume_from)
-    return TrainingResult(
-        metrics=dict(state.get("metrics", {})),
-        model_path=str(folder / MODEL_FILE),
-        artifacts={name: str(folder / rel) for name, rel in state.get("artifacts", {}).items()},
-        epochs_completed=int(state["epoch"]),
-    )
 
 
 class _EpochEnd:

@@ -25,10 +25,10 @@ import numpy as np
 
 from mritune.trainables.arrays import check_dataset, resized
 from mritune.trainables.checkpointing import (
-    check_same_architecture,
     epoch_dir,
     epoch_seed,
-    read_state,
+    finished_result,
+    resume_point,
     rng_from_state,
     rng_to_state,
     write_state,
@@ -76,13 +76,10 @@ def train_dcgan(
     real = to_unit_range(resized(data.x_train, cfg.image_size))
     held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
-    start_epoch, state = 0, None
-    if resume_from:
-        state = read_state(resume_from, task="dcgan")
-        check_same_architecture(state, cfg.to_dict(), ARCHITECTURE_KEYS)
-        start_epoch = int(state["epoch"])
-        if start_epoch >= cfg.epochs:
-            return _already_finished(resume_from, state)
+    start_epoch, state = resume_point(resume_from, task="dcgan", config=cfg.to_dict(),
+                                      architecture_keys=ARCHITECTURE_KEYS)
+    if state is not None and start_epoch >= cfg.epochs:
+        return finished_result(resume_from, state, GENERATOR_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
     gan = _load_gan(cfg, resume_from) if state else _new_gan(cfg)
     rng = rng_from_state(state["rng"]) if state else np.random.default_rng(cfg.seed)
@@ -231,13 +228,3 @@ def _write_png(grid: np.ndarray, path: Path) -> Path:
     if not cv2.imwrite(str(path), grid):
         raise OSError(f"could not write {path}")
     return path
-
-
-def _already_finished(resume_from: str, state: dict) -> TrainingResult:
-    folder = Path(resume_from)
-    return TrainingResult(
-        metrics=dict(state.get("metrics", {})),
-        model_path=str(folder / GENERATOR_FILE),
-        artifacts={name: str(folder / rel) for name, rel in state.get("artifacts", {}).items()},
-        epochs_completed=int(state["epoch"]),
-    )
