@@ -19,8 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from mritune.search.gpyopt_model import (ACQUISITIONS, PENDING_STRATEGIES, ModelSettings, WarmGP,
-                                         acquisition_with_pending, minimize_acquisition, standardize,
+from mritune.search.gpyopt_model import (ACQUISITIONS, PENDING_STRATEGIES, TARGET_TRANSFORMS, ModelSettings,
+                                         WarmGP, acquisition_with_pending, gp_targets, minimize_acquisition,
                                          unit_design_space)
 from mritune.search.searcher_base import UnitCubeSearcher
 from mritune.search.space import SearchSpace
@@ -32,23 +32,27 @@ class GPyOptSearch(UnitCubeSearcher):
     def __init__(self, *, space: dict | SearchSpace | None = None, metric: str | None = None,
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,
                  acquisition: str = "EI", pending_strategy: str = "kriging_believer",
-                 random_state_seed: int | None = None, blas_threads: int | None = 1,
-                 model_settings: ModelSettings | None = None) -> None:
+                 target_transform: str = "log", random_state_seed: int | None = None,
+                 blas_threads: int | None = 1, model_settings: ModelSettings | None = None) -> None:
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
         if pending_strategy not in PENDING_STRATEGIES:
             raise ValueError(f"pending_strategy must be one of {', '.join(PENDING_STRATEGIES)}, "
                              f"got {pending_strategy!r}")
+        if target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}, "
+                             f"got {target_transform!r}")
         super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
                          n_initial_points=n_initial_points, random_state_seed=random_state_seed,
                          blas_threads=blas_threads)
         self._settings = dataclasses.replace(model_settings or ModelSettings(), acquisition=acquisition,
-                                             pending_strategy=pending_strategy)
+                                             pending_strategy=pending_strategy,
+                                             target_transform=target_transform)
         self._gp = WarmGP(self._settings)
 
     def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
                  rng: np.random.Generator) -> np.ndarray:
-        y_std = standardize(y)
+        y_std = gp_targets(y, self._settings.target_transform)
         self._gp.fit(X, y_std)
         design_space = unit_design_space(X.shape[1])
         acquisition = acquisition_with_pending(self._gp, X, y_std, X_pending, self._settings, rng, design_space)
