@@ -2,7 +2,7 @@
 
 Usage::
 
-    from mritune.search import GPyOptSearch
+    from mritune.search.gpyopt_searcher import GPyOptSearch
     searcher = GPyOptSearch(metric="val_macro_f1", mode="max", pending_strategy="kriging_believer",
                             random_state_seed=0)
     Tuner(trainable, param_space={...}, tune_config=TuneConfig(search_alg=searcher, num_samples=40))

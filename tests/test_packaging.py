@@ -12,9 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("platform", "trainables", "search", "deploy")
-# `search` is a regular package so that `from mritune.search import GPyOptSearch` works; the others stay namespace
-# packages, and `platform` must: an __init__.py there would shadow the standard library's `platform` from the root.
-NAMESPACE_PARTS = ("platform", "trainables", "deploy")
 
 
 def test_import_platform_from_repo_root_is_the_standard_library():
@@ -27,26 +24,10 @@ def test_import_platform_from_repo_root_is_the_standard_library():
     assert not location.startswith(str(ROOT)), location
 
 
-@pytest.mark.parametrize("part", NAMESPACE_PARTS)
+@pytest.mark.parametrize("part", PARTS)
 def test_parts_are_namespace_packages(part):
+    # An __init__.py here would make the folder a regular package that shadows stdlib `platform` from the root.
     assert not (ROOT / part / "__init__.py").exists()
-
-
-def test_search_package_exports_searchers_lazily():
-    script = (
-        "import sys, mritune.search as s; heavy = [m for m in ('ray', 'GPy', 'bayes_opt') if m in sys.modules]; "
-        "print(','.join(heavy) or '-'); print(s.GPyOptSearch.__module__, s.BayesOptSearch.__module__); "
-        "print(sorted(s.__all__) == sorted(dir(s)))"
-    )
-    out = subprocess.run([sys.executable, "-c", script], cwd="/", capture_output=True, text=True, check=True)
-    heavy, modules, listed = out.stdout.splitlines()
-    assert heavy == "-", f"importing mritune.search imported {heavy}"
-    assert modules == "mritune.search.gpyopt_searcher mritune.search.bayesopt_searcher"
-    assert listed == "True"
-    with pytest.raises(AttributeError, match="no attribute 'NoSuchSearch'"):
-        import mritune.search
-
-        mritune.search.NoSuchSearch  # noqa: B018
 
 
 def test_subpackages_import_from_the_project():
@@ -72,8 +53,7 @@ def test_wheel_builds_and_imports_without_the_source_tree(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mritune/platform/cli.py" in names
     assert "mritune/configs/classifier-quick.yaml" in names
-    assert not any(name.endswith(f"mritune/{part}/__init__.py") for part in NAMESPACE_PARTS for name in names)
-    assert "mritune/search/__init__.py" in names
+    assert not any(name.endswith(f"mritune/{part}/__init__.py") for part in PARTS for name in names)
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)
     # -S skips site (and so the editable install's finder); the dependencies' folder is added by hand.

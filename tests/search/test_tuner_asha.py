@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from mritune.search.factory import build_scheduler, build_searcher
-from mritune.search import GPyOptSearch
+from mritune.search.gpyopt_searcher import GPyOptSearch
 
 
 def _curve(config: dict) -> None:
