@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mritune.search.searcher_base import UnitCubeSearcher
+from mritune.search.searcher_base import UnitCubeSearcher, check_option
 from mritune.search.space import SearchSpace
 
 BAYESOPT_ACQUISITIONS = ("EI", "LCB", "MPI")
@@ -27,11 +27,8 @@ class BayesOptSearch(UnitCubeSearcher):
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,
                  acquisition: str = "EI", pending_strategy: str = "kriging_believer",
                  random_state_seed: int | None = None, blas_threads: int | None = 1) -> None:
-        if acquisition not in BAYESOPT_ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {', '.join(BAYESOPT_ACQUISITIONS)}, got {acquisition!r}")
-        if pending_strategy not in BAYESOPT_PENDING:
-            raise ValueError(f"pending_strategy must be one of {', '.join(BAYESOPT_PENDING)}, "
-                             f"got {pending_strategy!r}")
+        check_option("acquisition", acquisition, BAYESOPT_ACQUISITIONS)
+        check_option("pending_strategy", pending_strategy, BAYESOPT_PENDING)
         super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
                          n_initial_points=n_initial_points, random_state_seed=random_state_seed,
                          blas_threads=blas_threads)

@@ -22,7 +22,7 @@ import numpy as np
 from mritune.search.gpyopt_model import (ACQUISITIONS, PENDING_STRATEGIES, TARGET_TRANSFORMS, ModelSettings,
                                          WarmGP, acquisition_with_pending, gp_targets, minimize_acquisition,
                                          unit_design_space)
-from mritune.search.searcher_base import UnitCubeSearcher
+from mritune.search.searcher_base import UnitCubeSearcher, check_option
 from mritune.search.space import SearchSpace
 
 
@@ -34,14 +34,9 @@ class GPyOptSearch(UnitCubeSearcher):
                  acquisition: str = "EI", pending_strategy: str = "kriging_believer",
                  target_transform: str = "log", random_state_seed: int | None = None,
                  blas_threads: int | None = 1, model_settings: ModelSettings | None = None) -> None:
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
-        if pending_strategy not in PENDING_STRATEGIES:
-            raise ValueError(f"pending_strategy must be one of {', '.join(PENDING_STRATEGIES)}, "
-                             f"got {pending_strategy!r}")
-        if target_transform not in TARGET_TRANSFORMS:
-            raise ValueError(f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}, "
-                             f"got {target_transform!r}")
+        check_option("acquisition", acquisition, ACQUISITIONS)
+        check_option("pending_strategy", pending_strategy, PENDING_STRATEGIES)
+        check_option("target_transform", target_transform, TARGET_TRANSFORMS)
         super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
                          n_initial_points=n_initial_points, random_state_seed=random_state_seed,
                          blas_threads=blas_threads)

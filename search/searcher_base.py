@@ -23,6 +23,12 @@ from mritune.search.space import SearchSpace, convert_ray_space
 _DUPLICATE_TOL = 1e-9
 
 
+def check_option(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """A searcher's string option must be one of ``allowed``: raise naming the option and the choices."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 class UnitCubeSearcher(Searcher):
     """Base class: ask/tell bookkeeping, random initial design and versioned JSON state."""
 
