@@ -4,6 +4,15 @@ Every image is a different "subject": an axial MNI152 slice around the lateral v
 tissue contrast, random affine and elastic deformation, graded atrophy (see ``atrophy.py``), an intensity bias
 field, blur and Rician noise. The output is deterministic per seed: image ``i`` draws all its randomness from
 ``default_rng([seed, i])``, so the thread pool's scheduling never changes a byte.
+
+Class proportions (``class_counts``), always NonDemented > VeryMildDemented > MildDemented > ModerateDemented:
+
+- up to 3200 images (the quick sizes): 40/30/20/10%, e.g. 640 -> 256/192/128/64 and 960 -> 384/288/192/96, so
+  the stratified 15% test split holds at least 10 images of every class from n = 640 up (10 and 14 Moderate);
+- above 3200: the original dataset's 50/35/14/1% (6400 -> 3200/2240/896/64), at least 16 ModerateDemented.
+
+The effect sizes (``atrophy.py``) are calibrated so that a good small-CNN configuration learns the classes in a
+quick search's budget and a bad one does not: ``benchmarks/learnability.py`` measures it.
 """
 
 from __future__ import annotations
@@ -18,7 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mritune.trainables.atrophy import TemplateSlices, draw_severity, template_slices
+from mritune.trainables.atrophy import (
+    BRAIN_SHRINK,
+    TEMPORAL,
+    THINNING,
+    VENTRICLE,
+    TemplateSlices,
+    draw_severity,
+    template_slices,
+)
 from mritune.trainables.classes import CLASS_NAMES
 
 log = logging.getLogger(__name__)
@@ -26,9 +43,17 @@ log = logging.getLogger(__name__)
 # The public dataset's folder names and file prefixes, in CLASS_NAMES order.
 CLASS_FOLDERS = ("Non_Demented", "Very_Mild_Demented", "Mild_Demented", "Moderate_Demented")
 _FILE_PREFIXES = ("non", "verymild", "mild", "moderate")
-# The original dataset's class sizes (3200/2240/896/64 of 6400).
+# The original dataset's class sizes (3200/2240/896/64 of 6400): used above QUICK_MAX_N images.
 ORIGINAL_COUNTS = (3200, 2240, 896, 64)
+# Up to QUICK_MAX_N images the rare classes get a larger share (same order), so that a quick dataset's 15% test
+# split holds at least 10 ModerateDemented images from n = 640 (64 of them) up: with the original 1% it would
+# hold 1 or 2, and a macro-F1 over 4 classes would hinge on them.
+QUICK_PROPORTIONS = (0.40, 0.30, 0.20, 0.10)
+QUICK_MAX_N = 3200
 MIN_MODERATE = 16
+# Part of the cache folder's name: bump it whenever the images a (n, size, seed) renders change, so that a
+# dataset cached by an earlier version is never silently reused. 2: calibrated effect sizes and quick proportions.
+SYNTHESIS_VERSION = 2
 MIN_IMAGES = 64
 JPEG_QUALITY = 92
 # Grey matter this far (mm) from white matter becomes CSF at zero atrophy (the averaged template is thick).
@@ -36,12 +61,16 @@ _RIBBON_MM = 9.0
 
 
 def class_counts(n: int) -> tuple[int, ...]:
-    """Images per class for ``n`` images: the original proportions, at least MIN_MODERATE ModerateDemented."""
+    """Images per class for ``n`` images, in CLASS_NAMES order; at least MIN_MODERATE ModerateDemented.
+
+    Up to QUICK_MAX_N images: QUICK_PROPORTIONS (40/30/20/10%); above: the original proportions (50/35/14/1%).
+    """
     if n < MIN_IMAGES:
         raise ValueError(f"--n {n} is too small: the synthetic dataset needs at least {MIN_IMAGES} images")
-    moderate = max(MIN_MODERATE, round(n * ORIGINAL_COUNTS[3] / sum(ORIGINAL_COUNTS)))
-    others = np.array(ORIGINAL_COUNTS[:3], dtype=float)
-    shares = others / others.sum() * (n - moderate)
+    proportions = np.array(QUICK_PROPORTIONS if n <= QUICK_MAX_N else ORIGINAL_COUNTS, dtype=float)
+    proportions /= proportions.sum()
+    moderate = max(MIN_MODERATE, round(n * proportions[3]))
+    shares = proportions[:3] / proportions[:3].sum() * (n - moderate)
     counts = np.floor(shares).astype(int)
     # Largest remainder, so the counts add up to n exactly.
     for i in np.argsort(-(shares - counts))[: n - moderate - counts.sum()]:
@@ -80,7 +109,7 @@ def synthetic_cache_folder(*, n: int, size: int, seed: int, cache_dir: str | Pat
     """The folder ``load_synthetic`` keeps this synthetic dataset in (it holds ``Dataset/<Class_Folder>/``)."""
     from mritune.trainables.data import resolve_cache_dir
 
-    return resolve_cache_dir(cache_dir) / "synthetic" / f"n{n}-s{size}-seed{seed}"
+    return resolve_cache_dir(cache_dir) / "synthetic" / f"n{n}-s{size}-seed{seed}-v{SYNTHESIS_VERSION}"
 
 
 def load_synthetic(*, n: int, size: int, seed: int, cache_dir: str | Path | None = None,
@@ -144,12 +173,13 @@ def render_subject(slices: TemplateSlices, rng: np.random.Generator, label: int,
     severity = draw_severity(rng, label)
     index = int(rng.integers(slices.count))
     # Anatomy that varies between subjects whatever their disease: the severity is only part of each effect.
-    ventricle_mm = max(0.0, 1.0 + 7.0 * severity + rng.normal(0.0, 0.8))
-    thinning_mm = max(0.0, 0.5 + 5.0 * severity + rng.normal(0.0, 0.7))
-    temporal_mm = max(0.0, 0.5 + 4.5 * severity + rng.normal(0.0, 0.8))
+    ventricle_mm, thinning_mm, temporal_mm = (
+        max(0.0, effect.base + effect.per_severity * severity + rng.normal(0.0, effect.spread))
+        for effect in (VENTRICLE, THINNING, TEMPORAL)
+    )
     tissue = _tissue_image(slices, index, rng, thinning_mm=thinning_mm, temporal_mm=temporal_mm)
     map_x, map_y = _sampling_maps(slices, index, rng, size, ventricle_mm=ventricle_mm, temporal_mm=temporal_mm,
-                                  shrink=0.03 * severity)
+                                  shrink=BRAIN_SHRINK * severity)
     image = cv2.remap(tissue, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return _scanner_effects(image, rng)
 

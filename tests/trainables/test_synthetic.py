@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.data import inspect_dataset
+from mritune.trainables.data import inspect_dataset, stratified_split
 from mritune.trainables.synthetic import (
     CLASS_FOLDERS,
     class_counts,
@@ -24,13 +24,26 @@ def _digests(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.jpg")}
 
 
-def test_class_counts_follow_the_original_proportions():
+def test_class_counts_follow_the_original_proportions_above_the_quick_sizes():
     assert class_counts(6400) == (3200, 2240, 896, 64)
-    assert class_counts(3200) == (1600, 1120, 448, 32)
-    for n in (64, 100, 240, 1001, 12345):
+    assert class_counts(3201) == (1601, 1120, 448, 32)
+    for n in (3300, 12345):
+        counts = class_counts(n)
+        assert sum(counts) == n and counts[0] > counts[1] > counts[2] > counts[3] >= 16
+
+
+def test_quick_sizes_give_every_class_ten_test_images():
+    assert class_counts(960) == (384, 288, 192, 96)
+    assert class_counts(640) == (256, 192, 128, 64)
+    assert class_counts(3200) == (1280, 960, 640, 320)
+    for n in (64, 100, 240, 1001):
         counts = class_counts(n)
         assert sum(counts) == n and counts[3] >= 16
         assert counts[0] > counts[1] > counts[2]
+    for n in (640, 960, 3200):
+        labels = np.repeat(np.arange(4), class_counts(n))
+        _, _, test = stratified_split(labels, val_fraction=0.15, test_fraction=0.15, seed=0)
+        assert np.bincount(labels[test]).min() >= 10
     with pytest.raises(ValueError, match="at least 64"):
         class_counts(10)
 
