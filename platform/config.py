@@ -17,7 +17,7 @@ TASKS = ("classifier", "dcgan")
 DEFAULT_METRICS = {"classifier": ("val_macro_f1", "max"), "dcgan": ("swd", "min")}
 DEFAULT_MODEL_NAMES = {"classifier": "mritune-classifier", "dcgan": "mritune-dcgan"}
 # The test-split metric the promotion gate compares, and whether higher is better.
-GATE_METRICS = {"classifier": ("test_macro_f1", "max"), "dcgan": ("swd", "min")}
+GATE_METRICS = {"classifier": ("test_macro_f1", "max"), "dcgan": ("test_swd", "min")}
 
 
 class SpecError(ValueError):
@@ -56,7 +56,7 @@ class DataSpec(_Strict):
 
 
 class SearchSection(_Strict):
-    algorithm: Literal["gpyopt", "bayesopt", "random"] = "gpyopt"
+    algorithm: Literal["gpyopt", "bayesopt", "random", "tpe"] = "gpyopt"
     options: dict[str, Any] = Field(default_factory=dict)
     num_samples: int = Field(default=10, ge=1, le=10_000)
     max_concurrent: int | None = Field(default=None, ge=1, le=1024)
@@ -65,6 +65,8 @@ class SearchSection(_Strict):
     space: dict[str, Any] = Field(default_factory=dict)
     points_to_evaluate: list[dict[str, Any]] | None = None
     seed: int | None = 0
+    # Wall-clock budget of the whole search (Ray Tune's time_budget_s): running trials are stopped when it ends.
+    time_budget_s: float | None = Field(default=None, gt=0)
 
 
 class SchedulerSection(_Strict):

@@ -1,12 +1,14 @@
-"""Register the best trial's model and apply the promotion gate.
+"""Register the best trial's best checkpoint and apply the promotion gate.
 
-The best trial is chosen by the search metric among trials that finished every epoch with finite metrics (an
-errored, NaN or ASHA-stopped trial is never registered). Its model is logged into its own MLflow run as a pyfunc
-(Keras native format inside), registered, and tagged with the search, run, dataset fingerprint and metrics.
-Promotion gate: alias ``champion`` moves to the new version only if its gate metric (classifier: test_macro_f1;
-DCGAN: swd on held-out images) beats the current champion's on the same dataset fingerprint; when there is no
-champion it becomes champion; otherwise — worse, or a champion trained on other data, which cannot be compared —
-the new version gets ``challenger``.
+The trial and the epoch are the first row of the search's ranking (``ranking.rank_trials``: best validation score
+among the checkpoints Ray kept, errored trials never), so the registered model is exactly the one the results
+table ranks first, ASHA-stopped trials included. That checkpoint is evaluated once on the untouched test split
+(``trainables.evaluation``); its test metrics and plots go into the trial's run and onto the version's tags,
+with the epoch and the trial. The model is logged into the trial's run as a pyfunc (Keras native format inside).
+Promotion gate: alias ``champion`` moves to the new version only if its gate metric on the test split
+(classifier: test_macro_f1; DCGAN: test_swd) beats the current champion's on the same dataset fingerprint; when
+there is no champion it becomes champion; otherwise — worse, or a champion trained on other data, which cannot be
+compared — the new version gets ``challenger``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mritune.platform.config import GATE_METRICS, SearchSpec
+from mritune.platform.ranking import TrialScore
 from mritune.platform.tracking import is_finite_number
 from mritune.platform.tracking_runs import trial_run_id
 
@@ -31,49 +34,56 @@ class Registration:
     version: str
     alias: str  # the alias this version received: champion or challenger
     trial_id: str
+    epoch: int  # the trial's epoch whose checkpoint was registered (its best by the search metric)
     run_id: str
+    metrics: dict  # that epoch's reported metrics plus the checkpoint's test metrics (the version's tags)
     gate_metric: str
     gate_value: float
     previous_champion: str | None  # version number of the champion before this registration
     reason: str
 
 
-def best_result(results, *, metric: str, mode: str, epochs: int, gate_metric: str):
-    """The best trial that finished every epoch with a finite search metric and gate metric, or None."""
-    candidates = []
-    for result in results:
-        last = result.metrics or {}
-        if result.error or result.checkpoint is None:
-            continue
-        if int(last.get("training_iteration", 0)) < epochs:
-            continue
-        value, gate_value = last.get(metric), last.get(gate_metric)
-        if not (is_finite_number(value) and is_finite_number(gate_value)):
-            continue
-        candidates.append((value, result))
-    if not candidates:
-        return None
-    pick = max if mode == "max" else min
-    return pick(candidates, key=lambda pair: pair[0])[1]
+def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: str, experiment_id: str,
+                  parent_run_id: str, dataset) -> Registration | None:
+    """Register the best registrable trial of ``ranked`` (best first); None when no trial has a usable score."""
+    import tempfile
 
+    from mritune.trainables.evaluation import evaluate_checkpoint
 
-def register_best(*, spec: SearchSpec, results, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                  dataset) -> Registration | None:
     gate_metric, gate_mode = GATE_METRICS[spec.task]
-    best = best_result(results, metric=spec.metric, mode=spec.mode, epochs=spec.epochs, gate_metric=gate_metric)
+    best = next((score for score in ranked if score.registrable), None)
     if best is None:
         return None
-    trial_id = best.metrics["trial_id"]
-    run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, trial_id)
+    run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, best.trial_id)
     if run_id is None:
         return None
-    metrics = {k: float(v) for k, v in best.metrics.items() if is_finite_number(v) and not k.startswith(("time_", "timestamp"))}
-    with best.checkpoint.as_directory() as folder:
+    reported = {k: float(v) for k, v in best.metrics.items()
+                if is_finite_number(v) and not k.startswith(("time_", "timestamp", "test_"))}
+    with best.checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
+        evaluation = evaluate_checkpoint(folder, dataset, out_dir=out)
+        metrics = {**reported, **evaluation.metrics}
+        _log_test_evaluation(run_id, evaluation, tracking_uri, step=int(best.epoch))
         model_uri = _log_model(spec, Path(folder), run_id, dataset, metrics, tracking_uri)
     return _register(
-        spec=spec, model_uri=model_uri, run_id=run_id, trial_id=trial_id, parent_run_id=parent_run_id,
+        spec=spec, model_uri=model_uri, run_id=run_id, trial=best, parent_run_id=parent_run_id,
         fingerprint=dataset.fingerprint, metrics=metrics, gate=(gate_metric, gate_mode), tracking_uri=tracking_uri,
     )
+
+
+def _log_test_evaluation(run_id: str, evaluation, tracking_uri: str, *, step: int) -> None:
+    """The registered checkpoint's test metrics and plots, in the trial's run at that checkpoint's epoch."""
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(value), now, step) for key, value in evaluation.metrics.items()
+               if is_finite_number(value)]
+    client.log_batch(run_id, metrics=metrics)
+    for path in evaluation.artifacts.values():
+        client.log_artifact(run_id, path, artifact_path="registered_checkpoint")
 
 
 def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: dict, tracking_uri: str) -> str:
@@ -88,6 +98,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
         "class_names": list(dataset.class_names),
         "image_size": int(state.get("image_size", dataset.image_size)),
         "search": spec.name,
+        "epoch": int(state["epoch"]),
         "metrics": metrics,
         "mritune_version": importlib.metadata.version("mritune"),
     }
@@ -109,7 +120,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     return info.model_uri
 
 
-def _register(*, spec, model_uri, run_id, trial_id, parent_run_id, fingerprint, metrics, gate, tracking_uri):
+def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fingerprint, metrics, gate, tracking_uri):
     import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -118,10 +129,12 @@ def _register(*, spec, model_uri, run_id, trial_id, parent_run_id, fingerprint, 
         "search": spec.name,
         "search_run_id": parent_run_id,
         "run_id": run_id,
-        "trial_id": trial_id,
+        "trial_id": trial.trial_id,
+        "epoch": str(trial.epoch),
+        "search_metric": spec.metric,
         "dataset_fingerprint": fingerprint,
         "gate_metric": gate_metric,
-        **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
+        **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()},  # exact: the gate reads them back
     }
     version = mlflow.register_model(model_uri, spec.model_name, tags=tags).version
     alias, previous, reason = decide_alias(
@@ -131,7 +144,8 @@ def _register(*, spec, model_uri, run_id, trial_id, parent_run_id, fingerprint, 
     client.set_registered_model_alias(spec.model_name, alias, version)
     client.set_model_version_tag(spec.model_name, version, "promotion", reason)
     return Registration(
-        model_name=spec.model_name, version=str(version), alias=alias, trial_id=trial_id, run_id=run_id,
+        model_name=spec.model_name, version=str(version), alias=alias, trial_id=trial.trial_id, epoch=int(trial.epoch),
+        run_id=run_id, metrics=metrics,
         gate_metric=gate_metric, gate_value=metrics[gate_metric], previous_champion=previous, reason=reason,
     )
 

@@ -10,11 +10,12 @@ from mritune.platform.tracking import is_remote_uri
 def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
     config_keys = sorted({k for row in rows[:limit] for k in row if k.startswith("config.")})
     varying = [k for k in config_keys if len({repr(row.get(k)) for row in rows}) > 1][:6]
-    header = ["trial", "status", "epochs", metric, *[k[len("config."):] for k in varying]]
+    header = ["trial", "status", "epochs", metric, "at epoch", *[k[len("config."):] for k in varying]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows[:limit]:
         value = row[metric]
-        cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}"]
+        cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
+                 "-" if row.get("best_epoch") is None else str(row["best_epoch"])]
         cells += [_short(row.get(k)) for k in varying]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -38,9 +39,19 @@ def print_outcome(outcome) -> None:
     typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
     registration = outcome.registration
     if registration is None:
-        typer.echo("Registry:        nothing registered (no trial finished every epoch with finite metrics)")
+        typer.echo("Registry:        nothing registered (no trial that ended cleanly reported a finite score)")
         return
     typer.echo(
         f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
         f"({registration.reason})"
     )
+    typer.echo(f"                 trial {registration.trial_id}, epoch {registration.epoch}: {test_summary(registration)}")
+
+
+def test_summary(registration) -> str:
+    """The registered checkpoint's test score, beside what a model that learned nothing would get."""
+    metrics = registration.metrics
+    text = f"test {registration.gate_metric} {registration.gate_value:.4f}"
+    if "test_macro_f1_majority" in metrics:
+        text += f" (majority-class baseline {metrics['test_macro_f1_majority']:.4f})"
+    return text

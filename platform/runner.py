@@ -18,6 +18,7 @@ from mritune.platform.tracking import (
     ensure_experiment,
     resolve_tracking_uri,
 )
+from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
 STATE_FILE = "mritune_search.json"
 
@@ -153,13 +154,15 @@ def _trainable(context: _SearchContext, dataset):
 
     from mritune.trainables.tune_trainables import make_trainable
 
+    speed = TrialSpeed.from_env()
     observer_factory = MlflowTrialObserverFactory(
         tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id,
         parent_run_id=context.parent_run_id,
         search_name=context.spec.name,
+        background=speed.background_logging,
     )
-    function = make_trainable(context.spec.task, observer_factory=observer_factory)
+    function = make_trainable(context.spec.task, observer_factory=observer_factory, speedups=speed.fast_inference)
     resources = {"cpu": context.spec.resources.cpu, "gpu": context.spec.resources.gpu}
     return tune.with_resources(tune.with_parameters(function, data=dataset), resources)
 
@@ -173,6 +176,7 @@ def _param_space(spec: SearchSpec) -> dict:
 def _build_tuner(context: _SearchContext, dataset):
     from ray import tune
 
+    from mritune.platform.ranking import checkpoint_config
     from mritune.platform.run_callbacks import TrialRunCloser
     from mritune.search.factory import build_scheduler, build_searcher
     spec = context.spec
@@ -207,13 +211,15 @@ def _build_tuner(context: _SearchContext, dataset):
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=spec.search.num_samples,
-            reuse_actors=False,
+            time_budget_s=spec.search.time_budget_s,
+            # Every trial asks for the same resources, so one warm worker process can run trial after trial.
+            reuse_actors=TrialSpeed.from_env().reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=context.experiment_path.name,
             storage_path=str(context.experiment_path.parent),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
             callbacks=[closer],
             verbose=1,
         ),
@@ -222,14 +228,22 @@ def _build_tuner(context: _SearchContext, dataset):
 
 def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     from mritune.platform import registry, tracking_runs
+    from mritune.platform.ranking import rank_trials
 
     spec = context.spec
     try:
-        results = tuner.fit()
+        with tune_environment(TrialSpeed.from_env()):
+            results = tuner.fit()
     except KeyboardInterrupt:
         tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="KILLED")
         raise
-    table = tracking_runs.results_table(results, metric=spec.metric, mode=spec.mode)
+    # Every trial process has ended by now: a run still RUNNING was stopped without a callback (time budget).
+    tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                      reason="search_end")
+    ranked = rank_trials(results, metric=spec.metric, mode=spec.mode)
+    tracking_runs.tag_orphaned_trial_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                          {score.trial_id for score in ranked})
+    table = tracking_runs.results_table(ranked, metric=spec.metric)
     searcher_state = _searcher_state(context.experiment_path)
     tracking_runs.log_search_summary(
         tracking_uri=context.tracking_uri,
@@ -243,7 +257,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     if spec.registry.enabled:
         registration = registry.register_best(
             spec=spec,
-            results=results,
+            ranked=ranked,
             tracking_uri=context.tracking_uri,
             experiment_id=context.experiment_id,
             parent_run_id=context.parent_run_id,

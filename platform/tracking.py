@@ -3,6 +3,7 @@ callback that closes runs the trial process could not close itself (ASHA stops, 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -17,6 +18,9 @@ DEFAULT_ARTIFACT_ROOT = "mlartifacts"
 TRIAL_ID_TAG = "mritune.trial_id"
 SEARCH_TAG = "mritune.search"
 ROLE_TAG = "mritune.role"
+WORKER_PID_TAG = "mritune.worker_pid"
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_tracking_uri(explicit: str | None = None, spec_uri: str | None = None) -> str:
@@ -86,23 +90,108 @@ class MlflowTrialObserverFactory:
     parent_run_id: str
     search_name: str
     system_metrics: bool = True
+    # MLflow calls on a thread of the observer's own, off the training loop (False: inline, the old behaviour).
+    background: bool = True
 
     def __call__(self) -> "MlflowTrialObserver":
         return MlflowTrialObserver(factory=self)
 
 
+class _SerialWorker:
+    """Runs calls one at a time, in order, on one thread; the first failure is raised to the caller's next call."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Not a daemon thread: a worker process that exits normally still finishes the queued MLflow calls.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mritune-mlflow")
+        self._pending: list = []
+
+    def submit(self, function, *args) -> None:
+        self.raise_failure()
+        self._pending.append(self._executor.submit(function, *args))
+
+    def raise_failure(self) -> None:
+        for future in [f for f in self._pending if f.done()]:
+            self._pending.remove(future)
+            future.result()  # raises the call's exception
+
+    def wait(self) -> None:
+        """Wait for every queued call (the worker stays open); raise the first failure."""
+        from concurrent.futures import wait
+
+        wait(self._pending)
+        self.raise_failure()
+
+    def drain(self) -> None:
+        """Wait for every queued call; raise the first failure."""
+        self._executor.shutdown(wait=True)
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+
 class MlflowTrialObserver:
-    """One trial's nested MLflow run, opened inside the trial's own process (artifacts work on remote workers)."""
+    """One trial's nested MLflow run, opened inside the trial's own process (artifacts work on remote workers).
+
+    With ``factory.background`` the run is created and every epoch logged on a thread of its own (MLflow's fluent
+    API keeps the active run per thread, so all of this trial's calls run on that one thread, in order): the next
+    epoch trains meanwhile. ``on_end`` waits until everything is written and the run ended; a tracking failure
+    still fails the trial, at its next epoch.
+    """
 
     def __init__(self, *, factory: MlflowTrialObserverFactory) -> None:
         self._factory = factory
+        self._worker = _SerialWorker() if factory.background else None
         self._run_id: str | None = None
         # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
         self._logged_through_epoch = 0
         self._epochs = 0
         self._last_epoch = 0
+        self._pending_open: tuple[dict, str] | None = None
+
+    def _call(self, function, *args) -> None:
+        if self._worker is None:
+            function(*args)
+        else:
+            self._worker.submit(function, *args)
 
     def on_start(self, config: dict, trial_id: str) -> None:
+        # The run opens with the first epoch (or the end), not here: a trial that the driver's last experiment-state
+        # snapshot does not know yet (a reused actor starts the next trial at once) leaves no run if the driver dies.
+        self._epochs = int(config.get("epochs", 0))
+        self._pending_open = (dict(config), trial_id)
+
+    def on_epoch(self, report: EpochReport) -> None:
+        self._last_epoch = report.epoch
+        opening = self._pending_open is not None
+        self._call(self._log_epoch, report)
+        if opening and self._worker is not None:
+            # The run must exist before this epoch reaches Tune: a scheduler stop right after it is recorded on
+            # the run by the driver (TrialRunCloser), which looks the run up. Once per trial.
+            self._worker.wait()
+
+    def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
+        """Ends the run; returns once every call before it reached MLflow (the trial's files may go after)."""
+        if status == "KILLED" and self._last_epoch >= self._epochs:
+            # ASHA also stops every trial that reaches max_t, after its last epoch: that trial finished. The
+            # driver's TrialRunCloser applies the same rule, so the two never write different statuses.
+            status, error = "FINISHED", None
+        if self._worker is None:
+            self._close(status, error)
+            return
+        try:
+            self._worker.submit(self._close, status, error)
+        finally:
+            self._worker.drain()
+
+    def _open_if_needed(self) -> None:
+        if self._pending_open is not None:
+            config, trial_id = self._pending_open
+            self._pending_open = None
+            self._open(config, trial_id)
+
+    def _open(self, config: dict, trial_id: str) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(self._factory.tracking_uri)
@@ -121,7 +210,6 @@ class MlflowTrialObserver:
             log_system_metrics=self._factory.system_metrics,
         )
         self._run_id = run.info.run_id
-        self._epochs = int(config.get("epochs", 0))
         if existing is None:
             mlflow.log_params({key: _param_value(value) for key, value in config.items()})
         else:
@@ -131,15 +219,16 @@ class MlflowTrialObserver:
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
         tags["mritune.hostname"] = socket.gethostname()
+        tags[WORKER_PID_TAG] = str(os.getpid())  # trials that share a pid ran in one reused actor
         node_id = _ray_node_id()
         if node_id:
             tags["mritune.node_id"] = node_id
         return tags
 
-    def on_epoch(self, report: EpochReport) -> None:
+    def _log_epoch(self, report: EpochReport) -> None:
         import mlflow
 
-        self._last_epoch = report.epoch
+        self._open_if_needed()
         if report.epoch <= self._logged_through_epoch:
             return
 
@@ -149,13 +238,10 @@ class MlflowTrialObserver:
         for path in report.artifacts.values():
             mlflow.log_artifact(path, artifact_path="evaluation")
 
-    def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
+    def _close(self, status: str, error: str | None) -> None:
         import mlflow
 
-        if status == "KILLED" and self._last_epoch >= self._epochs:
-            # ASHA also stops every trial that reaches max_t, after its last epoch: that trial finished. The
-            # driver's TrialRunCloser applies the same rule, so the two never write different statuses.
-            status, error = "FINISHED", None
+        self._open_if_needed()  # a trial that failed before its first epoch still gets its run, FAILED
         if error:
             mlflow.set_tag("mritune.error" if status == "FAILED" else "mritune.end_reason", error[:4000])
         mlflow.end_run(status=status)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mritune.platform.config import SearchSpec, spec_to_yaml
-from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG, is_finite_number
-
+from mritune.platform.ranking import TrialScore
+from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG
 
 
 def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment_id: str, cluster) -> str:
@@ -86,8 +86,12 @@ def end_search_run(tracking_uri: str, run_id: str, *, status: str) -> None:
     MlflowClient(tracking_uri).set_terminated(run_id, status=status)
 
 
-def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> int:
-    """Trial runs left RUNNING by a killed driver are closed as KILLED; a resumed trial reopens its own run."""
+def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, *, reason: str = "resume") -> int:
+    """Trial runs still RUNNING with no trial process behind them end KILLED, tagged ``mritune.closed_by``.
+
+    ``resume``: runs a killed driver left behind (a resumed trial reopens its own run). ``search_end``: trials
+    Ray stopped without a callback (the search's time budget ran out), closed once ``Tuner.fit`` has returned.
+    """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -95,31 +99,48 @@ def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: st
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
     )
     for run in runs:
-        client.set_tag(run.info.run_id, "mritune.closed_by", "resume")
+        client.set_tag(run.info.run_id, "mritune.closed_by", reason)
         client.set_terminated(run.info.run_id, status="KILLED")
     return len(runs)
 
 
-def results_table(results, *, metric: str, mode: str) -> list[dict[str, Any]]:
-    """One row per trial (trial id, status, epochs, best metric value, config), best first."""
-    rows = []
-    for result in results:
-        history = result.metrics_dataframe
-        values = [] if history is None or metric not in history else [v for v in history[metric] if is_finite_number(v)]
-        best = (max(values) if mode == "max" else min(values)) if values else None
-        last = result.metrics or {}
-        rows.append(
-            {
-                "trial_id": last.get("trial_id", Path(result.path).name if result.path else "?"),
-                "status": "ERROR" if result.error else "OK",
-                "epochs": int(last.get("training_iteration", 0)),
-                metric: best,
-                **{f"config.{k}": v for k, v in (result.config or {}).items()},
-            }
-        )
-    sign = -1 if mode == "max" else 1
-    rows.sort(key=lambda row: (row[metric] is None, sign * (row[metric] or 0.0)))
-    return rows
+ORPHAN_TAG = "mritune.orphaned"
+
+
+def tag_orphaned_trial_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, trial_ids: set[str]) -> int:
+    """Trial runs of this search whose trial the Tune experiment does not know get ``mritune.orphaned``.
+
+    Only after a killed driver: a reused actor starts its next trial at once, and if the driver dies before its
+    next experiment-state snapshot lists that trial, the resumed search never hears of it (its epochs are lost to
+    Tune, and the searcher proposes a new trial instead). Its run keeps what it logged, ends KILLED, and says why.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from mritune.platform.tracking import TRIAL_ID_TAG
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    orphans = [run for run in runs if run.data.tags.get(TRIAL_ID_TAG) not in trial_ids]
+    for run in orphans:
+        client.set_tag(run.info.run_id, ORPHAN_TAG, "the driver died before Tune saved this trial; not resumed")
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="KILLED")
+    return len(orphans)
+
+
+def results_table(ranked: list[TrialScore], *, metric: str) -> list[dict[str, Any]]:
+    """One row per trial, best first (``ranking.rank_trials``): its score, the epoch it comes from, its config."""
+    return [
+        {
+            "trial_id": score.trial_id,
+            "status": score.status,
+            "epochs": score.epochs,
+            metric: score.value,
+            "best_epoch": score.epoch,
+            **{f"config.{k}": v for k, v in score.config.items()},
+        }
+        for score in ranked
+    ]
 
 
 def log_search_summary(*, tracking_uri: str, parent_run_id: str, table: list[dict], metric: str, mode: str,

@@ -24,9 +24,11 @@ from mritune.trainables.checkpointing import (
     resume_point,
     write_state,
 )
-from mritune.trainables.classification_metrics import classification_metrics, write_classification_artifacts
+from mritune.trainables.classification_metrics import classification_metrics
 from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
 from mritune.trainables.dataset import MRIDataset
+from mritune.trainables.evaluation import classifier_test_evaluation
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 MODEL_FILE = "model.keras"
@@ -66,8 +68,13 @@ def train_classifier(
     *,
     resume_from: str | None = None,
     workdir: str | None = None,
+    evaluate_test: bool = True,
 ) -> TrainingResult:
-    """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``."""
+    """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``.
+
+    ``evaluate_test``: after the last epoch, also report the test split's metrics and plots (``mritune train``).
+    A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+    """
     import keras
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
@@ -87,7 +94,9 @@ def train_classifier(
         model = build_classifier(cfg, num_classes=len(arrays.class_names))
     else:
         model = keras.saving.load_model(Path(resume_from) / MODEL_FILE, safe_mode=True)
-    handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model)
+    build_optimizer(model)  # one trace of the train step instead of two (see compiled_steps)
+    handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model,
+                        evaluate_test=evaluate_test)
     model.fit(
         arrays.x_train,
         keras.utils.to_categorical(arrays.y_train, len(arrays.class_names)),
@@ -117,10 +126,13 @@ def class_weights(cfg: ClassifierConfig, labels: np.ndarray, num_classes: int) -
 class _EpochEnd:
     """End-of-epoch work, wired into ``model.fit`` through a LambdaCallback: metrics, checkpoint, report."""
 
-    def __init__(self, *, cfg: ClassifierConfig, arrays: ClassifierArrays, report: Report, workdir: Path, model):
+    def __init__(self, *, cfg: ClassifierConfig, arrays: ClassifierArrays, report: Report, workdir: Path, model,
+                 evaluate_test: bool = True):
         self.cfg, self.arrays, self.report, self.workdir, self.model = cfg, arrays, report, workdir, model
+        self.evaluate_test = evaluate_test
         self.result: TrainingResult | None = None
         self._started = 0.0
+        self._predictor = BatchPredictor(model=model, batch_size=max(cfg.batch_size, 64))
 
     def keras_callback(self):
         import keras
@@ -145,12 +157,13 @@ class _EpochEnd:
         folder = epoch_dir(self.workdir, epoch)
         self.model.save(folder / MODEL_FILE)
         artifacts: dict[str, str] = {}
-        if epoch == self.cfg.epochs:
-            probs = self._predict(self.arrays.x_test, "test")
-            metrics.update(classification_metrics(self.arrays.y_test, probs, self.arrays.class_names, prefix="test"))
-            artifacts = write_classification_artifacts(
-                self.arrays.y_test, probs, self.arrays.class_names, folder / "artifacts"
+        if epoch == self.cfg.epochs and self.evaluate_test:
+            evaluation = classifier_test_evaluation(
+                self.model, self.arrays.x_test, self.arrays.y_test, self.arrays.class_names,
+                out_dir=folder / "artifacts", batch_size=max(self.cfg.batch_size, 64),
             )
+            metrics.update(evaluation.metrics)
+            artifacts = dict(evaluation.artifacts)
         write_state(folder, self._state(epoch, metrics, artifacts, folder))
         self.report(EpochReport(epoch=epoch, metrics=metrics, checkpoint_dir=str(folder), artifacts=artifacts))
         self.result = TrainingResult(
@@ -158,7 +171,7 @@ class _EpochEnd:
         )
 
     def _predict(self, images: np.ndarray, split: str) -> np.ndarray:
-        probs = self.model.predict(images, batch_size=max(self.cfg.batch_size, 64), verbose=0)
+        probs = self._predictor(images)
         if not np.isfinite(probs).all():
             raise TrainingDiverged(f"classifier diverged: {split} predictions hold NaN/inf; lower learning_rate")
         return probs

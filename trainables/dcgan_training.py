@@ -14,6 +14,7 @@ Divergence stops the training with ``TrainingDiverged`` (the trial ends as faile
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -45,6 +46,8 @@ GRID_SAMPLES = 16
 EVAL_IMAGES = 256  # held-out real images (and as many generated) for SWD and the discriminator accuracies
 COLLAPSE_STD = 1e-3
 
+logger = logging.getLogger(__name__)
+
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 (N, S, S) -> float32 (N, S, S, 1) in [-1, 1], the generator's tanh range."""
@@ -65,8 +68,14 @@ def train_dcgan(
     *,
     resume_from: str | None = None,
     workdir: str | None = None,
+    evaluate_test: bool = True,
 ) -> TrainingResult:
-    """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``."""
+    """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``.
+
+    ``evaluate_test``: after the last epoch, also report ``test_swd`` against the test split (``mritune train``;
+    skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks trials on
+    the validation ``swd`` and evaluates only the checkpoint it registers.
+    """
     import keras
 
     cfg = DCGANConfig.from_dict(config)
@@ -83,7 +92,9 @@ def train_dcgan(
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
     gan = _load_gan(cfg, resume_from) if state else _new_gan(cfg)
     rng = rng_from_state(state["rng"]) if state else np.random.default_rng(cfg.seed)
-    evaluator = _Evaluator(cfg, gan, held_out)
+    _build_optimizers(gan)
+    # The generator's predict batch is the training steps' batch: evaluation reuses their compiled function.
+    evaluator = _Evaluator(cfg, gan, held_out, batch_size=min(cfg.batch_size, len(real)))
     result = None
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
@@ -92,8 +103,21 @@ def train_dcgan(
         grid_images = evaluator.fixed_samples()
         _check_collapse(grid_images, epoch)
         metrics.update(evaluator.metrics(epoch))
+        if epoch == cfg.epochs and evaluate_test:
+            metrics.update(_test_metrics(cfg, gan, data, folder))
         result = _save_and_report(cfg, gan, folder, epoch, metrics, rng, grid_images, report)
     return result
+
+
+def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -> dict[str, float]:
+    from mritune.trainables.evaluation import generator_test_evaluation
+
+    if len(data.x_test) < 2:
+        logger.info("no test_swd: the test split has %d images (2 needed)", len(data.x_test))
+        return {}
+    evaluation = generator_test_evaluation(gan.generator, data, image_size=cfg.image_size,
+                                           latent_dim=cfg.latent_dim, out_dir=folder / "test")
+    return evaluation.metrics
 
 
 def _new_gan(cfg: DCGANConfig) -> _GAN:
@@ -101,6 +125,16 @@ def _new_gan(cfg: DCGANConfig) -> _GAN:
 
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     return _GAN(generator, discriminator, compile_gan(cfg, generator, discriminator))
+
+
+def _build_optimizers(gan: _GAN) -> None:
+    """Both optimizers built for exactly the variables their steps update (one trace per train step, not two)."""
+    from mritune.trainables.compiled_steps import build_optimizer
+
+    build_optimizer(gan.discriminator)
+    gan.discriminator.trainable = False  # as in the generator step: the combined model updates the generator only
+    build_optimizer(gan.combined)
+    gan.discriminator.trainable = True
 
 
 def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
@@ -168,8 +202,12 @@ def _check_collapse(images: np.ndarray, epoch: int) -> None:
 class _Evaluator:
     """Epoch-end measurements on held-out real images and generated ones; fixed noise for the sample grid."""
 
-    def __init__(self, cfg: DCGANConfig, gan: _GAN, held_out: np.ndarray):
+    def __init__(self, cfg: DCGANConfig, gan: _GAN, held_out: np.ndarray, *, batch_size: int):
+        from mritune.trainables.compiled_steps import BatchPredictor
+
         self.cfg, self.gan, self.held_out = cfg, gan, held_out
+        self._generator = BatchPredictor(model=gan.generator, batch_size=batch_size)
+        self._discriminator = BatchPredictor(model=gan.discriminator, batch_size=64)
         self.fixed_noise = _noise(np.random.default_rng([cfg.seed, 1]), GRID_SAMPLES, cfg.latent_dim)
         self.ms_ssim_real = mean_ms_ssim(held_out, seed=cfg.seed)
 
@@ -177,7 +215,7 @@ class _Evaluator:
         return self._generate(self.fixed_noise)
 
     def _generate(self, noise: np.ndarray) -> np.ndarray:
-        return np.asarray(self.gan.generator.predict(noise, batch_size=64, verbose=0), dtype=np.float32)
+        return np.asarray(self._generator(noise), dtype=np.float32)
 
     def metrics(self, epoch: int) -> dict[str, float]:
         # Fresh noise per epoch from (seed, epoch): the measurement does not disturb the training's RNG stream.
@@ -185,8 +223,8 @@ class _Evaluator:
         fake = self._generate(noise)
         if not np.isfinite(fake).all():
             raise TrainingDiverged(f"DCGAN diverged at epoch {epoch}: generated images hold NaN/inf")
-        real_logits = self.gan.discriminator.predict(self.held_out, batch_size=64, verbose=0)
-        fake_logits = self.gan.discriminator.predict(fake, batch_size=64, verbose=0)
+        logits = self._discriminator(np.concatenate([self.held_out, fake]))  # one pass over both
+        real_logits, fake_logits = logits[: len(self.held_out)], logits[len(self.held_out) :]
         return {
             "d_real_acc": float((real_logits > 0).mean()),
             "d_fake_acc": float((fake_logits < 0).mean()),
@@ -219,6 +257,11 @@ def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, r
                        artifacts=artifacts))
     return TrainingResult(metrics=metrics, model_path=str(folder / GENERATOR_FILE), artifacts=artifacts,
                           epochs_completed=epoch)
+
+
+def write_sample_grid(images: np.ndarray, path: Path) -> Path:
+    """A 4-column PNG grid of generated images (values in [-1, 1])."""
+    return _write_png(sample_grid(images), path)
 
 
 def _write_png(grid: np.ndarray, path: Path) -> Path:

@@ -9,9 +9,32 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
+
+# "0" selects the platform's slower pre-issue-11 paths (fresh actor per trial, synchronous MLflow logging, Tune's
+# file loggers, per-call model.predict): only so benchmarks/platform_overhead.py can compare both from one code base.
+SPEEDUPS_ENV = "MRITUNE_TRIAL_SPEEDUPS"
+_speedups = {"enabled": True}  # this process's choice; set per trial by configure_runtime
+
+
+def speedups_from_env(environ=None) -> bool:
+    """The driver's choice (read where a search is built; trial processes get it through ``configure_runtime``)."""
+    value = (os.environ if environ is None else environ).get(SPEEDUPS_ENV, "1")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def speedups_enabled() -> bool:
+    return _speedups["enabled"]
+
+
+def free_keras_state() -> None:
+    """Drop the previous trial's models, graphs and traced functions (a reused Ray actor runs many trials)."""
+    import keras
+
+    keras.backend.clear_session(free_memory=True)  # free_memory: also runs Python's garbage collector
 
 
 @dataclass(frozen=True)
@@ -21,6 +44,7 @@ class RuntimeSettings:
     threads_applied: bool  # False when TensorFlow was already initialised with other values
     gpus: int  # GPUs visible to this process
     mixed_precision: bool
+    speedups: bool = True
 
 
 def threads_for_cpus(cpus: float | None) -> int | None:
@@ -30,13 +54,17 @@ def threads_for_cpus(cpus: float | None) -> int | None:
     return max(1, math.ceil(cpus))
 
 
-def configure_runtime(*, cpus: float | None = None, mixed_precision: bool | None = None) -> RuntimeSettings:
+def configure_runtime(
+    *, cpus: float | None = None, mixed_precision: bool | None = None, speedups: bool = True
+) -> RuntimeSettings:
     """Set threads to the trial's CPU share, memory growth on every GPU and (on a GPU, unless disabled) mixed precision.
 
     ``mixed_precision=None`` means "on when a GPU is present"; on CPU it is always off (float16 is slow there and
-    would change results).
+    would change results). ``speedups`` False selects the old inference and optimizer paths (``SPEEDUPS_ENV``).
     """
     import keras
+
+    _speedups["enabled"] = speedups
 
     backend = keras.backend.backend()
     threads = threads_for_cpus(cpus)
@@ -47,7 +75,8 @@ def configure_runtime(*, cpus: float | None = None, mixed_precision: bool | None
     use_mixed = bool(gpus) and mixed_precision is not False
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     return RuntimeSettings(
-        backend=backend, threads=threads, threads_applied=applied, gpus=gpus, mixed_precision=use_mixed
+        backend=backend, threads=threads, threads_applied=applied, gpus=gpus, mixed_precision=use_mixed,
+        speedups=speedups,
     )
 
 

@@ -7,11 +7,18 @@ from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported with i
 observer (if any) sees on_start / on_epoch / on_end.
 
 A trial stopped early by the scheduler (ASHA) is ended by Ray inside ``tune.report`` (``sys.exit(0)``): its
-observer then gets on_end("FINISHED", None, None) if Ray lets the thread run that far (best effort).
+observer then gets on_end("KILLED", ...) if Ray lets the thread run that far (best effort; the driver's
+TrialRunCloser writes the same status).
+
+Reused actors (``TuneConfig(reuse_actors=True)``): one worker process runs trial after trial, each in a fresh
+thread. Ray's ``FunctionTrainable.reset_config`` stops the previous trial's thread (the ``sys.exit`` above) and
+waits ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` for it to finish, else it starts a fresh actor. Each trial starts from
+``keras.backend.clear_session()`` and builds its own model, optimizer and epoch counter from its own config.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +28,9 @@ from mritune.trainables.dataset import MRIDataset
 from mritune.trainables.reporting import EpochReport, TrainingResult, TrialObserver
 
 TASKS = ("classifier", "dcgan")
+# Seconds Ray waits for a stopped trial's thread before giving up on reusing its actor: the thread still closes
+# its MLflow run (flushing queued logging), which can exceed Ray's 2 s default on a loaded machine.
+THREAD_TIMEOUT_S = "20"
 
 
 def _training_function(task: str):
@@ -43,18 +53,24 @@ def trial_cpus() -> float | None:
 
 
 def make_trainable(
-    task: str, *, observer_factory: Callable[[], TrialObserver] | None = None
+    task: str, *, observer_factory: Callable[[], TrialObserver] | None = None, speedups: bool = True
 ) -> Callable[[dict, MRIDataset], None]:
-    """A Tune function trainable ``(config, data) -> None`` for ``task`` ("classifier" or "dcgan")."""
+    """A Tune function trainable ``(config, data) -> None`` for ``task`` ("classifier" or "dcgan").
+
+    ``speedups`` False: the pre-issue-11 inference and optimizer paths (``runtime.SPEEDUPS_ENV``, for benchmarks).
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
     def trainable(config: dict, data: MRIDataset) -> None:
         from ray import tune
 
-        from mritune.trainables.runtime import configure_runtime
+        from mritune.trainables.runtime import configure_runtime, free_keras_state
 
-        configure_runtime(cpus=trial_cpus())
+        # Read by Ray in this worker process (reset_config runs here), so setting it here reaches nothing else.
+        os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", THREAD_TIMEOUT_S)
+        free_keras_state()  # a reused actor: nothing of the previous trial's models or traced functions survives
+        configure_runtime(cpus=trial_cpus(), speedups=speedups)
         observer = observer_factory() if observer_factory else None
         if observer:
             observer.on_start(dict(config), tune.get_context().get_trial_id())
@@ -100,7 +116,9 @@ def _run(task: str, config: dict, data: MRIDataset, workdir: Path, observer: Tri
         tune.report(dict(epoch_report.metrics), checkpoint=saved)
 
     train = _training_function(task)
-    return train(config, data, report, resume_from=resume_from, workdir=str(workdir / "run"))
+    # No test-split evaluation inside a search: trials are ranked on validation, and the registry evaluates the
+    # one checkpoint it registers (mritune.trainables.evaluation).
+    return train(config, data, report, resume_from=resume_from, workdir=str(workdir / "run"), evaluate_test=False)
 
 
 classifier_trainable = make_trainable("classifier")

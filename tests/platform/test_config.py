@@ -86,3 +86,10 @@ def test_missing_file_and_bad_yaml_are_one_line_errors(tmp_path):
     bad.write_text("name: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(bad)
+
+
+def test_time_budget_reaches_the_spec_and_must_be_positive():
+    assert parse_spec(minimal(**{"search.time_budget_s": 90})).search.time_budget_s == 90.0
+    assert parse_spec(minimal()).search.time_budget_s is None
+    with pytest.raises(SpecError, match="search.time_budget_s"):
+        parse_spec(minimal(**{"search.time_budget_s": 0}))

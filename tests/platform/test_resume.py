@@ -50,10 +50,16 @@ def test_resume_after_killing_the_driver(tmp_path):
     experiment_id = client.get_experiment_by_name(spec.experiment).experiment_id
     parents = client.search_runs([experiment_id], "tags.`mritune.role` = 'search'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = child_runs(client, experiment_id, parents[0].info.run_id)
+    every_run = child_runs(client, experiment_id, parents[0].info.run_id)
+    assert all(run.info.status != "RUNNING" for run in every_run)
+    # A trial the killed driver had started but not yet saved is unknown to the resumed experiment (a reused actor
+    # starts the next trial at once): its run is kept, KILLED and tagged, and never counted as one of the trials.
+    orphans = [run for run in every_run if "mritune.orphaned" in run.data.tags]
+    assert all(run.info.status == "KILLED" and run.info.run_id not in finished_ids for run in orphans)
+    assert len(orphans) <= 2, "at most the trials running when the driver died"
+    children = [run for run in every_run if run not in orphans]
     trial_ids = [run.data.tags["mritune.trial_id"] for run in children]
     assert len(trial_ids) == len(set(trial_ids)) == spec.search.num_samples, "no trial has two MLflow runs"
-    assert all(run.info.status != "RUNNING" for run in children)
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_macro_f1")]
         assert len(steps) == len(set(steps)), f"epochs logged twice in {run.info.run_id}: {steps}"

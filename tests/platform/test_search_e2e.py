@@ -63,8 +63,13 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
     assert math.isfinite(float(version.tags["metric.test_macro_f1"]))
     assert str(client.get_model_version_by_alias(registration.model_name, "champion").version) == registration.version
     best_run = client.get_run(registration.run_id)
-    assert best_run.info.status == "FINISHED"
-    assert "evaluation" in {a.path for a in client.list_artifacts(registration.run_id)}
+    assert best_run.info.status in {"FINISHED", "KILLED"}, "an ASHA-stopped trial may hold the best checkpoint"
+    assert "registered_checkpoint" in {a.path for a in client.list_artifacts(registration.run_id)}
+    # What is ranked is what is registered: the table's first row is the registered trial and epoch.
+    top = outcome.table[0]
+    assert (top["trial_id"], top["best_epoch"]) == (registration.trial_id, registration.epoch)
+    assert float(version.tags["metric.val_macro_f1"]) == pytest.approx(top["val_macro_f1"])
+    assert version.tags["epoch"] == str(top["best_epoch"])
 
     # The same search again on the same data: the gate decides by test_macro_f1, never both champions.
     again = run_search(tiny_spec(tmp_path, overrides=("search.seed=1",)))
@@ -92,4 +97,44 @@ def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(loc
         assert sum("samples" in path and path.endswith(".png") for path in images) >= 2, images
     registration = outcome.registration
     assert registration is not None and registration.model_name == "mritune-dcgan"
-    assert registration.gate_metric == "swd" and math.isfinite(registration.gate_value)
+    assert registration.gate_metric == "test_swd" and math.isfinite(registration.gate_value)
+    _assert_gate_used_test_images(outcome, spec, registration, tmp_path)
+
+
+def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None:
+    """The DCGAN's gate value is the registered generator's SWD against the test split, not the validation one."""
+    import dataclasses
+    from pathlib import Path
+
+    import keras
+    import mlflow
+
+    from mritune.platform.runner import load_data
+    from mritune.trainables.evaluation import generator_test_evaluation
+
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registration.model_name}/{registration.version}",
+                                                      dst_path=str(tmp_path / "generator")))
+    generator = keras.saving.load_model(next(folder.rglob("*.keras")), compile=False, safe_mode=True)
+    data = load_data(spec)
+    settings = {"image_size": 32, "latent_dim": 16}
+    on_test = generator_test_evaluation(generator, data, out_dir=tmp_path / "t", **settings).metrics["test_swd"]
+    val_as_test = dataclasses.replace(data, x_test=data.x_val, y_test=data.y_val)
+    on_val = generator_test_evaluation(generator, val_as_test, out_dir=tmp_path / "v", **settings).metrics["test_swd"]
+    assert registration.gate_value == pytest.approx(on_test, rel=1e-5)
+    assert on_val != pytest.approx(on_test, rel=1e-5)
+
+
+def test_a_time_budget_stops_the_search_and_every_run_ends_with_a_final_status(local_ray, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=200", "search.time_budget_s=12", "scheduler.name=fifo",
+                                          "search.algorithm=tpe", "search.options={n_initial_points: 2}"))
+    outcome = run_search(spec)
+    client = MlflowClient(outcome.tracking_uri)
+    assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+    children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert 0 < len(children) < spec.search.num_samples, "the budget, not num_samples, ended the search"
+    assert all(run.info.status in {"FINISHED", "KILLED"} for run in children), [r.info.status for r in children]
+    stopped = [run for run in children if run.data.tags.get("mritune.closed_by") == "search_end"]
+    assert all(run.info.status == "KILLED" for run in stopped)

@@ -8,7 +8,7 @@ from mritune.search.factory import build_scheduler, build_searcher, searcher_opt
 
 
 @pytest.mark.parametrize("name, cls", [("gpyopt", "GPyOptSearch"), ("bayesopt", "BayesOptSearch"),
-                                       ("random", "RandomSearch")])
+                                       ("random", "RandomSearch"), ("tpe", "TPESearch")])
 def test_build_searcher_by_name(name, cls):
     searcher = build_searcher(name, metric="val_macro_f1", mode="max", seed=3)
     assert type(searcher).__name__ == cls
@@ -27,7 +27,7 @@ def test_options_reach_the_searcher_and_max_concurrent_wraps():
 
 
 def test_unknown_searcher_and_options_are_named():
-    with pytest.raises(ValueError, match="unknown searcher 'hyperopt'; expected one of gpyopt, bayesopt, random"):
+    with pytest.raises(ValueError, match="unknown searcher 'hyperopt'; expected one of gpyopt, bayesopt, random, tpe"):
         build_searcher("hyperopt", metric="m", mode="min")
     with pytest.raises(ValueError, match=r"unknown option\(s\) kappa, xi for searcher 'gpyopt'; accepted: .*"
                                          r"pending_strategy"):
@@ -59,3 +59,19 @@ def test_bad_scheduler_settings_are_named(kwargs, message):
     name = kwargs.pop("name")
     with pytest.raises(ValueError, match=message):
         build_scheduler(name, **kwargs)
+
+
+def test_tpe_is_seeded_optuna_tpe_through_rays_adapter():
+    """The peer baseline: Ray's OptunaSearch with a seeded TPESampler; the same seed suggests the same points."""
+    import optuna
+    from ray import tune
+
+    def first_suggestions(seed: int) -> list:
+        searcher = build_searcher("tpe", metric="loss", mode="min", seed=seed, n_initial_points=2)
+        searcher.set_search_properties(None, None, {"lr": tune.loguniform(1e-4, 1e-1), "units": tune.choice([8, 16])})
+        assert isinstance(searcher._sampler, optuna.samplers.TPESampler)
+        return [searcher.suggest(f"t{i}") for i in range(3)]
+
+    assert first_suggestions(1) == first_suggestions(1) != first_suggestions(2)
+    with pytest.raises(ValueError, match="n_initial_points must be a positive integer"):
+        build_searcher("tpe", metric="loss", mode="min", n_initial_points=0)

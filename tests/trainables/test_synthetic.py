@@ -13,6 +13,7 @@ from mritune.trainables.classes import CLASS_NAMES
 from mritune.trainables.data import inspect_dataset, stratified_split
 from mritune.trainables.synthetic import (
     CLASS_FOLDERS,
+    SYNTHESIS_VERSION,
     class_counts,
     load_synthetic,
     synthesize_dataset,
@@ -103,7 +104,7 @@ def test_severe_classes_have_larger_csf_spaces(small_dataset):
 
 def test_load_synthetic_reuses_its_cache_folder(tmp_path):
     ds = load_synthetic(n=64, size=32, seed=2, cache_dir=tmp_path, image_size=16)
-    folder = tmp_path / "synthetic" / "n64-s32-seed2" / "Dataset"
+    folder = tmp_path / "synthetic" / f"n64-s32-seed2-v{SYNTHESIS_VERSION}" / "Dataset"
     assert synthetic_cache_folder(n=64, size=32, seed=2, cache_dir=tmp_path) == folder.parent
     assert folder.is_dir() and ds.layout == "synthetic" and ds.image_size == 16
     assert sum(len(y) for y in (ds.y_train, ds.y_val, ds.y_test)) == 64
@@ -112,7 +113,7 @@ def test_load_synthetic_reuses_its_cache_folder(tmp_path):
     again = load_synthetic(n=64, size=32, seed=2, cache_dir=tmp_path, image_size=16)
     assert marker.stat().st_ino == inode  # not synthesized a second time
     assert again.fingerprint == ds.fingerprint
-    assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["n64-s32-seed2"]  # no staging left
+    assert [p.name for p in (tmp_path / "synthetic").iterdir()] == [folder.parent.name]  # no staging left
 
 
 def test_preview_contact_sheet(tmp_path):

@@ -51,19 +51,20 @@ def test_classifier_trainable_reports_every_epoch_with_checkpoints(local_ray, ti
     result = results[0]
     assert result.error is None
     assert result.metrics["training_iteration"] == 2 and result.metrics["epoch"] == 2
-    for key in ("val_macro_f1", "val_auc", "test_macro_f1", "test_accuracy", "test_auc", "train_loss"):
+    for key in ("val_macro_f1", "val_auc", "train_loss"):
         assert math.isfinite(result.metrics[key]), key
+    # Trials never see the test split: the registry evaluates only the checkpoint it registers.
+    assert not [key for key in result.metrics if key.startswith("test_")]
     history = result.metrics_dataframe
     assert list(history["epoch"]) == [1, 2] and history["val_loss"].notna().all()
     with result.checkpoint.as_directory() as folder:
         state = json.loads((Path(folder) / "state.json").read_text())
         assert state["epoch"] == 2 and (Path(folder) / "model.keras").is_file()
-        assert (Path(folder) / "artifacts" / "confusion_matrix.png").is_file()
+        assert not (Path(folder) / "artifacts").exists()
     events = read_events(events_file)
     assert [e["event"] for e in events] == ["start", "epoch", "epoch", "end"]
     assert events[0]["threads"] == 1  # TensorFlow threads follow the trial's 1-CPU share
-    assert events[2]["artifacts"] == ["classification_report", "classification_report_json", "confusion_matrix",
-                                      "roc_curves"]
+    assert events[2]["artifacts"] == []
     assert events[-1]["status"] == "FINISHED" and events[-1]["model_exists"]
 
 

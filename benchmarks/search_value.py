@@ -1,0 +1,193 @@
+"""What the search buys: GPyOpt + ASHA against random search, FIFO and Optuna TPE at equal wall-clock budgets.
+
+Every run is a real mritune search (embedded Ray, Ray Tune trials, an MLflow run per trial, the best checkpoint
+registered and evaluated on the test split) of the classifier spec, with ``search.time_budget_s`` as the budget
+and more trials than the budget can hold. Strategies run one after another within each seed, in an order that
+rotates with the seed, so that drift of this machine's load spreads over all of them.
+
+From each search's MLflow runs: the anytime curve (best validation macro-F1 reported so far against seconds
+since the search run started), the time it first reached ``--target``, and the registered winner's test
+macro-F1. Written: ``benchmarks/results/search_value.json`` (the summary the README's table is built from, plus
+every curve) and ``docs/img/search_value.png`` (median and IQR of the anytime curves).
+
+    python benchmarks/search_value.py [--seeds 5] [--budget 60] [--target 0.6] [--set KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as stdlib_platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURE = ROOT / "docs" / "img" / "search_value.png"
+# name -> (search.algorithm, scheduler.name)
+STRATEGIES = {
+    "gpyopt+asha": ("gpyopt", "asha"),
+    "random+asha": ("random", "asha"),
+    "gpyopt+fifo": ("gpyopt", "fifo"),
+    "random+fifo": ("random", "fifo"),
+    "tpe+asha": ("tpe", "asha"),
+}
+METRIC = "val_macro_f1"
+
+
+def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
+    from mritune.platform.config import load_spec
+    from mritune.platform.runner import run_search
+
+    algorithm, scheduler = STRATEGIES[strategy]
+    options = "{n_initial_points: 4}" if algorithm in ("gpyopt", "tpe") else "{}"
+    overrides = [
+        *args.set, f"search.algorithm={algorithm}", f"search.options={options}", f"scheduler.name={scheduler}",
+        f"search.seed={seed}", "search.num_samples=1000", f"search.time_budget_s={args.budget}",
+        f"tracking.uri=sqlite:///{workdir}/mlruns.db", f"tracking.experiment=bench-{strategy}",
+        f"registry.model_name=bench-{strategy.replace('+', '-')}-{seed}", f"storage_path={workdir}/ray_results",
+        f"name=value-{strategy.replace('+', '-')}-{seed}",
+    ]
+    spec = load_spec(ROOT / "configs" / args.spec, overrides)
+    started = time.perf_counter()
+    outcome = run_search(spec)
+    wall = time.perf_counter() - started
+    curve, trials, epochs = anytime_curve(outcome)
+    registration = outcome.registration
+    return {
+        "strategy": strategy, "seed": seed, "wall_s": round(wall, 1), "trials": trials, "epochs": epochs,
+        "curve": curve,
+        "best_val": curve[-1][1] if curve else None,
+        "winner_test_macro_f1": registration.metrics.get("test_macro_f1") if registration else None,
+        "majority_test_macro_f1": registration.metrics.get("test_macro_f1_majority") if registration else None,
+    }
+
+
+def anytime_curve(outcome) -> tuple[list[tuple[float, float]], int, int]:
+    """[(seconds since the search run started, best val_macro_f1 so far)] at every improvement; trials; epochs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(outcome.tracking_uri)
+    start_ms = client.get_run(outcome.parent_run_id).info.start_time
+    children = client.search_runs([outcome.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    points = []
+    for run in children:
+        points += [(m.timestamp, m.value) for m in client.get_metric_history(run.info.run_id, METRIC)]
+    curve, best = [], None
+    for timestamp, value in sorted(points):
+        if best is None or value > best:
+            best = value
+            curve.append((round((timestamp - start_ms) / 1000.0, 2), round(value, 4)))
+    return curve, len(children), len(points)
+
+
+def time_to_target(curve: list, target: float) -> float | None:
+    return next((seconds for seconds, value in curve if value >= target), None)
+
+
+def best_at(curve: list, seconds: float) -> float | None:
+    values = [value for t, value in curve if t <= seconds]
+    return values[-1] if values else None
+
+
+def quartiles(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return {"median": values[0], "q1": values[0], "q3": values[0]}
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return {"median": round(median, 4), "q1": round(q1, 4), "q3": round(q3, 4)}
+
+
+def summarise(runs: list[dict], args) -> dict:
+    summary = {}
+    for strategy in STRATEGIES:
+        mine = [run for run in runs if run["strategy"] == strategy]
+        if not mine:
+            continue
+        # A run that never reached the target counts as the whole budget (censored): medians stay comparable.
+        times = [time_to_target(run["curve"], args.target) for run in mine]
+        summary[strategy] = {
+            "runs": len(mine),
+            "reached_target": sum(t is not None for t in times),
+            "time_to_target_s": quartiles([t if t is not None else float(args.budget) for t in times]),
+            "best_val_macro_f1": quartiles([run["best_val"] for run in mine if run["best_val"] is not None]),
+            "winner_test_macro_f1": quartiles([run["winner_test_macro_f1"] for run in mine
+                                               if run["winner_test_macro_f1"] is not None]),
+            "trials": quartiles([float(run["trials"]) for run in mine]),
+            "epochs": quartiles([float(run["epochs"]) for run in mine]),
+        }
+    base = summary.get("random+fifo", {}).get("time_to_target_s")
+    for entry in summary.values():
+        mine = entry["time_to_target_s"]
+        entry["time_to_target_vs_random_fifo"] = (round(mine["median"] / base["median"], 3)
+                                                  if base and mine and base["median"] else None)
+    return summary
+
+
+def plot(runs: list[dict], args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.linspace(0, args.budget, 61)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for strategy in STRATEGIES:
+        curves = [[best_at(run["curve"], t) for t in grid] for run in runs if run["strategy"] == strategy]
+        if not curves:
+            continue
+        values = np.array([[np.nan if v is None else v for v in curve] for curve in curves], dtype=float)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(values, axis=0)
+            q1, q3 = np.nanpercentile(values, 25, axis=0), np.nanpercentile(values, 75, axis=0)
+        axis.plot(grid, median, label=strategy)
+        axis.fill_between(grid, q1, q3, alpha=0.15)
+    axis.axhline(args.target, color="grey", linestyle=":", label=f"target {args.target}")
+    axis.set_xlabel("wall seconds since the search started")
+    axis.set_ylabel(f"best {METRIC} so far (median, IQR)")
+    axis.set_title(f"{args.seeds} seeds, {args.budget:.0f} s budget, 2-core CPU")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURE, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=60.0, help="wall seconds per search")
+    parser.add_argument("--target", type=float, default=0.6, help="validation macro-F1 to reach")
+    parser.add_argument("--spec", default="classifier-quick.yaml")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--set", action="append", default=[], help="spec override, as mritune search --set")
+    args = parser.parse_args()
+    chosen = [s for s in STRATEGIES if s in args.strategies.split(",")]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="mritune-search-value-") as tmp:
+        for seed in range(args.seeds):
+            order = chosen[seed % len(chosen):] + chosen[: seed % len(chosen)]
+            for strategy in order:
+                run = run_one(strategy, seed, args, Path(tmp))
+                print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
+                runs.append(run)
+    result = {
+        "benchmark": "search_value", "spec": args.spec, "overrides": args.set, "budget_s": args.budget,
+        "target_val_macro_f1": args.target, "seeds": args.seeds, "machine": f"{os.cpu_count()} CPUs, "
+        f"{stdlib_platform.machine()}", "summary": summarise(runs, args), "runs": runs,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "search_value.json").write_text(json.dumps(result, indent=1))
+    plot(runs, args)
+    print(json.dumps(result["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

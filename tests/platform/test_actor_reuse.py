@@ -1,0 +1,88 @@
+"""Searches whose trials share reused Ray actors: every trial starts from its own config, and every trial has
+exactly one MLflow child run with its epochs and its true final status, also after an ASHA stop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mritune.platform.runner import run_search
+from mritune.platform.tracking import WORKER_PID_TAG
+from tests.platform.search_helpers import child_runs, tiny_spec
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MRITUNE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mritune-cache"))
+    monkeypatch.delenv("MRITUNE_TRIAL_SPEEDUPS", raising=False)
+    monkeypatch.chdir(tmp_path_factory.getbasetemp())
+
+
+def _runs_by_trial(outcome):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(outcome.tracking_uri)
+    children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    runs = {run.data.tags["mritune.trial_id"]: run for run in children}
+    assert len(runs) == len(children) == len(outcome.table), "every trial has exactly one child run"
+    return client, runs
+
+
+def _steps(client, run, key="train_loss"):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+
+
+def test_trials_in_one_reused_actor_each_start_from_their_own_config(local_ray, tmp_path):
+    # Three trials with the same config, one at a time: in one reused actor, a trial that inherited the previous
+    # trial's model or optimizer would start from trained weights and report a different first-epoch loss.
+    spec = tiny_spec(tmp_path, overrides=(
+        "search.algorithm=random", "search.num_samples=3", "search.max_concurrent=1", "scheduler.name=fifo",
+        "registry.enabled=false",
+    ))
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={
+        "options": {}, "space": {"dense_units": {"choice": [16]}}})})
+    outcome = run_search(spec)
+    client, runs = _runs_by_trial(outcome)
+
+    assert len({run.data.tags[WORKER_PID_TAG] for run in runs.values()}) == 1, "the trials shared one actor"
+    first_losses = []
+    for run in runs.values():
+        history = _steps(client, run)
+        assert [step for step, _ in history] == [1, 2], "the epoch counter restarts at 1 in every trial"
+        assert [v for _, v in _steps(client, run, "epoch")] == [1.0, 2.0]
+        assert run.info.status == "FINISHED"
+        first_losses.append(history[0][1])
+    assert all(math.isclose(loss, first_losses[0], rel_tol=1e-3) for loss in first_losses), first_losses
+
+
+def test_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(local_ray, tmp_path):
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=6", "search.max_concurrent=1", "registry.enabled=false"))
+    outcome = run_search(spec)
+    client, runs = _runs_by_trial(outcome)
+
+    epochs_by_trial = {row["trial_id"]: row["epochs"] for row in outcome.table}
+    statuses = []
+    for trial_id, run in runs.items():
+        epochs = epochs_by_trial[trial_id]
+        assert [step for step, _ in _steps(client, run, "val_macro_f1")] == list(range(1, epochs + 1)), trial_id
+        expected = "FINISHED" if epochs == spec.epochs else "KILLED"
+        assert run.info.status == expected, (trial_id, epochs, run.info.status)
+        if expected == "KILLED":
+            assert run.data.tags.get("stopped_by") == "asha"
+        statuses.append((run.info.start_time, run.data.tags[WORKER_PID_TAG], run.info.status))
+    statuses.sort()
+    assert any(status == "KILLED" for _, _, status in statuses), "ASHA stopped no trial: nothing was tested"
+    reused_after_kill = any(
+        earlier[2] == "KILLED" and earlier[1] == later[1] for earlier, later in zip(statuses, statuses[1:])
+    )
+    assert reused_after_kill, f"no trial ran in the actor of an ASHA-stopped trial: {statuses}"
