@@ -1,7 +1,7 @@
 """Data fixtures: tiny synthetic MRI datasets, built once per test session (about 5 s, mostly the template).
 
 - ``synthetic_root``: a synthesized layout-(a) dataset root (``.../Dataset``), 240 images at 64x64, seed 0
-  (113 NonDemented, 79 VeryMildDemented, 32 MildDemented, 16 ModerateDemented).
+  (96 NonDemented, 72 VeryMildDemented, 48 MildDemented, 24 ModerateDemented).
 - ``tiny_dataset``: an ``MRIDataset`` of it at image_size 32; ``small_dataset``: the same at image_size 64.
   Split 70/15/15, stratified, seed 0. Frozen dataclasses holding numpy arrays: do not write into the arrays.
 """
