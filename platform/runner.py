@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from mritune.platform.tracking import (
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
 STATE_FILE = "mritune_search.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -227,16 +230,29 @@ def _build_tuner(context: _SearchContext, dataset):
 
 
 def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
+    """Run the Tuner, then summarise and register. The parent run always ends with a true status: FINISHED,
+    KILLED on Ctrl-C, FAILED (with the error as a tag) on any other error; trial runs left RUNNING end too."""
+    from mritune.platform import tracking_runs
+
+    try:
+        with tune_environment(TrialSpeed.from_env()):
+            results = tuner.fit()
+        outcome = _summarise_and_register(context, results, dataset)
+    except KeyboardInterrupt:
+        _end_unfinished_search(context, status="KILLED", reason="interrupted")
+        raise
+    except BaseException as exc:
+        _end_unfinished_search(context, status="FAILED", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
+    return outcome
+
+
+def _summarise_and_register(context: _SearchContext, results, dataset) -> SearchOutcome:
     from mritune.platform import registry, tracking_runs
     from mritune.platform.ranking import rank_trials
 
     spec = context.spec
-    try:
-        with tune_environment(TrialSpeed.from_env()):
-            results = tuner.fit()
-    except KeyboardInterrupt:
-        tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="KILLED")
-        raise
     # Every trial process has ended by now: a run still RUNNING was stopped without a callback (time budget).
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                       reason="search_end")
@@ -244,37 +260,33 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     tracking_runs.tag_orphaned_trial_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                           {score.trial_id for score in ranked})
     table = tracking_runs.results_table(ranked, metric=spec.metric)
-    searcher_state = _searcher_state(context.experiment_path)
     tracking_runs.log_search_summary(
-        tracking_uri=context.tracking_uri,
-        parent_run_id=context.parent_run_id,
-        table=table,
-        metric=spec.metric,
-        mode=spec.mode,
-        searcher_state=searcher_state,
+        tracking_uri=context.tracking_uri, parent_run_id=context.parent_run_id, table=table, metric=spec.metric,
+        mode=spec.mode, searcher_state=_searcher_state(context.experiment_path),
     )
     registration = None
     if spec.registry.enabled:
         registration = registry.register_best(
-            spec=spec,
-            ranked=ranked,
-            tracking_uri=context.tracking_uri,
-            experiment_id=context.experiment_id,
-            parent_run_id=context.parent_run_id,
-            dataset=dataset,
+            spec=spec, ranked=ranked, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
+            parent_run_id=context.parent_run_id, dataset=dataset,
         )
-    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
     return SearchOutcome(
-        name=spec.name,
-        experiment_path=str(context.experiment_path),
-        tracking_uri=context.tracking_uri,
-        experiment_id=context.experiment_id,
-        parent_run_id=context.parent_run_id,
-        metric=spec.metric,
-        mode=spec.mode,
-        table=table,
-        registration=registration,
+        name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
+        experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
+        mode=spec.mode, table=table, registration=registration,
     )
+
+
+def _end_unfinished_search(context: _SearchContext, *, status: str, reason: str) -> None:
+    """Close the search's runs after an error; a failure here is logged, never raised over the original error."""
+    from mritune.platform import tracking_runs
+
+    try:
+        tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                          reason=f"search_{status.lower()}")
+        tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status=status, reason=reason)
+    except Exception:  # the tracking server may be what failed: say so, and let the original error propagate
+        logger.exception("could not mark the search run %s %s", context.parent_run_id, status)
 
 
 def _searcher_state(experiment_path: Path) -> dict | None:

@@ -80,10 +80,14 @@ def reopen_search_run(tracking_uri: str, run_id: str) -> None:
     MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
 
 
-def end_search_run(tracking_uri: str, run_id: str, *, status: str) -> None:
+def end_search_run(tracking_uri: str, run_id: str, *, status: str, reason: str | None = None) -> None:
+    """End the parent run; ``reason`` (an error, an interruption) is kept as the ``mritune.end_reason`` tag."""
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri).set_terminated(run_id, status=status)
+    client = MlflowClient(tracking_uri)
+    if reason:
+        client.set_tag(run_id, "mritune.end_reason", reason[:4000])
+    client.set_terminated(run_id, status=status)
 
 
 def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, *, reason: str = "resume") -> int:
@@ -91,6 +95,7 @@ def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: st
 
     ``resume``: runs a killed driver left behind (a resumed trial reopens its own run). ``search_end``: trials
     Ray stopped without a callback (the search's time budget ran out), closed once ``Tuner.fit`` has returned.
+    ``search_failed`` / ``search_killed``: the search itself ended by an error or an interruption.
     """
     from mlflow.tracking import MlflowClient
 

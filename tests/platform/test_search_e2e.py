@@ -138,3 +138,21 @@ def test_a_time_budget_stops_the_search_and_every_run_ends_with_a_final_status(l
     assert all(run.info.status in {"FINISHED", "KILLED"} for run in children), [r.info.status for r in children]
     stopped = [run for run in children if run.data.tags.get("mritune.closed_by") == "search_end"]
     assert all(run.info.status == "KILLED" for run in stopped)
+
+
+def test_a_search_that_fails_after_training_ends_its_runs_failed_not_running(local_ray, tmp_path):
+    """MLflow refuses a model name with '/': the registration fails after every trial trained."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=2", "scheduler.name=fifo", "scheduler.max_t=1",
+                                          "registry.model_name=team/classifier"))
+    with pytest.raises(MlflowException):
+        run_search(spec)
+    client = MlflowClient(spec.tracking.uri)
+    experiment_id = client.get_experiment_by_name(spec.experiment).experiment_id
+    [parent] = client.search_runs([experiment_id], "tags.`mritune.role` = 'search'")
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["mritune.end_reason"].startswith("MlflowException")
+    children = child_runs(client, experiment_id, parent.info.run_id)
+    assert len(children) == 2 and all(run.info.status != "RUNNING" for run in children)
