@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mritune.deploy.pyfunc_classifier import DEFAULT_BATCH_SIZE, PROB_PREFIX, ClassifierPredictor
-from mritune.trainables.preprocess import IMAGE_SUFFIXES, ImageDecodeError
+from mritune.trainables.data.preprocess import IMAGE_SUFFIXES, ImageDecodeError
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 

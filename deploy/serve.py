@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor, decode_base64
-from mritune.trainables.preprocess import ImageDecodeError
+from mritune.trainables.data.preprocess import ImageDecodeError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001

@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
-from mritune.platform.tracking import (
-    MlflowTrialObserverFactory,
-    check_tracking_reachable,
-    ensure_experiment,
-    resolve_tracking_uri,
-)
+from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
 STATE_FILE = "mritune_search.json"
@@ -48,14 +44,14 @@ class _SearchContext:
 def load_data(spec: SearchSpec):
     """The spec's dataset, decoded once on the driver (cached by fingerprint and image size)."""
     if spec.data.synthetic is not None:
-        from mritune.trainables.synthetic import load_synthetic
+        from mritune.trainables.data.synthetic import load_synthetic
 
         synth = spec.data.synthetic
         return load_synthetic(
             n=synth.n, size=synth.size, seed=synth.seed, image_size=spec.data.resolved_image_size,
             val_fraction=spec.data.val_fraction, test_fraction=spec.data.test_fraction,
         )
-    from mritune.trainables.data import load_dataset
+    from mritune.trainables.data.loading import load_dataset
 
     return load_dataset(
         spec.data.path,
@@ -70,8 +66,10 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
     """Start a new search and run it to the end."""
     from mritune.platform import tracking_runs
 
-    uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri)
-    check_tracking_reachable(uri)
+    # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
+    # SQLite store is created on first use, so only a server is checked.
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
+    check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     cluster = _connect_and_check(spec, address, uri)
     experiment_id = ensure_experiment(spec.experiment, uri)
@@ -95,7 +93,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     state = json.loads((experiment_path / STATE_FILE).read_text())
     spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
     uri = state["tracking_uri"]
-    check_tracking_reachable(uri)
+    check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     _connect_and_check(spec, address, uri)
     context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"])
@@ -168,7 +166,7 @@ def _trainable(context: _SearchContext, dataset):
 
 
 def _param_space(spec: SearchSpec) -> dict:
-    from mritune.search.space import parse_space
+    from mritune.search.space_yaml import parse_space
 
     return {**spec.fixed_config(), **parse_space(spec.search.space)}
 

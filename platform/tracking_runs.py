@@ -68,7 +68,7 @@ def _dataset_source(spec: SearchSpec) -> str:
     """Where the images were read from: the dataset folder, or the synthetic dataset's cache folder."""
     if spec.data.path is not None:
         return str(Path(spec.data.path).expanduser().resolve())
-    from mritune.trainables.synthetic import synthetic_cache_folder
+    from mritune.trainables.data.synthetic import synthetic_cache_folder
 
     synth = spec.data.synthetic
     return str(synthetic_cache_folder(n=synth.n, size=synth.size, seed=synth.seed))

@@ -18,7 +18,8 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from mritune.search.observations import STATE_VERSION, ObservationLog, check_state
-from mritune.search.space import SearchSpace, convert_ray_space
+from mritune.search.space import SearchSpace
+from mritune.search.space_ray import convert_ray_space
 
 _DUPLICATE_TOL = 1e-9
 

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mritune.trainables.arrays import check_dataset, resized
 from mritune.trainables.checkpointing import (
     epoch_dir,
     epoch_seed,
@@ -34,13 +33,13 @@ from mritune.trainables.checkpointing import (
     rng_to_state,
     write_state,
 )
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.dcgan_config import DCGANConfig
-from mritune.trainables.gan_metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
+from mritune.trainables.data.arrays import check_dataset, resized
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE
+from mritune.trainables.dcgan.config import DCGANConfig
+from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
-GENERATOR_FILE = "generator.keras"
-DISCRIMINATOR_FILE = "discriminator.keras"
 ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
 GRID_SAMPLES = 16
 EVAL_IMAGES = 256  # held-out real images (and as many generated) for SWD and the discriminator accuracies
@@ -110,7 +109,7 @@ def train_dcgan(
 
 
 def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -> dict[str, float]:
-    from mritune.trainables.evaluation import generator_test_evaluation
+    from mritune.trainables.dcgan.evaluation import generator_test_evaluation
 
     if len(data.x_test) < 2:
         logger.info("no test_swd: the test split has %d images (2 needed)", len(data.x_test))
@@ -121,7 +120,7 @@ def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -
 
 
 def _new_gan(cfg: DCGANConfig) -> _GAN:
-    from mritune.trainables.dcgan_model import build_discriminator, build_generator, compile_gan
+    from mritune.trainables.dcgan.model import build_discriminator, build_generator, compile_gan
 
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     return _GAN(generator, discriminator, compile_gan(cfg, generator, discriminator))
@@ -141,7 +140,7 @@ def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
     import keras
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
-    from mritune.trainables.dcgan_model import compile_gan
+    from mritune.trainables.dcgan.model import compile_gan
 
     generator = keras.saving.load_model(Path(folder) / GENERATOR_FILE, safe_mode=True)
     discriminator = keras.saving.load_model(Path(folder) / DISCRIMINATOR_FILE, safe_mode=True)

@@ -16,7 +16,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mritune.trainables.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.checkpointing import (
     epoch_dir,
     epoch_seed,
@@ -24,14 +23,15 @@ from mritune.trainables.checkpointing import (
     resume_point,
     write_state,
 )
-from mritune.trainables.classification_metrics import classification_metrics
-from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.classifier import MODEL_FILE
+from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.classifier.evaluation import classifier_test_evaluation
+from mritune.trainables.classifier.metrics import classification_metrics
 from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.evaluation import classifier_test_evaluation
+from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
+from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
-MODEL_FILE = "model.keras"
 # Keys whose change makes a checkpoint's model unusable for the config.
 ARCHITECTURE_KEYS = ("backbone", "alpha", "image_size", "dense_units", "augmentation")
 
@@ -78,7 +78,7 @@ def train_classifier(
     import keras
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     cfg = ClassifierConfig.from_dict(config)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
