@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from mritune.trainables.tasks import get_task
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,12 @@ def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: s
     gate_metric, gate_mode = task.gate_metric, task.gate_mode
     best = next((score for score in ranked if score.registrable), None)
     if best is None:
+        logger.warning("no trial of search %s has a usable %s: nothing registered", spec.name, spec.metric)
         return None
     run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, best.trial_id)
     if run_id is None:
+        logger.warning("trial %s has no MLflow run under search run %s: nothing registered", best.trial_id,
+                       parent_run_id)
         return None
     reported = {k: float(v) for k, v in best.metrics.items()
                 if is_finite_number(v) and not k.startswith(("time_", "timestamp", "test_"))}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experim
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
 STATE_FILE = "mritune_search.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -279,8 +282,11 @@ def _searcher_state(experiment_path: Path) -> dict | None:
     """The searcher's observations as Tune last saved them (mritune's searchers save a JSON state dict)."""
     saved = sorted(experiment_path.glob("searcher-state-*"), key=lambda p: p.stat().st_mtime)
     if not saved:
+        logger.info("no searcher state in %s: the search summary has no searcher observations", experiment_path)
         return None
     try:
         return json.loads(saved[-1].read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return None  # not one of mritune's searchers: nothing readable to log
+        # Not one of mritune's searchers (those save JSON): nothing readable to log.
+        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved[-1])
+        return None
