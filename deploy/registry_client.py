@@ -169,6 +169,28 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
 
     The download goes to a sibling temporary folder first, so a refused (unsafe) or failed download leaves
     ``out_dir`` as it was.
+
+    Args:
+        reference: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``
+            (alias ``champion``).
+        out_dir: The folder to create; it must be empty or absent unless ``overwrite``.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+        overwrite: Replace a non-empty ``out_dir`` (``mritune pull --force``).
+
+    Returns:
+        What ``metadata.json`` holds: name, version, aliases, run id, metrics, dataset fingerprint, model kind,
+        image size, class names or latent size.
+
+    Raises:
+        ValueError: ``reference`` is a local folder or malformed, or ``out_dir`` is not empty.
+        ModelNotFoundError: The registry has no such model, alias or version (the message says which).
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+
+    Example:
+        >>> pull("mritune-classifier@champion", out_dir="models/classifier")  # doctest: +SKIP
+        {'name': 'mritune-classifier', 'version': 3, 'aliases': ['champion'], ...}
     """
     ref = parse_model_ref(reference)
     if isinstance(ref, Path):
@@ -213,6 +235,21 @@ def open_model(reference: str, *, tracking_uri: str | None = None) -> Iterator[t
     """Yield a checked local model folder and its description for a reference; a download is removed afterwards.
 
     Load what you need (the Keras model) inside the ``with`` block.
+
+    Args:
+        reference: A registry reference (as for :func:`pull`) or a folder written by ``mritune pull``.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+
+    Raises:
+        ValueError: ``reference`` is malformed.
+        ModelNotFoundError: The registry has no such model, alias or version (the message says which).
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+
+    Example:
+        >>> with open_model("mritune-dcgan@champion") as (folder, description):  # doctest: +SKIP
+        ...     sampler = GeneratorSampler.from_folder(folder)
     """
     ref = parse_model_ref(reference)
     if isinstance(ref, Path):

@@ -1,4 +1,4 @@
-"""`mritune data ...`: inspect a dataset folder, write the synthetic dataset. Thin: calls trainables/data (loading, synthetic)."""
+"""`mritune data ...`: inspect a dataset folder, write the synthetic dataset. Thin: calls trainables/data/."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mritune.search.factory import SCHEDULERS, SEARCHERS
 from mritune.trainables.tasks import get_task, task_names
 
 
@@ -52,7 +53,7 @@ class DataSpec(_Strict):
 
 
 class SearchSection(_Strict):
-    algorithm: Literal["gpyopt", "bayesopt", "random", "tpe"] = "gpyopt"
+    algorithm: Literal[SEARCHERS] = "gpyopt"  # the searchers search/factory.py registers
     options: dict[str, Any] = Field(default_factory=dict)
     num_samples: int = Field(default=10, ge=1, le=10_000)
     max_concurrent: int | None = Field(default=None, ge=1, le=1024)
@@ -66,7 +67,7 @@ class SearchSection(_Strict):
 
 
 class SchedulerSection(_Strict):
-    name: Literal["asha", "fifo"] = "asha"
+    name: Literal[SCHEDULERS] = "asha"
     max_t: int | None = Field(default=None, ge=1, le=100_000)
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)

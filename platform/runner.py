@@ -66,7 +66,35 @@ def load_data(spec: SearchSpec):
 
 
 def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None) -> SearchOutcome:
-    """Start a new search and run it to the end."""
+    """Start a new search and run it to the end.
+
+    The dataset is decoded once on this driver, Ray is joined (or started embedded), an MLflow parent run records
+    the search, and a ``ray.tune.Tuner`` runs the trials; the best checkpoint is then evaluated on the test split
+    and registered (unless ``spec.registry.enabled`` is false). The experiment folder is
+    ``<spec.storage_path>/<spec.name>-<timestamp>``, which ``resume_search`` takes.
+
+    Args:
+        spec: A validated spec (``config.load_spec`` or ``config.parse_spec``).
+        address: A Ray cluster (``HOST:PORT`` of the head's GCS, ``ray://...`` or ``auto``); None: ``RAY_ADDRESS``,
+            else an embedded local Ray.
+        tracking_uri: The MLflow store; None: the spec's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
+            ``./mlruns.db``. A relative SQLite path is made absolute.
+
+    Returns:
+        The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
+
+    Raises:
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: The dataset folder does not exist.
+        ValueError: The dataset cannot be used, an address is malformed, the cluster lacks the resources a trial
+            asks for, or a cluster of several nodes is given a local tracking store.
+        ConnectionError: The Ray cluster cannot be reached or refuses the connection.
+
+    Example:
+        >>> from mritune.platform.config import load_spec
+        >>> outcome = run_search(load_spec("configs/classifier-quick.yaml", ["search.num_samples=4"]))  # doctest: +SKIP
+        >>> outcome.table[0]["trial_id"], outcome.registration.alias  # doctest: +SKIP
+    """
     from mritune.platform import tracking_runs
 
     # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new

@@ -72,8 +72,31 @@ def train_classifier(
 ) -> TrainingResult:
     """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``.
 
-    ``evaluate_test``: after the last epoch, also report the test split's metrics and plots (``mritune train``).
-    A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+    Every epoch is reported (``report(EpochReport)``) with its validation metrics (``val_macro_f1``, ``val_loss``,
+    ...) and the folder of its checkpoint (``state.json`` + ``model.keras``).
+
+    Args:
+        config: Hyperparameters, checked by ``ClassifierConfig.from_dict`` (missing keys take their defaults).
+        data: The dataset with its train/validation/test splits (uint8 grayscale squares).
+        report: Called once per epoch with an ``EpochReport``.
+        resume_from: A checkpoint folder of an earlier epoch of the same architecture and classes, or None.
+        workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
+        evaluate_test: After the last epoch, also report the test split's metrics and plots (``mritune train``).
+            A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+
+    Returns:
+        The last epoch's metrics, model path and artifacts.
+
+    Raises:
+        ValueError: A bad config key or value, a dataset that does not fit (shapes, empty splits), or a
+            checkpoint of another architecture or other classes.
+        TrainingDiverged: A non-finite loss or NaN/inf predictions (lower the learning rate).
+
+    Example:
+        >>> from mritune.trainables.data.synthetic import load_synthetic
+        >>> data = load_synthetic(n=320, size=32, seed=0)  # doctest: +SKIP
+        >>> result = train_classifier({"backbone": "small_cnn", "image_size": 32, "epochs": 2}, data,
+        ...                           lambda epoch: print(epoch.metrics["val_macro_f1"]))  # doctest: +SKIP
     """
     import keras
 

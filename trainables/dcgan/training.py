@@ -71,9 +71,33 @@ def train_dcgan(
 ) -> TrainingResult:
     """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``.
 
-    ``evaluate_test``: after the last epoch, also report ``test_swd`` against the test split (``mritune train``;
-    skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks trials on
-    the validation ``swd`` and evaluates only the checkpoint it registers.
+    Every epoch is reported (``report(EpochReport)``) with ``gen_loss``, ``disc_loss``, ``swd`` and
+    ``ms_ssim_diversity`` against held-out validation images, and the folder of its checkpoint (``state.json``,
+    ``generator.keras``, ``discriminator.keras``, a sample grid).
+
+    Args:
+        config: Hyperparameters, checked by ``DCGANConfig.from_dict`` (missing keys take their defaults).
+        data: The dataset; labels are not used, the validation split (at least 2 images) is held out for SWD.
+        report: Called once per epoch with an ``EpochReport``.
+        resume_from: A checkpoint folder of an earlier epoch of the same architecture, or None.
+        workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
+        evaluate_test: After the last epoch, also report ``test_swd`` against the test split (``mritune train``;
+            skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks
+            trials on the validation ``swd`` and evaluates only the checkpoint it registers.
+
+    Returns:
+        The last epoch's metrics, generator path and artifacts.
+
+    Raises:
+        ValueError: A bad config key or value, a dataset that does not fit, fewer than 2 validation images, or a
+            checkpoint of another architecture.
+        TrainingDiverged: A non-finite loss, NaN/inf images, or mode collapse (the 16 fixed samples alike).
+
+    Example:
+        >>> from mritune.trainables.data.synthetic import load_synthetic
+        >>> data = load_synthetic(n=320, size=32, seed=0)  # doctest: +SKIP
+        >>> result = train_dcgan({"image_size": 32, "epochs": 2, "latent_dim": 16}, data,
+        ...                      lambda epoch: print(epoch.metrics["swd"]))  # doctest: +SKIP
     """
     import keras
 
