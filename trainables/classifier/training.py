@@ -23,7 +23,7 @@ from mritune.trainables.checkpointing import (
     resume_point,
     write_state,
 )
-from mritune.trainables.classifier import MODEL_FILE
+from mritune.trainables.classifier import MODEL_FILE, TASK
 from mritune.trainables.classifier.config import ClassifierConfig
 from mritune.trainables.classifier.evaluation import classifier_test_evaluation
 from mritune.trainables.classifier.metrics import classification_metrics
@@ -106,7 +106,7 @@ def train_classifier(
     cfg = ClassifierConfig.from_dict(config)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-classifier-"))
-    start_epoch, state = resume_point(resume_from, task="classifier", config=cfg.to_dict(),
+    start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
         raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
@@ -205,7 +205,7 @@ class _EpochEnd:
 
     def _state(self, epoch: int, metrics: dict, artifacts: dict[str, str], folder: Path) -> dict:
         return {
-            "task": "classifier",
+            "task": TASK.name,
             "epoch": epoch,
             "config": self.cfg.to_dict(),
             "image_size": self.cfg.image_size,

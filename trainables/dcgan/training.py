@@ -35,7 +35,7 @@ from mritune.trainables.checkpointing import (
 )
 from mritune.trainables.data.arrays import check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE
+from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
 from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
@@ -108,7 +108,7 @@ def train_dcgan(
     real = to_unit_range(resized(data.x_train, cfg.image_size))
     held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
-    start_epoch, state = resume_point(resume_from, task="dcgan", config=cfg.to_dict(),
+    start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and start_epoch >= cfg.epochs:
         return finished_result(resume_from, state, GENERATOR_FILE)
@@ -266,7 +266,7 @@ def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, r
     if epoch == cfg.epochs:
         artifacts["samples"] = str(_write_png(grid, folder / "artifacts" / "samples.png"))
     state = {
-        "task": "dcgan",
+        "task": TASK.name,
         "epoch": epoch,
         "config": cfg.to_dict(),
         "image_size": cfg.image_size,
