@@ -115,7 +115,27 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
 
 
 def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None) -> SearchOutcome:
-    """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints."""
+    """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints.
+
+    The spec, tracking URI and MLflow ids come from the experiment folder's ``mritune_search.json``; runs the
+    interruption left open are closed, and the search's parent run is reopened.
+
+    Args:
+        name_or_path: The experiment folder, or a search name (its newest ``<storage_path>/<name>-<timestamp>``).
+        storage_path: Where to look for a search given by name.
+        address: A Ray cluster, as for :func:`run_search`; None: ``RAY_ADDRESS``, else an embedded local Ray.
+
+    Returns:
+        As :func:`run_search`.
+
+    Raises:
+        FileNotFoundError: No such search folder, or it holds no Tune experiment state to resume.
+        TrackingServerUnreachable: The search's http(s) tracking server does not answer.
+        ValueError, ConnectionError: As for :func:`run_search`.
+
+    Example:
+        >>> outcome = resume_search("classifier-quick", storage_path="./ray_results")  # doctest: +SKIP
+    """
     from ray import tune
 
     from mritune.platform import tracking_runs
