@@ -32,9 +32,9 @@ def _timed(fn, name: str = ""):
 
 
 def run(n: int, size: int) -> dict:
-    from mritune.trainables.atrophy import template_slices
-    from mritune.trainables.data import inspect_dataset, load_dataset
-    from mritune.trainables.synthetic import synthesize_dataset
+    from mritune.trainables.data.atrophy import template_slices
+    from mritune.trainables.data.loading import inspect_dataset, load_dataset
+    from mritune.trainables.data.synthetic import synthesize_dataset
 
     with tempfile.TemporaryDirectory(prefix="mritune-bench-") as tmp:
         _, template_s = _timed(template_slices, "template")  # once per process; included in a CLI synth run

@@ -53,7 +53,7 @@ def learning_curve(data, *, size: int, epochs: int) -> dict:
     from sklearn.metrics import f1_score
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before loading)
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     val, test = [], []
     x_test = data.x_test[..., None].astype("float32")
@@ -94,8 +94,8 @@ def plot(results: dict, out_png: Path) -> None:
 
 
 def main() -> None:
-    from mritune.trainables.evaluation import majority_macro_f1
-    from mritune.trainables.synthetic import class_counts, load_synthetic
+    from mritune.trainables.classifier.evaluation import majority_macro_f1
+    from mritune.trainables.data.synthetic import class_counts, load_synthetic
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=960, help="images for the learning curves")

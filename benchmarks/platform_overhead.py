@@ -36,7 +36,7 @@ def probe_trial(dataset_refs: list, config: dict, tracking_uri: str, speedups: b
     import ray
 
     from mritune.platform.tracking import MlflowTrialObserverFactory
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
     from mritune.trainables.runtime import configure_runtime
 
     marks["imports_s"] = time.perf_counter() - t
@@ -144,7 +144,7 @@ def main() -> None:
 
     import ray
 
-    from mritune.trainables.synthetic import load_synthetic
+    from mritune.trainables.data.synthetic import load_synthetic
 
     spec = search_spec(args, Path(tempfile.gettempdir()), "probe")
     synth = spec.data.synthetic

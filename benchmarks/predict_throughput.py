@@ -26,9 +26,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def build_classifier_file(folder: Path, *, backbone: str, image_size: int) -> Path:
     """A saved .keras classifier from the real builder (as the trainings save it)."""
-    from mritune.trainables.classes import CLASS_NAMES
-    from mritune.trainables.classifier_config import ClassifierConfig
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.data.classes import CLASS_NAMES
+    from mritune.trainables.classifier.config import ClassifierConfig
+    from mritune.trainables.classifier.model import build_classifier
 
     config = ClassifierConfig.from_dict({"backbone": backbone, "image_size": image_size, "weights": "none"})
     path = folder / f"{backbone}-{image_size}.keras"
@@ -52,7 +52,7 @@ def write_images(folder: Path, count: int, *, shape=(208, 176), seed: int = 0) -
 def load_predictor(keras_path: Path, image_size: int):
     from mritune.deploy.model_files import load_keras_model
     from mritune.deploy.pyfunc_classifier import ClassifierPredictor
-    from mritune.trainables.classes import CLASS_NAMES
+    from mritune.trainables.data.classes import CLASS_NAMES
 
     return ClassifierPredictor(keras_model=load_keras_model(keras_path), image_size=image_size, class_names=CLASS_NAMES)
 
@@ -72,7 +72,7 @@ def measure(predictor, paths: list[Path], *, batch_size: int, repeats: int) -> f
 
 
 def decode_rate(paths: list[Path], image_size: int) -> float:
-    from mritune.trainables.preprocess import decode_image
+    from mritune.trainables.data.preprocess import decode_image
 
     started = time.perf_counter()
     for path in paths:

@@ -36,7 +36,7 @@ def register_and_pull(keras_path: Path, folder: Path, image_size: int) -> Path:
 
     from mritune.deploy.model_logging import log_classifier_model
     from mritune.deploy.registry_client import pull
-    from mritune.trainables.classes import CLASS_NAMES
+    from mritune.trainables.data.classes import CLASS_NAMES
 
     uri = f"sqlite:///{folder}/mlruns.db"
     mlflow.set_tracking_uri(uri)

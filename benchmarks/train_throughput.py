@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def synthetic_data(images: int, size: int, cache: Path):
-    from mritune.trainables.synthetic import load_synthetic
+    from mritune.trainables.data.synthetic import load_synthetic
 
     return load_synthetic(n=images, size=size, seed=0, cache_dir=cache)
 
@@ -43,9 +43,9 @@ def bare_fit(config: dict, data, epochs: int) -> list[float]:
     import keras
 
     from mritune.trainables.checkpointing import epoch_seed
-    from mritune.trainables.classifier_config import ClassifierConfig
-    from mritune.trainables.classifier_model import build_classifier
-    from mritune.trainables.classifier_training import ClassifierArrays, class_weights
+    from mritune.trainables.classifier.config import ClassifierConfig
+    from mritune.trainables.classifier.model import build_classifier
+    from mritune.trainables.classifier.training import ClassifierArrays, class_weights
 
     cfg = ClassifierConfig.from_dict(config)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
@@ -64,7 +64,7 @@ def bare_fit(config: dict, data, epochs: int) -> list[float]:
 
 def train_function(config: dict, data, epochs: int) -> tuple[list[float], list[float]]:
     """(train_seconds per epoch, wall seconds per epoch) of train_classifier."""
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     marks, fit_times = [time.perf_counter()], []
 

@@ -45,7 +45,28 @@ def write_samples(images: np.ndarray, out: Path) -> list[Path]:
 def run_generate(
     *, model: str, n: int, out: Path, seed: int | None = None, tracking_uri: str | None = None
 ) -> list[Path]:
-    """The `mritune generate` command: load the generator's .keras from the model, sample, write PNGs."""
+    """The `mritune generate` command: load the generator's .keras from the model, sample, write PNGs.
+
+    Args:
+        model: A registry reference (``mritune-dcgan@champion``) or a folder written by ``mritune pull``.
+        n: How many images, 1 to ``MAX_SAMPLES``.
+        out: A ``.png`` file (one grid of all samples) or a folder (one PNG per sample).
+        seed: Seed of the latent noise (the same seed gives the same images); None: random.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+
+    Returns:
+        The PNG files written.
+
+    Raises:
+        ValueError: ``n`` out of range, ``out`` with a suffix other than ``.png``, or the model is not a generator.
+        FileNotFoundError: The model or its tracking store cannot be found.
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        UnsafeModelError: The model would need pickle to load.
+
+    Example:
+        >>> run_generate(model="mritune-dcgan@champion", n=16, out=Path("samples.png"), seed=0)  # doctest: +SKIP
+        [PosixPath('samples.png')]
+    """
     from mritune.deploy.registry_client import open_model
 
     if not 1 <= n <= MAX_SAMPLES:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mritune.deploy.pyfunc_classifier import DEFAULT_BATCH_SIZE, PROB_PREFIX, ClassifierPredictor
-from mritune.trainables.preprocess import IMAGE_SUFFIXES, ImageDecodeError
+from mritune.trainables.data.preprocess import IMAGE_SUFFIXES, ImageDecodeError
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -122,7 +122,30 @@ def run_predict(
     tracking_uri: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[ImagePrediction]:
-    """The `mritune predict` command: load the model once, predict every readable image, write csv/json."""
+    """The `mritune predict` command: load the model once, predict every readable image, write csv/json.
+
+    Unreadable images are not an error: they come back as predictions carrying an ``error`` and are listed in the
+    output.
+
+    Args:
+        inputs: Image files and folders (searched for images).
+        model: A registry reference (``mritune-classifier@champion``) or a folder written by ``mritune pull``.
+        out: A ``.csv`` or ``.json`` file to write; None prints CSV on stdout.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+        batch_size: Images per model call.
+
+    Returns:
+        One prediction per image found (class probabilities and the predicted class, or the error).
+
+    Raises:
+        ValueError: ``out`` is not ``.csv``/``.json``, ``batch_size`` < 1, or the model is not a classifier.
+        FileNotFoundError: No image among ``inputs``, or the model (or its tracking store) cannot be found.
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        UnsafeModelError: The model would need pickle to load.
+
+    Example:
+        >>> run_predict(["scans/"], model="mritune-classifier@champion", out=Path("pred.csv"))  # doctest: +SKIP
+    """
     from mritune.deploy.registry_client import open_model
 
     fmt = output_format(out) if out is not None else "csv"  # checked before the slow model load

@@ -1,7 +1,7 @@
 """The classifier as an MLflow pyfunc: images in (base64, bytes, paths or arrays), class and probabilities out.
 
 `ClassifierPredictor` holds the Keras model and does the work; predict, serve and the pyfunc all use it, and all
-decode images with `mritune.trainables.preprocess.decode_image`, the same path as training. The pyfunc class is
+decode images with `mritune.trainables.data.preprocess.decode_image`, the same path as training. The pyfunc class is
 defined inside `classifier_python_model()` so that importing this module does not import MLflow; MLflow gets
 it from the small models-from-code script that `model_logging` writes (no cloudpickle).
 """
@@ -25,7 +25,7 @@ from mritune.deploy.model_files import (
     load_keras_model,
     read_config,
 )
-from mritune.trainables.preprocess import ImageDecodeError, decode_image
+from mritune.trainables.data.preprocess import ImageDecodeError, decode_image
 
 PROB_PREFIX = "prob_"
 # MLflow sets this in its scoring server; file paths are then refused so clients cannot probe the server's disk.

@@ -12,29 +12,22 @@ import json
 import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from mritune.deploy.model_files import ModelFolder, read_model_folder
+from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 
 DEFAULT_ALIAS = "champion"
-DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 METADATA_FILE = "metadata.json"
-HEALTH_TIMEOUT_S = 3.0
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?:@(?P<alias>{_NAME})|/(?P<version>\d+))?$")
 
 
 class ModelNotFoundError(FileNotFoundError):
     """The registry has no such model, alias or version."""
-
-
-class TrackingServerUnreachable(ConnectionError):
-    """The MLflow tracking server does not answer."""
 
 
 @dataclass(frozen=True)
@@ -87,44 +80,6 @@ def parse_model_ref(text: str) -> ModelRef | Path:
     version = match["version"]
     alias = match["alias"] or (None if version else DEFAULT_ALIAS)
     return ModelRef(name=match["name"], alias=alias, version=int(version) if version else None)
-
-
-def resolve_tracking_uri(explicit: str | None = None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else the embedded default ``sqlite:///mlruns.db``."""
-    import os
-
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def check_server_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-    """Fail fast, before MLflow's long retries, when an http(s) tracking server does not answer /health."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        return
-    url = tracking_uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # It answered, so it is reachable; MLflow's own calls report what is wrong.
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingServerUnreachable(
-            f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it (mlflow server --host "
-            "127.0.0.1 --port 5000) or pass --tracking-uri"
-        ) from exc
-
-
-def check_tracking_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-    """Fail fast, before MLflow's long retries: an http(s) server must answer /health; a SQLite file must exist."""
-    if tracking_uri.startswith(("http://", "https://")):
-        check_server_reachable(tracking_uri, timeout_s=timeout_s)
-    elif tracking_uri.startswith("sqlite:///"):
-        database = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not database.is_file():
-            raise FileNotFoundError(
-                f"no MLflow database at {database} (tracking URI {tracking_uri}); pass --tracking-uri "
-                "or set MLFLOW_TRACKING_URI"
-            )
 
 
 def resolve_version(ref: ModelRef, *, tracking_uri: str) -> ModelVersionInfo:
@@ -214,6 +169,28 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
 
     The download goes to a sibling temporary folder first, so a refused (unsafe) or failed download leaves
     ``out_dir`` as it was.
+
+    Args:
+        reference: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``
+            (alias ``champion``).
+        out_dir: The folder to create; it must be empty or absent unless ``overwrite``.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+        overwrite: Replace a non-empty ``out_dir`` (``mritune pull --force``).
+
+    Returns:
+        What ``metadata.json`` holds: name, version, aliases, run id, metrics, dataset fingerprint, model kind,
+        image size, class names or latent size.
+
+    Raises:
+        ValueError: ``reference`` is a local folder or malformed, or ``out_dir`` is not empty.
+        ModelNotFoundError: The registry has no such model, alias or version (the message says which).
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+
+    Example:
+        >>> pull("mritune-classifier@champion", out_dir="models/classifier")  # doctest: +SKIP
+        {'name': 'mritune-classifier', 'version': 3, 'aliases': ['champion'], ...}
     """
     ref = parse_model_ref(reference)
     if isinstance(ref, Path):
@@ -258,6 +235,21 @@ def open_model(reference: str, *, tracking_uri: str | None = None) -> Iterator[t
     """Yield a checked local model folder and its description for a reference; a download is removed afterwards.
 
     Load what you need (the Keras model) inside the ``with`` block.
+
+    Args:
+        reference: A registry reference (as for :func:`pull`) or a folder written by ``mritune pull``.
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+
+    Raises:
+        ValueError: ``reference`` is malformed.
+        ModelNotFoundError: The registry has no such model, alias or version (the message says which).
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+
+    Example:
+        >>> with open_model("mritune-dcgan@champion") as (folder, description):  # doctest: +SKIP
+        ...     sampler = GeneratorSampler.from_folder(folder)
     """
     ref = parse_model_ref(reference)
     if isinstance(ref, Path):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor, decode_base64
-from mritune.trainables.preprocess import ImageDecodeError
+from mritune.trainables.data.preprocess import ImageDecodeError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
@@ -203,7 +203,27 @@ def run_server(
     *, model: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tracking_uri: str | None = None,
     limits: ServeLimits | None = None,
 ) -> None:
-    """The `mritune serve` command: load the classifier once, then serve until interrupted."""
+    """The `mritune serve` command: load the classifier once, then serve until interrupted.
+
+    Endpoints: ``POST /invocations`` (MLflow's scoring protocol), ``POST /predict`` (files or base64 images),
+    ``GET /ping`` and ``GET /version``. There is no authentication: a host other than localhost is warned about.
+
+    Args:
+        model: A registry reference (``mritune-classifier@champion``) or a folder written by ``mritune pull``.
+        host: The interface to listen on (default 127.0.0.1).
+        port: The TCP port (default 5001).
+        tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
+        limits: Per-request limits (bytes, images); None: :class:`ServeLimits` defaults.
+
+    Raises:
+        ValueError: ``port`` is not a TCP port, or the model is not a classifier.
+        FileNotFoundError: The model or its tracking store cannot be found.
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        UnsafeModelError: The model would need pickle to load.
+
+    Example:
+        >>> run_server(model="mritune-classifier@champion", port=5001)  # doctest: +SKIP
+    """
     import uvicorn
 
     from mritune.deploy.registry_client import open_model

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from mritune.platform import cli_data, cli_deploy, cli_jobs, cli_search, cli_train
+from mritune.platform.errors import first_line
 
 app = typer.Typer(
     name="mritune",
@@ -41,6 +42,5 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"error: {first_line}", err=True)
+        typer.echo(f"error: {first_line(exc)}", err=True)
         sys.exit(2)

@@ -1,4 +1,4 @@
-"""`mritune data ...`: inspect a dataset folder, write the synthetic dataset. Thin: calls trainables.data/synthetic."""
+"""`mritune data ...`: inspect a dataset folder, write the synthetic dataset. Thin: calls trainables/data/."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def synth(
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a contact sheet PNG here."),
 ) -> None:
     """Write a synthetic Alzheimer's MRI dataset (MNI152 slices with graded atrophy) in the public layout."""
-    from mritune.trainables.synthetic import class_counts, synthesize_dataset
+    from mritune.trainables.data.synthetic import class_counts, synthesize_dataset
 
     root = synthesize_dataset(out, n=n, seed=seed, size=size, preview=preview)
     counts = ", ".join(f"{c}" for c in class_counts(n))
@@ -40,7 +40,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Show the layout detected, images per class (and split), image sizes, skipped files and the fingerprint."""
-    from mritune.trainables.data import inspect_dataset
+    from mritune.trainables.data.loading import inspect_dataset
 
     report = inspect_dataset(path)
     if as_json:

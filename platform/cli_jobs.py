@@ -6,10 +6,11 @@ from typing import Optional
 
 import typer
 
+from mritune.platform.cli_search import SET_HELP
+
 ADDRESS_HELP = (
     "Dashboard URL of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS, or an http RAY_ADDRESS)"
 )
-SET_HELP = "Override a spec value, e.g. --set search.num_samples=4 (repeatable; values parsed as YAML)."
 
 jobs_app = typer.Typer(help="Follow searches submitted with `mritune submit`.", no_args_is_help=True)
 

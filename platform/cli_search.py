@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+# The help of --set for every command that takes a spec (search, submit): config.apply_overrides applies them.
 SET_HELP = "Override a spec value, e.g. --set search.num_samples=4 (repeatable; values parsed as YAML)."
 
 

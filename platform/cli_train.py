@@ -16,9 +16,7 @@ from typing import Any, Optional
 
 import typer
 
-TASKS = ("classifier", "dcgan")
-PROGRESS_KEYS = {"classifier": ("train_loss", "val_loss", "val_accuracy", "val_macro_f1"),
-                 "dcgan": ("gen_loss", "disc_loss", "swd", "ms_ssim_diversity")}
+from mritune.trainables.tasks import get_task, task_names
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:
@@ -39,23 +37,18 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
 
 
 def validated_config(task: str, config: dict[str, Any]) -> dict[str, Any]:
-    if task == "classifier":
-        from mritune.trainables.classifier_config import ClassifierConfig
-
-        return ClassifierConfig.from_dict(config).to_dict()
-    if task == "dcgan":
-        from mritune.trainables.dcgan_config import DCGANConfig
-
-        return DCGANConfig.from_dict(config).to_dict()
-    raise ValueError(f"unknown training {task!r}; choose classifier or dcgan")
+    """The task's complete config (defaults filled in); ValueError names an unknown task, key or bad value."""
+    if task not in task_names():
+        raise ValueError(f"unknown training {task!r}; choose {' or '.join(task_names())}")
+    return get_task(task).config_class.from_dict(config).to_dict()
 
 
 def load_training_data(data: str, *, image_size: int, synthetic_n: int):
     if data == "synthetic":
-        from mritune.trainables.synthetic import load_synthetic
+        from mritune.trainables.data.synthetic import load_synthetic
 
         return load_synthetic(n=synthetic_n, size=image_size, seed=0)
-    from mritune.trainables.data import load_dataset
+    from mritune.trainables.data.loading import load_dataset
 
     return load_dataset(data, image_size=image_size)
 
@@ -64,10 +57,7 @@ def run_training(task: str, config: dict[str, Any], dataset, *, workdir: str, pr
     from mritune.trainables.runtime import configure_runtime
 
     configure_runtime()
-    if task == "classifier":
-        from mritune.trainables.classifier_training import train_classifier as train
-    else:
-        from mritune.trainables.dcgan_training import train_dcgan as train
+    train = get_task(task).training_function()
     result = train(config, dataset, progress, workdir=workdir)
     return {
         "task": task,
@@ -97,9 +87,10 @@ def register(app: typer.Typer) -> None:
         dataset = load_training_data(data, image_size=config["image_size"], synthetic_n=synthetic_n)
         folder = workdir or tempfile.mkdtemp(prefix=f"mritune-train-{task}-")
         stream = sys.stderr if as_json else sys.stdout
+        progress_keys = get_task(task).progress_metrics
 
         def progress(report) -> None:
-            shown = " ".join(f"{k}={report.metrics[k]:.4g}" for k in PROGRESS_KEYS[task] if k in report.metrics)
+            shown = " ".join(f"{k}={report.metrics[k]:.4g}" for k in progress_keys if k in report.metrics)
             print(f"epoch {report.epoch}/{config['epochs']}: {shown}", file=stream, flush=True)
 
         summary = run_training(task, config, dataset, workdir=folder, progress=progress)

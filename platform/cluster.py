@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from mritune.platform.errors import first_line
+
 # How long a TCP connect to the GCS may take before the address counts as unreachable.
 REACHABILITY_TIMEOUT_S = 3.0
 
@@ -68,7 +70,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None) -> ClusterI
     try:
         ray.init(address=target)
     except ConnectionError as exc:
-        raise ConnectionError(f"could not join the Ray cluster at {target}: {_first_line(exc)}") from None
+        raise ConnectionError(f"could not join the Ray cluster at {target}: {first_line(exc)}") from None
     return describe_cluster()
 
 
@@ -232,8 +234,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

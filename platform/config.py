@@ -13,11 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-TASKS = ("classifier", "dcgan")
-DEFAULT_METRICS = {"classifier": ("val_macro_f1", "max"), "dcgan": ("swd", "min")}
-DEFAULT_MODEL_NAMES = {"classifier": "mritune-classifier", "dcgan": "mritune-dcgan"}
-# The test-split metric the promotion gate compares, and whether higher is better.
-GATE_METRICS = {"classifier": ("test_macro_f1", "max"), "dcgan": ("test_swd", "min")}
+from mritune.search.factory import SCHEDULERS, SEARCHERS
+from mritune.trainables.tasks import get_task, task_names
 
 
 class SpecError(ValueError):
@@ -56,7 +53,7 @@ class DataSpec(_Strict):
 
 
 class SearchSection(_Strict):
-    algorithm: Literal["gpyopt", "bayesopt", "random", "tpe"] = "gpyopt"
+    algorithm: Literal[SEARCHERS] = "gpyopt"  # the searchers search/factory.py registers
     options: dict[str, Any] = Field(default_factory=dict)
     num_samples: int = Field(default=10, ge=1, le=10_000)
     max_concurrent: int | None = Field(default=None, ge=1, le=1024)
@@ -70,7 +67,7 @@ class SearchSection(_Strict):
 
 
 class SchedulerSection(_Strict):
-    name: Literal["asha", "fifo"] = "asha"
+    name: Literal[SCHEDULERS] = "asha"
     max_t: int | None = Field(default=None, ge=1, le=100_000)
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
@@ -98,7 +95,7 @@ class FailureSection(_Strict):
 
 class SearchSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    task: Literal["classifier", "dcgan"]
+    task: Literal[task_names()]  # the registered tasks (trainables/tasks.py)
     data: DataSpec
     search: SearchSection = Field(default_factory=SearchSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
@@ -119,15 +116,15 @@ class SearchSpec(_Strict):
     # Derived values: the one place defaults by task are resolved.
     @property
     def metric(self) -> str:
-        return self.search.metric or DEFAULT_METRICS[self.task][0]
+        return self.search.metric or get_task(self.task).search_metric
 
     @property
     def mode(self) -> str:
-        return self.search.mode or DEFAULT_METRICS[self.task][1]
+        return self.search.mode or get_task(self.task).search_mode
 
     @property
     def model_name(self) -> str:
-        return self.registry.model_name or DEFAULT_MODEL_NAMES[self.task]
+        return self.registry.model_name or get_task(self.task).model_name
 
     @property
     def experiment(self) -> str:
@@ -149,18 +146,7 @@ class SearchSpec(_Strict):
 
 
 def _trainer_default(task: str, key: str) -> Any:
-    config_class = _config_class(task)
-    return getattr(config_class.from_dict({}), key)
-
-
-def _config_class(task: str):
-    if task == "classifier":
-        from mritune.trainables.classifier_config import ClassifierConfig
-
-        return ClassifierConfig
-    from mritune.trainables.dcgan_config import DCGANConfig
-
-    return DCGANConfig
+    return getattr(get_task(task).config_class.from_dict({}), key)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -217,13 +203,13 @@ def _first_error(exc: ValidationError) -> str:
 
 def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
     """Fixed and searched settings must be keys the training accepts, and one sampled config must validate."""
-    from mritune.search.space import parse_space
+    from mritune.search.space_yaml import parse_space
 
     try:
         domains = parse_space(spec.search.space)
     except ValueError as exc:
         raise SpecError(f"{source}: search.space: {exc}") from None
-    config_class = _config_class(spec.task)
+    config_class = get_task(spec.task).config_class
     allowed = sorted(field.name for field in dataclasses.fields(config_class))
     for section, keys in (("trainable", spec.trainable), ("search.space", domains)):
         unknown = sorted(set(keys) - set(allowed))
@@ -249,12 +235,7 @@ def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
 
 def searchable_metrics(task: str) -> tuple[str, ...]:
     """Metrics a trial reports every epoch, so a searcher and ASHA can use them."""
-    if task == "classifier":
-        from mritune.trainables.classes import CLASS_NAMES
-
-        per_class = tuple(f"val_f1_{name}" for name in CLASS_NAMES)
-        return ("val_macro_f1", "val_weighted_f1", "val_accuracy", "val_auc", "val_loss", "train_loss", *per_class)
-    return ("swd", "ms_ssim_diversity", "gen_loss", "disc_loss", "d_real_acc", "d_fake_acc")
+    return tuple(get_task(task).epoch_metrics)
 
 
 def _sample(domain: Any) -> Any:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mritune.platform.errors import first_line
+
 # How long one probe of the dashboard may take before the address counts as unreachable.
 HTTP_TIMEOUT_S = 5.0
 
@@ -186,10 +188,10 @@ def _job_api_errors(url: str, job_id: str | None = None):
     try:
         yield
     except AuthenticationError as exc:
-        raise PermissionError(f"the Ray cluster at {url} refused the request ({_first_line(exc)}); "
+        raise PermissionError(f"the Ray cluster at {url} refused the request ({first_line(exc)}); "
                               f"{TOKEN_HOW_TO}") from None
     except RuntimeError as exc:
-        text = _first_line(exc)
+        text = first_line(exc)
         if job_id is not None and ("404" in text or "does not exist" in text):
             raise ValueError(f"no job {job_id!r} on the Ray cluster at {url}; `ray job list` shows the ids")
         raise
@@ -228,8 +230,3 @@ def _token_source() -> str:
     if os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return f"RAY_AUTH_TOKEN_PATH ({os.environ['RAY_AUTH_TOKEN_PATH']})"
     return str(Path.home() / ".ray" / "auth_token")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mritune.platform.config import GATE_METRICS, SearchSpec
+from mritune.platform.config import SearchSpec
 from mritune.platform.ranking import TrialScore
 from mritune.platform.tracking import is_finite_number
 from mritune.platform.tracking_runs import trial_run_id
+from mritune.trainables.tasks import get_task
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,16 @@ def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: s
 
     from mritune.trainables.evaluation import evaluate_checkpoint
 
-    gate_metric, gate_mode = GATE_METRICS[spec.task]
+    task = get_task(spec.task)
+    gate_metric, gate_mode = task.gate_metric, task.gate_mode
     best = next((score for score in ranked if score.registrable), None)
     if best is None:
+        logger.warning("no trial of search %s has a usable %s: nothing registered", spec.name, spec.metric)
         return None
     run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, best.trial_id)
     if run_id is None:
+        logger.warning("trial %s has no MLflow run under search run %s: nothing registered", best.trial_id,
+                       parent_run_id)
         return None
     reported = {k: float(v) for k, v in best.metrics.items()
                 if is_finite_number(v) and not k.startswith(("time_", "timestamp", "test_"))}
@@ -90,8 +98,6 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     """Log the checkpoint's model into the trial's run, leaving the run's status as it was."""
     import mlflow
 
-    from mritune.deploy.model_logging import log_classifier_model, log_generator_model
-
     state = json.loads((folder / "state.json").read_text())
     metadata = {
         "dataset_fingerprint": dataset.fingerprint,
@@ -102,22 +108,33 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
         "metrics": metrics,
         "mritune_version": importlib.metadata.version("mritune"),
     }
+    keras_path = str(folder / get_task(spec.task).model_file)
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.tracking.MlflowClient(tracking_uri)
     status = client.get_run(run_id).info.status
     with mlflow.start_run(run_id=run_id):
-        if spec.task == "classifier":
-            info = log_classifier_model(
-                keras_path=str(folder / "model.keras"), image_size=metadata["image_size"],
-                class_names=metadata["class_names"], metadata=metadata,
-            )
-        else:
-            info = log_generator_model(
-                keras_path=str(folder / "generator.keras"), image_size=metadata["image_size"],
-                latent_dim=int(state["latent_dim"]), metadata=metadata,
-            )
+        info = _MODEL_LOGGERS[spec.task](keras_path, state, metadata)
     client.set_terminated(run_id, status=status)
     return info.model_uri
+
+
+def _log_classifier(keras_path: str, state: dict, metadata: dict):
+    from mritune.deploy.model_logging import log_classifier_model
+
+    return log_classifier_model(keras_path=keras_path, image_size=metadata["image_size"],
+                                class_names=metadata["class_names"], metadata=metadata)
+
+
+def _log_generator(keras_path: str, state: dict, metadata: dict):
+    from mritune.deploy.model_logging import log_generator_model
+
+    return log_generator_model(keras_path=keras_path, image_size=metadata["image_size"],
+                               latent_dim=int(state["latent_dim"]), metadata=metadata)
+
+
+# Task name (trainables/tasks.py) -> how its model is logged as an MLflow pyfunc. Here, not in the task registry,
+# because the pyfunc wrappers live in deploy/ and trainables must not import deploy (docs/architecture.md).
+_MODEL_LOGGERS = {"classifier": _log_classifier, "dcgan": _log_generator}
 
 
 def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fingerprint, metrics, gate, tracking_uri):

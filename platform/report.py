@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mritune.platform.tracking import is_remote_uri
+from mritune.deploy.tracking_uri import is_remote_uri
 
 
 def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
-from mritune.platform.tracking import (
-    MlflowTrialObserverFactory,
-    check_tracking_reachable,
-    ensure_experiment,
-    resolve_tracking_uri,
-)
+from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
 STATE_FILE = "mritune_search.json"
@@ -51,14 +47,14 @@ class _SearchContext:
 def load_data(spec: SearchSpec):
     """The spec's dataset, decoded once on the driver (cached by fingerprint and image size)."""
     if spec.data.synthetic is not None:
-        from mritune.trainables.synthetic import load_synthetic
+        from mritune.trainables.data.synthetic import load_synthetic
 
         synth = spec.data.synthetic
         return load_synthetic(
             n=synth.n, size=synth.size, seed=synth.seed, image_size=spec.data.resolved_image_size,
             val_fraction=spec.data.val_fraction, test_fraction=spec.data.test_fraction,
         )
-    from mritune.trainables.data import load_dataset
+    from mritune.trainables.data.loading import load_dataset
 
     return load_dataset(
         spec.data.path,
@@ -70,11 +66,41 @@ def load_data(spec: SearchSpec):
 
 
 def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None) -> SearchOutcome:
-    """Start a new search and run it to the end."""
+    """Start a new search and run it to the end.
+
+    The dataset is decoded once on this driver, Ray is joined (or started embedded), an MLflow parent run records
+    the search, and a ``ray.tune.Tuner`` runs the trials; the best checkpoint is then evaluated on the test split
+    and registered (unless ``spec.registry.enabled`` is false). The experiment folder is
+    ``<spec.storage_path>/<spec.name>-<timestamp>``, which ``resume_search`` takes.
+
+    Args:
+        spec: A validated spec (``config.load_spec`` or ``config.parse_spec``).
+        address: A Ray cluster (``HOST:PORT`` of the head's GCS, ``ray://...`` or ``auto``); None: ``RAY_ADDRESS``,
+            else an embedded local Ray.
+        tracking_uri: The MLflow store; None: the spec's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
+            ``./mlruns.db``. A relative SQLite path is made absolute.
+
+    Returns:
+        The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
+
+    Raises:
+        TrackingServerUnreachable: An http(s) tracking server does not answer.
+        FileNotFoundError: The dataset folder does not exist.
+        ValueError: The dataset cannot be used, an address is malformed, the cluster lacks the resources a trial
+            asks for, or a cluster of several nodes is given a local tracking store.
+        ConnectionError: The Ray cluster cannot be reached or refuses the connection.
+
+    Example:
+        >>> from mritune.platform.config import load_spec
+        >>> outcome = run_search(load_spec("configs/classifier-quick.yaml", ["search.num_samples=4"]))  # doctest: +SKIP
+        >>> outcome.table[0]["trial_id"], outcome.registration.alias  # doctest: +SKIP
+    """
     from mritune.platform import tracking_runs
 
-    uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri)
-    check_tracking_reachable(uri)
+    # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
+    # SQLite store is created on first use, so only a server is checked.
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
+    check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     cluster = _connect_and_check(spec, address, uri)
     experiment_id = ensure_experiment(spec.experiment, uri)
@@ -89,7 +115,27 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
 
 
 def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None) -> SearchOutcome:
-    """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints."""
+    """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints.
+
+    The spec, tracking URI and MLflow ids come from the experiment folder's ``mritune_search.json``; runs the
+    interruption left open are closed, and the search's parent run is reopened.
+
+    Args:
+        name_or_path: The experiment folder, or a search name (its newest ``<storage_path>/<name>-<timestamp>``).
+        storage_path: Where to look for a search given by name.
+        address: A Ray cluster, as for :func:`run_search`; None: ``RAY_ADDRESS``, else an embedded local Ray.
+
+    Returns:
+        As :func:`run_search`.
+
+    Raises:
+        FileNotFoundError: No such search folder, or it holds no Tune experiment state to resume.
+        TrackingServerUnreachable: The search's http(s) tracking server does not answer.
+        ValueError, ConnectionError: As for :func:`run_search`.
+
+    Example:
+        >>> outcome = resume_search("classifier-quick", storage_path="./ray_results")  # doctest: +SKIP
+    """
     from ray import tune
 
     from mritune.platform import tracking_runs
@@ -98,7 +144,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     state = json.loads((experiment_path / STATE_FILE).read_text())
     spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
     uri = state["tracking_uri"]
-    check_tracking_reachable(uri)
+    check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     _connect_and_check(spec, address, uri)
     context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"])
@@ -171,7 +217,7 @@ def _trainable(context: _SearchContext, dataset):
 
 
 def _param_space(spec: SearchSpec) -> dict:
-    from mritune.search.space import parse_space
+    from mritune.search.space_yaml import parse_space
 
     return {**spec.fixed_config(), **parse_space(spec.search.space)}
 
@@ -293,8 +339,11 @@ def _searcher_state(experiment_path: Path) -> dict | None:
     """The searcher's observations as Tune last saved them (mritune's searchers save a JSON state dict)."""
     saved = sorted(experiment_path.glob("searcher-state-*"), key=lambda p: p.stat().st_mtime)
     if not saved:
+        logger.info("no searcher state in %s: the search summary has no searcher observations", experiment_path)
         return None
     try:
         return json.loads(saved[-1].read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return None  # not one of mritune's searchers: nothing readable to log
+        # Not one of mritune's searchers (those save JSON): nothing readable to log.
+        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved[-1])
+        return None

@@ -13,7 +13,6 @@ from typing import Any
 
 from mritune.trainables.reporting import EpochReport, TrainingResult
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 DEFAULT_ARTIFACT_ROOT = "mlartifacts"
 TRIAL_ID_TAG = "mritune.trial_id"
 SEARCH_TAG = "mritune.search"
@@ -21,28 +20,6 @@ ROLE_TAG = "mritune.role"
 WORKER_PID_TAG = "mritune.worker_pid"
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_tracking_uri(explicit: str | None = None, spec_uri: str | None = None) -> str:
-    """--tracking-uri, else the spec's tracking.uri, else MLFLOW_TRACKING_URI, else ./mlruns.db (SQLite).
-
-    A relative SQLite path is made absolute so that trial processes started elsewhere write the same file.
-    """
-    uri = explicit or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    return uri
-
-
-def is_remote_uri(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def check_tracking_reachable(uri: str) -> None:
-    """An MLflow server must answer now (a new SQLite store is created on first use, so it needs no check)."""
-    from mritune.deploy.registry_client import check_server_reachable
-
-    check_server_reachable(uri)
 
 
 def ensure_experiment(name: str, tracking_uri: str) -> str:

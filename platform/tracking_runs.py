@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import tempfile
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from mritune.platform.config import SearchSpec, spec_to_yaml
 from mritune.platform.ranking import TrialScore
 from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG
+
+logger = logging.getLogger(__name__)
 
 
 def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment_id: str, cluster) -> str:
@@ -68,7 +71,7 @@ def _dataset_source(spec: SearchSpec) -> str:
     """Where the images were read from: the dataset folder, or the synthetic dataset's cache folder."""
     if spec.data.path is not None:
         return str(Path(spec.data.path).expanduser().resolve())
-    from mritune.trainables.synthetic import synthetic_cache_folder
+    from mritune.trainables.data.synthetic import synthetic_cache_folder
 
     synth = spec.data.synthetic
     return str(synthetic_cache_folder(n=synth.n, size=synth.size, seed=synth.seed))
@@ -222,7 +225,8 @@ def trial_run_id(tracking_uri: str, experiment_id: str, parent_run_id: str, tria
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.debug("no git commit recorded for the search (%s)", exc)
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 

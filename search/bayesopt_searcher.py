@@ -21,7 +21,33 @@ BAYESOPT_PENDING = ("kriging_believer", "constant_liar")
 
 
 class BayesOptSearch(UnitCubeSearcher):
-    """Bayesian optimization with bayesian-optimization's GP (scikit-learn Matern 5/2)."""
+    """Bayesian optimization with bayesian-optimization's GP (scikit-learn Matern 5/2).
+
+    Args:
+        space: Ray Tune domains (``{"lr": tune.loguniform(1e-4, 1e-1)}``) or a ``SearchSpace``; None: taken from
+            ``Tuner(param_space=...)``.
+        metric: The result key to optimize; None: from ``TuneConfig(metric=...)``.
+        mode: ``"min"`` or ``"max"``; None: from ``TuneConfig(mode=...)``.
+        points_to_evaluate: Configs to try first, in order, before any suggestion.
+        n_initial_points: Random suggestions before the GP is used (at least 1).
+        acquisition: ``"EI"``, ``"LCB"`` or ``"MPI"``.
+        pending_strategy: The lie registered for running trials: ``"kriging_believer"`` (the GP's mean) or
+            ``"constant_liar"`` (the mean of the observed values).
+        random_state_seed: Seed of the random design and of bayes_opt (same seed, same sequence).
+        blas_threads: BLAS threads while fitting (None: leave as is).
+
+    Raises:
+        ValueError: An option outside the values listed, ``mode`` other than min/max, ``n_initial_points`` < 1,
+            or an unsupported domain in ``space`` (the message names the key).
+        ImportError: bayesian-optimization >= 3 is not installed (raised at the first model-based suggestion).
+
+    Example:
+        >>> from ray import tune
+        >>> searcher = BayesOptSearch(space={"x": tune.uniform(-2.0, 2.0)}, metric="loss", mode="min",
+        ...                           random_state_seed=0)
+        >>> config = searcher.suggest("trial-1")
+        >>> searcher.on_trial_complete("trial-1", {"loss": (config["x"] - 0.3) ** 2})
+    """
 
     def __init__(self, *, space: dict | SearchSpace | None = None, metric: str | None = None,
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,

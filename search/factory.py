@@ -45,6 +45,25 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
 
     The search space comes later from ``Tuner(param_space=...)``. Always returns a Searcher (``random`` included,
     so every search has an observations view and resumable state).
+
+    Args:
+        name: A registered searcher: ``"gpyopt"``, ``"bayesopt"``, ``"random"`` or ``"tpe"``.
+        metric: The result key to optimize.
+        mode: ``"min"`` or ``"max"``.
+        seed: The searcher's random seed (its ``random_state_seed``); None: unseeded.
+        max_concurrent: At most this many trials running at once; None: no limit.
+        points_to_evaluate: Configs to try first.
+        **options: The searcher's own options (``searcher_options(name)`` lists them), e.g.
+            ``pending_strategy="constant_liar"`` for gpyopt.
+
+    Raises:
+        ValueError: An unknown searcher or option (the message lists what is accepted), ``mode`` other than
+            min/max, ``max_concurrent`` not a positive integer, or a bad option value.
+
+    Example:
+        >>> searcher = build_searcher("gpyopt", metric="val_macro_f1", mode="max", seed=0, max_concurrent=4,
+        ...                           pending_strategy="kriging_believer")
+        >>> tuner = Tuner(trainable, param_space=space, tune_config=TuneConfig(search_alg=searcher))  # doctest: +SKIP
     """
     allowed = searcher_options(name)
     unknown = sorted(set(options) - set(allowed))

@@ -27,7 +27,34 @@ from mritune.search.space import SearchSpace
 
 
 class GPyOptSearch(UnitCubeSearcher):
-    """Bayesian optimization with a Matern-5/2 ARD GP (GPyOpt/GPy); minimizes internally."""
+    """Bayesian optimization with a Matern-5/2 ARD GP (GPyOpt/GPy); minimizes internally.
+
+    Args:
+        space: Ray Tune domains (``{"lr": tune.loguniform(1e-4, 1e-1)}``) or a ``SearchSpace``; None: taken from
+            ``Tuner(param_space=...)``.
+        metric: The result key to optimize; None: from ``TuneConfig(metric=...)``.
+        mode: ``"min"`` or ``"max"``; None: from ``TuneConfig(mode=...)``.
+        points_to_evaluate: Configs to try first, in order, before any suggestion.
+        n_initial_points: Random suggestions before the GP is used (at least 1).
+        acquisition: ``"EI"``, ``"LCB"`` or ``"MPI"``.
+        pending_strategy: How running trials count: ``"kriging_believer"``, ``"constant_liar"`` or
+            ``"local_penalization"``.
+        target_transform: ``"log"`` (of the shifted minimized values) or ``"standardize"``, before the GP fit.
+        random_state_seed: Seed of the random design and the acquisition optimizer (same seed, same sequence).
+        blas_threads: BLAS threads while fitting (None: leave as is); more threads cost more on small matrices.
+        model_settings: GP and acquisition-optimizer knobs (``ModelSettings``); the three options above win.
+
+    Raises:
+        ValueError: An option outside the values listed, ``mode`` other than min/max, ``n_initial_points`` < 1,
+            or an unsupported domain in ``space`` (the message names the key).
+
+    Example:
+        >>> from ray import tune
+        >>> searcher = GPyOptSearch(space={"lr": tune.loguniform(1e-4, 1e-1), "units": tune.choice([64, 128])},
+        ...                         metric="val_macro_f1", mode="max", random_state_seed=0)
+        >>> config = searcher.suggest("trial-1")
+        >>> searcher.on_trial_complete("trial-1", {"val_macro_f1": 0.7})
+    """
 
     def __init__(self, *, space: dict | SearchSpace | None = None, metric: str | None = None,
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,

@@ -8,6 +8,7 @@ else — space handling, initial random design, points_to_evaluate, result filte
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -18,9 +19,12 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from mritune.search.observations import STATE_VERSION, ObservationLog, check_state
-from mritune.search.space import SearchSpace, convert_ray_space
+from mritune.search.space import SearchSpace
+from mritune.search.space_ray import convert_ray_space
 
 _DUPLICATE_TOL = 1e-9
+
+logger = logging.getLogger(__name__)
 
 
 def check_option(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -77,7 +81,10 @@ class UnitCubeSearcher(Searcher):
         """Intermediate results are not modelled; the final (last-rung) result arrives at completion."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        self._log.finish(trial_id, result, self._metric, error=error)
+        if self._log.finish(trial_id, result, self._metric, error=error) is None:
+            # Not suggested by this searcher (or already finished): its result cannot join the model's data.
+            logger.warning("%s: ignoring the result of unknown trial %s (not suggested by this searcher)",
+                           type(self).__name__, trial_id)
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
                             intermediate_values: list[float] | None = None) -> None:

@@ -24,20 +24,20 @@ def data_cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    from mritune.trainables.synthetic import synthesize_dataset
+    from mritune.trainables.data.synthetic import synthesize_dataset
 
     return synthesize_dataset(tmp_path_factory.mktemp("synthetic"), n=SYNTHETIC_N, seed=0, size=SYNTHETIC_SIZE)
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(synthetic_root, data_cache_dir):
-    from mritune.trainables.data import load_dataset
+    from mritune.trainables.data.loading import load_dataset
 
     return load_dataset(synthetic_root, image_size=32, seed=0, cache_dir=data_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def small_dataset(synthetic_root, data_cache_dir):
-    from mritune.trainables.data import load_dataset
+    from mritune.trainables.data.loading import load_dataset
 
     return load_dataset(synthetic_root, image_size=64, seed=0, cache_dir=data_cache_dir)

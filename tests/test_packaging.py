@@ -32,7 +32,7 @@ def test_parts_are_namespace_packages(part):
 
 def test_subpackages_import_from_the_project():
     out = subprocess.run(
-        [sys.executable, "-c", "import mritune.platform.config as c, mritune.trainables.classes as k; "
+        [sys.executable, "-c", "import mritune.platform.config as c, mritune.trainables.data.classes as k; "
          "from mritune.platform.quickstart import packaged_config as p; "
          "print(c.__file__); print(len(k.CLASS_NAMES)); print(p('classifier-quick.yaml'))"],
         cwd="/", capture_output=True, text=True, check=True,
@@ -52,6 +52,8 @@ def test_wheel_builds_and_imports_without_the_source_tree(tmp_path):
     wheel = next((tmp_path / "dist").glob("mritune-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mritune/platform/cli.py" in names
+    for subpackage in ("data", "classifier", "dcgan"):  # the task registry imports these: a wheel needs them
+        assert f"mritune/trainables/{subpackage}/__init__.py" in names
     assert "mritune/configs/classifier-quick.yaml" in names
     assert not any(name.endswith(f"mritune/{part}/__init__.py") for part in PARTS for name in names)
     unpacked = tmp_path / "unpacked"

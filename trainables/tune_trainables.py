@@ -24,23 +24,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mritune.trainables.dataset import MRIDataset
+from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.reporting import EpochReport, TrainingResult, TrialObserver
+from mritune.trainables.tasks import get_task
 
-TASKS = ("classifier", "dcgan")
 # Seconds Ray waits for a stopped trial's thread before giving up on reusing its actor: the thread still closes
 # its MLflow run (flushing queued logging), which can exceed Ray's 2 s default on a loaded machine.
 THREAD_TIMEOUT_S = "20"
-
-
-def _training_function(task: str):
-    if task == "classifier":
-        from mritune.trainables.classifier_training import train_classifier
-
-        return train_classifier
-    from mritune.trainables.dcgan_training import train_dcgan
-
-    return train_dcgan
 
 
 def trial_cpus() -> float | None:
@@ -55,12 +45,11 @@ def trial_cpus() -> float | None:
 def make_trainable(
     task: str, *, observer_factory: Callable[[], TrialObserver] | None = None, speedups: bool = True
 ) -> Callable[[dict, MRIDataset], None]:
-    """A Tune function trainable ``(config, data) -> None`` for ``task`` ("classifier" or "dcgan").
+    """A Tune function trainable ``(config, data) -> None`` for a registered ``task`` ("classifier", "dcgan").
 
     ``speedups`` False: the pre-issue-11 inference and optimizer paths (``runtime.SPEEDUPS_ENV``, for benchmarks).
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    get_task(task)  # an unknown task fails here, in the driver, not in every trial
 
     def trainable(config: dict, data: MRIDataset) -> None:
         from ray import tune
@@ -115,7 +104,7 @@ def _run(task: str, config: dict, data: MRIDataset, workdir: Path, observer: Tri
         saved = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(dict(epoch_report.metrics), checkpoint=saved)
 
-    train = _training_function(task)
+    train = get_task(task).training_function()
     # No test-split evaluation inside a search: trials are ranked on validation, and the registry evaluates the
     # one checkpoint it registers (mritune.trainables.evaluation).
     return train(config, data, report, resume_from=resume_from, workdir=str(workdir / "run"), evaluate_test=False)

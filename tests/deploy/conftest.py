@@ -52,9 +52,9 @@ def subprocess_env() -> dict:
 def build_tiny_classifier(path: Path) -> Path:
     import keras
 
-    from mritune.trainables.classes import CLASS_NAMES
-    from mritune.trainables.classifier_config import ClassifierConfig
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.data.classes import CLASS_NAMES
+    from mritune.trainables.classifier.config import ClassifierConfig
+    from mritune.trainables.classifier.model import build_classifier
 
     keras.utils.set_random_seed(0)
     config = ClassifierConfig.from_dict({"backbone": "small_cnn", "image_size": IMAGE_SIZE, "dense_units": 8})
@@ -66,8 +66,8 @@ def build_tiny_generator(path: Path) -> Path:
     """The real DCGAN generator builder, tiny: noise (LATENT_DIM,) → (S, S, 1) in [-1, 1] via tanh."""
     import keras
 
-    from mritune.trainables.dcgan_config import DCGANConfig
-    from mritune.trainables.dcgan_model import build_generator
+    from mritune.trainables.dcgan.config import DCGANConfig
+    from mritune.trainables.dcgan.model import build_generator
 
     keras.utils.set_random_seed(0)
     config = DCGANConfig.from_dict({"image_size": IMAGE_SIZE, "latent_dim": LATENT_DIM, "base_filters": 2})
@@ -81,7 +81,7 @@ def registry(tmp_path_factory) -> Registry:
     from mlflow import MlflowClient
 
     from mritune.deploy.model_logging import log_classifier_model, log_generator_model
-    from mritune.trainables.classes import CLASS_NAMES
+    from mritune.trainables.data.classes import CLASS_NAMES
 
     _few_tf_threads()
     root = tmp_path_factory.mktemp("deploy-registry")

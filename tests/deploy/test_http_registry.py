@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.model_logging import log_classifier_model
 from mritune.deploy.registry_client import ModelNotFoundError, pull
-from mritune.trainables.classes import CLASS_NAMES
+from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, IMAGE_SIZE, build_tiny_classifier
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import yaml
 from mritune.deploy.model_files import CODE_MODEL_LOADER, UnsafeModelError, load_keras_model, read_model_folder
 from mritune.deploy.predict import run_predict
 from mritune.deploy.registry_client import pull
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.preprocess import ImageDecodeError, decode_image
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.preprocess import ImageDecodeError, decode_image
 from tests.deploy.conftest import GENERATOR, IMAGE_SIZE
 
 

@@ -14,8 +14,8 @@ import pytest
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.predict import collect_image_paths, predict_paths, run_predict
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.preprocess import decode_image
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.preprocess import decode_image
 from tests.deploy.conftest import IMAGE_SIZE, subprocess_env
 
 PROB_COLUMNS = [f"prob_{c}" for c in CLASS_NAMES]

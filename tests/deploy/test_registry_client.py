@@ -11,12 +11,11 @@ import pytest
 from mritune.deploy.registry_client import (
     ModelNotFoundError,
     ModelRef,
-    TrackingServerUnreachable,
-    check_tracking_reachable,
     parse_model_ref,
     pull,
 )
-from mritune.trainables.classes import CLASS_NAMES
+from mritune.deploy.tracking_uri import TrackingServerUnreachable, check_tracking_reachable
+from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, FINGERPRINT, IMAGE_SIZE, free_port, subprocess_env
 
 

@@ -13,7 +13,7 @@ import requests
 
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
-from mritune.trainables.classes import CLASS_NAMES
+from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, free_port, subprocess_env
 
 MAX_REQUEST_MB = 0.25

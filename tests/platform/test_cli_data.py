@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.synthetic import class_counts
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.synthetic import class_counts
 
 
 def _mritune(*args: str, cache: Path) -> subprocess.CompletedProcess:

@@ -18,20 +18,11 @@ from tests.platform.search_helpers import tiny_spec
 SCRIPTED_SCORES = {1: 0.30, 2: 0.60, 3: 0.40}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _scripted_trainable(config: dict, data, observer_factory) -> None:
     """The classifier training, reporting a scripted val_macro_f1 and the real checkpoint of every epoch."""
     from ray import tune
 
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
     from mritune.trainables.reporting import EpochReport
 
     observer = observer_factory()
@@ -65,7 +56,7 @@ def test_a_trial_whose_last_epoch_is_worse_registers_its_best_epoch(local_ray, t
     from mritune.platform.runner import load_data
     from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
     from mritune.platform.tracking_runs import results_table
-    from mritune.trainables.arrays import as_model_input
+    from mritune.trainables.data.arrays import as_model_input
     from mritune.trainables.evaluation import evaluate_checkpoint
 
     monkeypatch.setenv("MRITUNE_CACHE_DIR", str(tmp_path / "cache"))

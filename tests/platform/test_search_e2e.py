@@ -10,15 +10,6 @@ from mritune.platform.runner import run_search
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MRITUNE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mritune-cache"))
@@ -110,7 +101,7 @@ def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None
     import mlflow
 
     from mritune.platform.runner import load_data
-    from mritune.trainables.evaluation import generator_test_evaluation
+    from mritune.trainables.dcgan.evaluation import generator_test_evaluation
 
     mlflow.set_tracking_uri(outcome.tracking_uri)
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{registration.model_name}/{registration.version}",

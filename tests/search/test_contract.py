@@ -122,3 +122,12 @@ def test_restore_rejects_other_searchers_state(tmp_path):
         make("gpyopt_kb").restore(str(path))
     with pytest.raises(FileNotFoundError):
         make("gpyopt_kb").restore(str(tmp_path / "absent.json"))
+
+
+def test_result_of_an_unknown_trial_is_ignored_with_a_warning(caplog):
+    searcher = make("random")
+    run_sequential(searcher, 2)
+    with caplog.at_level("WARNING", logger="mritune.search.searcher_base"):
+        searcher.on_trial_complete("never-suggested", {"loss": 0.0})
+    assert len(searcher.observations) == 2
+    assert "unknown trial never-suggested" in caplog.text

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from ray import tune
 
-from mritune.search.space import convert_ray_space, parse_space
+from mritune.search.space_ray import convert_ray_space
+from mritune.search.space_yaml import parse_space
 
 
 def full_space() -> dict:

@@ -7,6 +7,10 @@ import math
 from mritune.search.factory import build_scheduler, build_searcher
 from mritune.search.gpyopt_searcher import GPyOptSearch
 
+# For the shared local_ray fixture: Tune's result files are not needed here (the variable is restored afterwards,
+# so later modules' Tuners write them).
+LOCAL_RAY_OPTIONS = {"env": {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}}
+
 
 def _curve(config: dict) -> None:
     from ray import tune

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.trainables.classifier_config import ClassifierConfig
-from mritune.trainables.dcgan_config import DCGANConfig
+from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.dcgan.config import DCGANConfig
 
 
 def test_defaults_are_the_documented_quick_search_settings():

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.classifier.config import ClassifierConfig
 from tests.trainables.training_helpers import TINY_CLASSIFIER, few_tf_threads
 
 MOBILENET = {**TINY_CLASSIFIER, "backbone": "mobilenetv2", "alpha": 0.35, "fine_tune_fraction": 1.0}
@@ -46,7 +46,7 @@ def model_signature(config: dict) -> tuple:
 @functools.lru_cache(maxsize=None)  # the two base configs are built once, not once per parameter
 def _signature(config_json: str) -> tuple:
     """What a built model is: its architecture, compile settings, and how many weights train."""
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     model = build_classifier(ClassifierConfig.from_dict(json.loads(config_json)), num_classes=4)
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
@@ -66,7 +66,7 @@ def test_hyperparameter_changes_the_built_model(key, value, base):
 
 
 def test_fine_tune_fraction_freezes_the_lower_backbone_layers():
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     model = build_classifier(ClassifierConfig.from_dict({**MOBILENET, "fine_tune_fraction": 0.25}), num_classes=4)
     backbone = model.get_layer(next(layer.name for layer in model.layers if "mobilenet" in layer.name))
@@ -75,7 +75,7 @@ def test_fine_tune_fraction_freezes_the_lower_backbone_layers():
 
 
 def test_balanced_class_weights_favour_the_rare_classes():
-    from mritune.trainables.classifier_training import class_weights
+    from mritune.trainables.classifier.training import class_weights
 
     labels = np.array([0] * 50 + [1] * 35 + [2] * 14 + [3] * 1)
     weights = class_weights(ClassifierConfig.from_dict({}), labels, 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.classifier.config import ClassifierConfig
 from tests.trainables.training_helpers import few_tf_threads
 
 CONFIG = {"backbone": "mobilenetv2", "alpha": 0.35, "image_size": 32, "dense_units": 16, "batch_size": 8}
@@ -19,7 +19,7 @@ def _threads():
 def test_mobilenetv2_builds_scales_input_and_takes_a_training_step(tiny_dataset):
     import keras
 
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     model = build_classifier(ClassifierConfig.from_dict(CONFIG), num_classes=4)
     assert model.get_layer("to_minus1_1").get_config()["offset"] == -1.0
@@ -35,7 +35,7 @@ def test_mobilenetv2_builds_scales_input_and_takes_a_training_step(tiny_dataset)
 
 
 def test_missing_local_weights_file_is_a_clear_error(tmp_path):
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     config = ClassifierConfig.from_dict({**CONFIG, "weights": str(tmp_path / "absent.h5")})
     with pytest.raises(FileNotFoundError, match="weights file"):
@@ -43,7 +43,7 @@ def test_missing_local_weights_file_is_a_clear_error(tmp_path):
 
 
 def test_imagenet_offline_is_a_one_line_error_suggesting_alternatives(monkeypatch, tmp_path):
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     # An empty Keras home: no cached weights, so Keras must download (and there is no internet here).
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
@@ -64,7 +64,7 @@ def backbone_of(model):
 def test_local_weights_file_is_loaded_into_the_backbone(tmp_path):
     import keras
 
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     keras.utils.set_random_seed(0)
     source = build_classifier(ClassifierConfig.from_dict(CONFIG), num_classes=4)

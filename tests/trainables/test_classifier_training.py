@@ -21,7 +21,7 @@ def _threads():
 
 @pytest.fixture(scope="module")
 def two_epoch_run(tiny_dataset, tmp_path_factory):
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     reports = []
     config = {**TINY_CLASSIFIER, "epochs": 2}
@@ -75,7 +75,7 @@ def test_checkpoint_state_and_saved_model_contract(two_epoch_run, tiny_dataset):
 
 
 def test_resume_continues_the_epoch_count_and_optimizer_state(two_epoch_run, tiny_dataset, tmp_path):
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     config, reports, _ = two_epoch_run
     first_checkpoint = reports[0].checkpoint_dir
@@ -92,7 +92,7 @@ def test_resume_continues_the_epoch_count_and_optimizer_state(two_epoch_run, tin
 
 
 def test_resume_after_the_last_epoch_returns_the_checkpoint_without_training(two_epoch_run, tiny_dataset, tmp_path):
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     config, reports, _ = two_epoch_run
     seen = []
@@ -104,7 +104,7 @@ def test_resume_after_the_last_epoch_returns_the_checkpoint_without_training(two
 
 
 def test_resume_refuses_a_checkpoint_of_another_architecture(two_epoch_run, tiny_dataset, tmp_path):
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     config, reports, _ = two_epoch_run
     with pytest.raises(ValueError, match="dense_units"):
@@ -120,7 +120,7 @@ def epoch_one_metrics(reports) -> dict:
 @pytest.fixture(scope="module")
 def one_epoch_run(two_epoch_run, tiny_dataset, tmp_path_factory):
     """The same config and seed as two_epoch_run, stopped after one epoch: its epoch 1 must be identical."""
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     config, _, _ = two_epoch_run
     reports = []
@@ -141,8 +141,8 @@ TRAINING_CHANGES = [("batch_size", 16), ("class_weighting", "none"), ("seed", 1)
 
 @pytest.mark.parametrize(("key", "value"), TRAINING_CHANGES, ids=[f"{k}={v}" for k, v in TRAINING_CHANGES])
 def test_hyperparameter_changes_the_training(key, value, two_epoch_run, tiny_dataset, tmp_path):
-    from mritune.trainables.classifier_config import ClassifierConfig
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.config import ClassifierConfig
+    from mritune.trainables.classifier.training import train_classifier
 
     config, reports, _ = two_epoch_run
     assert ClassifierConfig.from_dict(config).to_dict()[key] != value
@@ -158,7 +158,7 @@ def test_epochs_sets_the_number_of_epochs_trained(two_epoch_run, one_epoch_run):
 def test_bad_dataset_is_a_one_line_error(tiny_dataset, tmp_path):
     from dataclasses import replace
 
-    from mritune.trainables.classifier_training import train_classifier
+    from mritune.trainables.classifier.training import train_classifier
 
     empty_val = replace(tiny_dataset, x_val=tiny_dataset.x_val[:0], y_val=tiny_dataset.y_val[:0])
     with pytest.raises(ValueError, match="val split is empty"):

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.data import cache_file, inspect_dataset, load_dataset, stratified_split
-from mritune.trainables.discovery import LAYOUT_CLASS_FOLDERS, LAYOUT_TRAIN_TEST
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.loading import cache_file, inspect_dataset, load_dataset, stratified_split
+from mritune.trainables.data.discovery import LAYOUT_CLASS_FOLDERS, LAYOUT_TRAIN_TEST
 
 # Folder spellings as found in the wild, in CLASS_NAMES order: case, underscores and spaces vary.
 ODD_FOLDERS = ("Non_Demented", "very mild demented", "MILD_DEMENTED", "moderateDemented")
@@ -225,7 +225,7 @@ def test_second_load_reads_the_cache(tmp_path, caplog):
     entry = cache_file(cache, first.fingerprint, 24)
     assert entry.is_file()
     written_at = entry.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="mritune.trainables.data"):
+    with caplog.at_level(logging.INFO, logger="mritune.trainables.data.loading"):
         second = load_dataset(tmp_path, image_size=24, cache_dir=cache)
     assert any("from cache" in r.getMessage() and str(entry) in r.getMessage() for r in caplog.records)
     assert entry.stat().st_mtime_ns == written_at  # read, not rewritten
@@ -235,7 +235,7 @@ def test_second_load_reads_the_cache(tmp_path, caplog):
     # A changed image misses the pre-key, decodes again and writes a second entry under the new fingerprint.
     cv2.imwrite(str(tmp_path / "Dataset" / ODD_FOLDERS[0] / "img_0.jpg"), _image(0, 1234, (40, 40)))
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="mritune.trainables.data"):
+    with caplog.at_level(logging.INFO, logger="mritune.trainables.data.loading"):
         third = load_dataset(tmp_path, image_size=24, cache_dir=cache)
     assert third.fingerprint != first.fingerprint
     assert not any("from cache" in r.getMessage() for r in caplog.records)
@@ -247,7 +247,7 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path, caplog):
     cache = tmp_path / "cache"
     first = load_dataset(tmp_path, image_size=24, cache_dir=cache)
     cache_file(cache, first.fingerprint, 24).write_bytes(b"not a zip file")
-    with caplog.at_level(logging.WARNING, logger="mritune.trainables.data"):
+    with caplog.at_level(logging.WARNING, logger="mritune.trainables.data.loading"):
         second = load_dataset(tmp_path, image_size=24, cache_dir=cache)
     assert any("unreadable cache file" in r.getMessage() for r in caplog.records)
     np.testing.assert_array_equal(second.x_test, first.x_test)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mritune.trainables.dcgan_config import DCGANConfig
+from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.reporting import TrainingDiverged
 from tests.trainables.training_helpers import TINY_DCGAN, assert_finite_metrics, comparable, few_tf_threads
 
@@ -23,7 +23,7 @@ def _threads():
 
 @pytest.fixture(scope="module")
 def two_epoch_run(tiny_dataset, tmp_path_factory):
-    from mritune.trainables.dcgan_training import train_dcgan
+    from mritune.trainables.dcgan.training import train_dcgan
 
     reports = []
     config = {**TINY_DCGAN, "epochs": 2}
@@ -59,7 +59,7 @@ def test_saved_generator_contract(two_epoch_run):
 
 
 def test_generator_step_leaves_the_discriminator_unchanged_and_discriminator_step_trains_it():
-    from mritune.trainables.dcgan_model import build_discriminator, build_generator, compile_gan
+    from mritune.trainables.dcgan.model import build_discriminator, build_generator, compile_gan
 
     cfg = DCGANConfig.from_dict(TINY_DCGAN)
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
@@ -81,7 +81,7 @@ def test_generator_step_leaves_the_discriminator_unchanged_and_discriminator_ste
 def test_resume_continues_the_epoch_count_and_optimizer_state(two_epoch_run, tiny_dataset, tmp_path):
     import keras
 
-    from mritune.trainables.dcgan_training import train_dcgan
+    from mritune.trainables.dcgan.training import train_dcgan
 
     config, reports, _ = two_epoch_run
     resumed = []
@@ -94,7 +94,7 @@ def test_resume_continues_the_epoch_count_and_optimizer_state(two_epoch_run, tin
 
 
 def test_same_config_and_seed_give_the_same_metrics(two_epoch_run, tiny_dataset, tmp_path):
-    from mritune.trainables.dcgan_training import train_dcgan
+    from mritune.trainables.dcgan.training import train_dcgan
 
     config, reports, _ = two_epoch_run
     again = []
@@ -119,7 +119,7 @@ def poison_generator(checkpoint_dir: str | Path) -> None:
 def test_forced_nan_stops_the_training_as_diverged(two_epoch_run, tiny_dataset, tmp_path):
     import shutil
 
-    from mritune.trainables.dcgan_training import train_dcgan
+    from mritune.trainables.dcgan.training import train_dcgan
 
     config, reports, _ = two_epoch_run
     poisoned = tmp_path / "poisoned"
@@ -132,7 +132,7 @@ def test_forced_nan_stops_the_training_as_diverged(two_epoch_run, tiny_dataset, 
 
 
 def test_identical_samples_are_reported_as_mode_collapse():
-    from mritune.trainables.dcgan_training import _check_collapse
+    from mritune.trainables.dcgan.training import _check_collapse
 
     varied = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 1))
     _check_collapse(varied, 1)  # no error for distinct samples
@@ -141,7 +141,7 @@ def test_identical_samples_are_reported_as_mode_collapse():
 
 
 def test_residual_variant_adds_residual_blocks():
-    from mritune.trainables.dcgan_model import build_discriminator, build_generator
+    from mritune.trainables.dcgan.model import build_discriminator, build_generator
 
     plain, residual = DCGANConfig.from_dict(TINY_DCGAN), DCGANConfig.from_dict({**TINY_DCGAN, "residual": True})
     for build in (build_generator, build_discriminator):
@@ -152,7 +152,7 @@ def test_residual_variant_adds_residual_blocks():
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_generator_shape_follows_image_size(size):
-    from mritune.trainables.dcgan_model import build_discriminator, build_generator
+    from mritune.trainables.dcgan.model import build_discriminator, build_generator
 
     cfg = DCGANConfig.from_dict({**TINY_DCGAN, "image_size": size})
     assert build_generator(cfg).output_shape == (None, size, size, 1)

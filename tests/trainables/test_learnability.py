@@ -18,15 +18,15 @@ MARGIN = 0.2  # measured margin about 0.45
 
 @pytest.fixture(scope="module")
 def quick_dataset(data_cache_dir):
-    from mritune.trainables.synthetic import load_synthetic
+    from mritune.trainables.data.synthetic import load_synthetic
 
     # 640 images: the fewest with 10 test images of every class (quick proportions 40/30/20/10), so it is fast.
     return load_synthetic(n=640, size=32, seed=0, cache_dir=data_cache_dir)
 
 
 def test_a_good_configuration_beats_the_majority_class(quick_dataset, tmp_path):
-    from mritune.trainables.classifier_training import train_classifier
-    from mritune.trainables.evaluation import majority_macro_f1
+    from mritune.trainables.classifier.evaluation import majority_macro_f1
+    from mritune.trainables.classifier.training import train_classifier
 
     data = quick_dataset
     assert np.bincount(data.y_test).min() >= 10

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mritune.trainables.preprocess import MAX_PIXELS, ImageDecodeError, decode_image
+from mritune.trainables.data.preprocess import MAX_PIXELS, ImageDecodeError, decode_image
 
 
 def encoded(suffix: str, shape: tuple[int, int], value: int = 0) -> bytes:

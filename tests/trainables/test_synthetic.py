@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.data import inspect_dataset, stratified_split
-from mritune.trainables.synthetic import (
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.loading import inspect_dataset, stratified_split
+from mritune.trainables.data.synthetic import (
     CLASS_FOLDERS,
     SYNTHESIS_VERSION,
     class_counts,

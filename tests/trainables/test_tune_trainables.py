@@ -16,16 +16,8 @@ from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, Recor
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-        runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO_ROOT)}},
-    )
-    yield
-    ray.shutdown()
+# For the shared local_ray fixture (tests/fixtures_ray.py): quiet TensorFlow, and the repository on the workers' path.
+LOCAL_RAY_OPTIONS = {"runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO_ROOT)}}}
 
 
 def run_tune(task: str, config: dict, data, storage: Path, *, observer_factory, max_failures: int = 0):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mritune.trainables.classes import CLASS_NAMES
+from mritune.trainables.data.classes import CLASS_NAMES
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mritune.trainables.atrophy import (
+from mritune.trainables.data.atrophy import (
     BRAIN_SHRINK,
     TEMPORAL,
     THINNING,
@@ -36,7 +36,7 @@ from mritune.trainables.atrophy import (
     draw_severity,
     template_slices,
 )
-from mritune.trainables.classes import CLASS_NAMES
+from mritune.trainables.data.classes import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def synthesize_dataset(out_dir: str | Path, *, n: int = 6400, seed: int = 0, siz
 
 def synthetic_cache_folder(*, n: int, size: int, seed: int, cache_dir: str | Path | None = None) -> Path:
     """The folder ``load_synthetic`` keeps this synthetic dataset in (it holds ``Dataset/<Class_Folder>/``)."""
-    from mritune.trainables.data import resolve_cache_dir
+    from mritune.trainables.data.loading import resolve_cache_dir
 
     return resolve_cache_dir(cache_dir) / "synthetic" / f"n{n}-s{size}-seed{seed}-v{SYNTHESIS_VERSION}"
 
@@ -120,7 +120,7 @@ def load_synthetic(*, n: int, size: int, seed: int, cache_dir: str | Path | None
     """
     from dataclasses import replace
 
-    from mritune.trainables.data import load_dataset, resolve_cache_dir
+    from mritune.trainables.data.loading import load_dataset, resolve_cache_dir
 
     cache = resolve_cache_dir(cache_dir)
     target = synthetic_cache_folder(n=n, size=size, seed=seed, cache_dir=cache)

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mritune.trainables.arrays import check_dataset, resized
 from mritune.trainables.checkpointing import (
     epoch_dir,
     epoch_seed,
@@ -34,13 +33,13 @@ from mritune.trainables.checkpointing import (
     rng_to_state,
     write_state,
 )
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.dcgan_config import DCGANConfig
-from mritune.trainables.gan_metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
+from mritune.trainables.data.arrays import check_dataset, resized
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
+from mritune.trainables.dcgan.config import DCGANConfig
+from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
-GENERATOR_FILE = "generator.keras"
-DISCRIMINATOR_FILE = "discriminator.keras"
 ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
 GRID_SAMPLES = 16
 EVAL_IMAGES = 256  # held-out real images (and as many generated) for SWD and the discriminator accuracies
@@ -72,9 +71,33 @@ def train_dcgan(
 ) -> TrainingResult:
     """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``.
 
-    ``evaluate_test``: after the last epoch, also report ``test_swd`` against the test split (``mritune train``;
-    skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks trials on
-    the validation ``swd`` and evaluates only the checkpoint it registers.
+    Every epoch is reported (``report(EpochReport)``) with ``gen_loss``, ``disc_loss``, ``swd`` and
+    ``ms_ssim_diversity`` against held-out validation images, and the folder of its checkpoint (``state.json``,
+    ``generator.keras``, ``discriminator.keras``, a sample grid).
+
+    Args:
+        config: Hyperparameters, checked by ``DCGANConfig.from_dict`` (missing keys take their defaults).
+        data: The dataset; labels are not used, the validation split (at least 2 images) is held out for SWD.
+        report: Called once per epoch with an ``EpochReport``.
+        resume_from: A checkpoint folder of an earlier epoch of the same architecture, or None.
+        workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
+        evaluate_test: After the last epoch, also report ``test_swd`` against the test split (``mritune train``;
+            skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks
+            trials on the validation ``swd`` and evaluates only the checkpoint it registers.
+
+    Returns:
+        The last epoch's metrics, generator path and artifacts.
+
+    Raises:
+        ValueError: A bad config key or value, a dataset that does not fit, fewer than 2 validation images, or a
+            checkpoint of another architecture.
+        TrainingDiverged: A non-finite loss, NaN/inf images, or mode collapse (the 16 fixed samples alike).
+
+    Example:
+        >>> from mritune.trainables.data.synthetic import load_synthetic
+        >>> data = load_synthetic(n=320, size=32, seed=0)  # doctest: +SKIP
+        >>> result = train_dcgan({"image_size": 32, "epochs": 2, "latent_dim": 16}, data,
+        ...                      lambda epoch: print(epoch.metrics["swd"]))  # doctest: +SKIP
     """
     import keras
 
@@ -85,7 +108,7 @@ def train_dcgan(
     real = to_unit_range(resized(data.x_train, cfg.image_size))
     held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
-    start_epoch, state = resume_point(resume_from, task="dcgan", config=cfg.to_dict(),
+    start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and start_epoch >= cfg.epochs:
         return finished_result(resume_from, state, GENERATOR_FILE)
@@ -110,7 +133,7 @@ def train_dcgan(
 
 
 def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -> dict[str, float]:
-    from mritune.trainables.evaluation import generator_test_evaluation
+    from mritune.trainables.dcgan.evaluation import generator_test_evaluation
 
     if len(data.x_test) < 2:
         logger.info("no test_swd: the test split has %d images (2 needed)", len(data.x_test))
@@ -121,7 +144,7 @@ def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -
 
 
 def _new_gan(cfg: DCGANConfig) -> _GAN:
-    from mritune.trainables.dcgan_model import build_discriminator, build_generator, compile_gan
+    from mritune.trainables.dcgan.model import build_discriminator, build_generator, compile_gan
 
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     return _GAN(generator, discriminator, compile_gan(cfg, generator, discriminator))
@@ -141,7 +164,7 @@ def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
     import keras
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
-    from mritune.trainables.dcgan_model import compile_gan
+    from mritune.trainables.dcgan.model import compile_gan
 
     generator = keras.saving.load_model(Path(folder) / GENERATOR_FILE, safe_mode=True)
     discriminator = keras.saving.load_model(Path(folder) / DISCRIMINATOR_FILE, safe_mode=True)
@@ -243,7 +266,7 @@ def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, r
     if epoch == cfg.epochs:
         artifacts["samples"] = str(_write_png(grid, folder / "artifacts" / "samples.png"))
     state = {
-        "task": "dcgan",
+        "task": TASK.name,
         "epoch": epoch,
         "config": cfg.to_dict(),
         "image_size": cfg.image_size,

@@ -1,7 +1,7 @@
 """Classification metrics computed with scikit-learn, and the end-of-training plots and report as files.
 
-Metric names follow DESIGN.md: ``<prefix>_loss``, ``_accuracy``, ``_macro_f1``, ``_weighted_f1``, ``_auc`` (macro
-one-vs-rest ROC AUC) and ``_f1_<Class>`` for each class.
+Metric names follow docs/architecture.md ("Names everyone shares"): ``<prefix>_loss``, ``_accuracy``,
+``_macro_f1``, ``_weighted_f1``, ``_auc`` (macro one-vs-rest ROC AUC) and ``_f1_<Class>`` for each class.
 """
 
 from __future__ import annotations

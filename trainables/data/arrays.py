@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.preprocess import resize
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.data.preprocess import resize
 
 
 def check_dataset(data: MRIDataset, *, need_test: bool = True) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.error
 from pathlib import Path
 
-from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.classifier.config import ClassifierConfig
 
 # Batch-norm moving statistics. Keras' default momentum (0.99; MobileNetV2's 0.999) averages over ~100 (~1000)
 # steps, more than a quick search's few epochs of ~20 steps hold, and while the weights move fast even a

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mritune.trainables.classes import CLASS_NAMES, canonical_class
-from mritune.trainables.preprocess import IMAGE_SUFFIXES
+from mritune.trainables.data.classes import CLASS_NAMES, canonical_class
+from mritune.trainables.data.preprocess import IMAGE_SUFFIXES
 
 LAYOUT_CLASS_FOLDERS = "class-folders"
 LAYOUT_TRAIN_TEST = "train-test"

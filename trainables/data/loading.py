@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mritune.trainables.classes import CLASS_NAMES
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.discovery import LAYOUT_TRAIN_TEST, DatasetFiles, ImageFile, discover
-from mritune.trainables.preprocess import ImageDecodeError, decode_bytes, resize
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.data.discovery import LAYOUT_TRAIN_TEST, DatasetFiles, ImageFile, discover
+from mritune.trainables.data.preprocess import ImageDecodeError, decode_bytes, resize
 
 log = logging.getLogger(__name__)
 

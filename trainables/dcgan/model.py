@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from mritune.trainables.dcgan_config import DCGANConfig
+from mritune.trainables.dcgan.config import DCGANConfig
 
 STEM_SIZE = 8  # the generator starts from 8×8
 

@@ -16,7 +16,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mritune.trainables.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.checkpointing import (
     epoch_dir,
     epoch_seed,
@@ -24,14 +23,15 @@ from mritune.trainables.checkpointing import (
     resume_point,
     write_state,
 )
-from mritune.trainables.classification_metrics import classification_metrics
-from mritune.trainables.classifier_config import ClassifierConfig
+from mritune.trainables.classifier import MODEL_FILE, TASK
+from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.classifier.evaluation import classifier_test_evaluation
+from mritune.trainables.classifier.metrics import classification_metrics
 from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
-from mritune.trainables.dataset import MRIDataset
-from mritune.trainables.evaluation import classifier_test_evaluation
+from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
+from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
-MODEL_FILE = "model.keras"
 # Keys whose change makes a checkpoint's model unusable for the config.
 ARCHITECTURE_KEYS = ("backbone", "alpha", "image_size", "dense_units", "augmentation")
 
@@ -72,18 +72,41 @@ def train_classifier(
 ) -> TrainingResult:
     """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``.
 
-    ``evaluate_test``: after the last epoch, also report the test split's metrics and plots (``mritune train``).
-    A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+    Every epoch is reported (``report(EpochReport)``) with its validation metrics (``val_macro_f1``, ``val_loss``,
+    ...) and the folder of its checkpoint (``state.json`` + ``model.keras``).
+
+    Args:
+        config: Hyperparameters, checked by ``ClassifierConfig.from_dict`` (missing keys take their defaults).
+        data: The dataset with its train/validation/test splits (uint8 grayscale squares).
+        report: Called once per epoch with an ``EpochReport``.
+        resume_from: A checkpoint folder of an earlier epoch of the same architecture and classes, or None.
+        workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
+        evaluate_test: After the last epoch, also report the test split's metrics and plots (``mritune train``).
+            A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+
+    Returns:
+        The last epoch's metrics, model path and artifacts.
+
+    Raises:
+        ValueError: A bad config key or value, a dataset that does not fit (shapes, empty splits), or a
+            checkpoint of another architecture or other classes.
+        TrainingDiverged: A non-finite loss or NaN/inf predictions (lower the learning rate).
+
+    Example:
+        >>> from mritune.trainables.data.synthetic import load_synthetic
+        >>> data = load_synthetic(n=320, size=32, seed=0)  # doctest: +SKIP
+        >>> result = train_classifier({"backbone": "small_cnn", "image_size": 32, "epochs": 2}, data,
+        ...                           lambda epoch: print(epoch.metrics["val_macro_f1"]))  # doctest: +SKIP
     """
     import keras
 
     import mritune.trainables.layers  # noqa: F401  (registers the custom layers before any load)
-    from mritune.trainables.classifier_model import build_classifier
+    from mritune.trainables.classifier.model import build_classifier
 
     cfg = ClassifierConfig.from_dict(config)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-classifier-"))
-    start_epoch, state = resume_point(resume_from, task="classifier", config=cfg.to_dict(),
+    start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
         raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
@@ -182,7 +205,7 @@ class _EpochEnd:
 
     def _state(self, epoch: int, metrics: dict, artifacts: dict[str, str], folder: Path) -> dict:
         return {
-            "task": "classifier",
+            "task": TASK.name,
             "epoch": epoch,
             "config": self.cfg.to_dict(),
             "image_size": self.cfg.image_size,

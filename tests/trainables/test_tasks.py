@@ -1,0 +1,46 @@
+"""The task registry: one entry per task that the spec schema, `mritune train`, the trainables and the gate read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mritune.trainables.tasks import Task, get_task, register_task, task_names
+
+
+def test_builtin_tasks_are_registered_in_a_stable_order():
+    assert task_names() == ("classifier", "dcgan")
+
+
+@pytest.mark.parametrize("name", ["classifier", "dcgan"])
+def test_each_entry_is_complete_and_its_references_resolve(name):
+    task = get_task(name)
+    assert task.name == name
+    assert task.search_metric in task.epoch_metrics
+    assert set(task.progress_metrics) <= set(task.epoch_metrics)
+    assert task.gate_metric.startswith("test_") and task.gate_mode in ("min", "max")
+    assert task.model_file.endswith(".keras")
+    assert task.config_class.from_dict({}).to_dict()["epochs"] >= 1
+    assert callable(task.training_function()) and callable(task.checkpoint_evaluator())
+
+
+def test_defaults_match_the_shared_names():
+    classifier, dcgan = get_task("classifier"), get_task("dcgan")
+    assert (classifier.search_metric, classifier.search_mode) == ("val_macro_f1", "max")
+    assert (dcgan.search_metric, dcgan.search_mode) == ("swd", "min")
+    assert (classifier.gate_metric, classifier.gate_mode, dcgan.gate_metric, dcgan.gate_mode) == (
+        "test_macro_f1", "max", "test_swd", "min")
+    assert (classifier.model_name, dcgan.model_name) == ("mritune-classifier", "mritune-dcgan")
+    assert "val_f1_ModerateDemented" in classifier.epoch_metrics
+
+
+def test_unknown_task_and_conflicting_registration_are_refused():
+    with pytest.raises(ValueError, match="unknown task 'gan'; choose one of classifier, dcgan"):
+        get_task("gan")
+    assert register_task(get_task("dcgan")) is get_task("dcgan")  # the same entry again: a no-op
+    with pytest.raises(ValueError, match="already registered"):
+        register_task(dataclasses.replace(get_task("dcgan"), model_name="other"))
+    with pytest.raises(ValueError, match="search_metric"):
+        dataclasses.replace(get_task("dcgan"), search_metric="val_macro_f1")
+    assert isinstance(get_task("dcgan"), Task)

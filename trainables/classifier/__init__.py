@@ -1,0 +1,27 @@
+"""The 4-class Alzheimer's-stage classifier (MobileNetV2 or a small CNN, Keras): config, model, training, metrics.
+
+Importing this package registers the ``classifier`` task (``mritune.trainables.tasks``).
+"""
+
+from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.tasks import Task, register_task
+
+MODEL_FILE = "model.keras"
+
+TASK = register_task(Task(
+    name="classifier",
+    config_class=ClassifierConfig,
+    train="mritune.trainables.classifier.training:train_classifier",
+    evaluate_checkpoint="mritune.trainables.classifier.evaluation:evaluate_classifier_checkpoint",
+    epoch_metrics={
+        "val_macro_f1": "max", "val_weighted_f1": "max", "val_accuracy": "max", "val_auc": "max",
+        "val_loss": "min", "train_loss": "min", **{f"val_f1_{name}": "max" for name in CLASS_NAMES},
+    },
+    search_metric="val_macro_f1",
+    gate_metric="test_macro_f1",
+    gate_mode="max",
+    progress_metrics=("train_loss", "val_loss", "val_accuracy", "val_macro_f1"),
+    model_name="mritune-classifier",
+    model_files=(MODEL_FILE,),
+))

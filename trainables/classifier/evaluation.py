@@ -1,0 +1,54 @@
+"""The classifier's test-split evaluation: ``test_loss``, ``test_accuracy``, ``test_macro_f1``,
+``test_weighted_f1``, ``test_auc``, ``test_f1_<Class>``, plus a confusion matrix, ROC curves and a classification
+report as files. ``mritune train`` calls :func:`classifier_test_evaluation` on the model it just trained; the
+platform's registry calls :func:`evaluate_classifier_checkpoint` (through the task registry) on the checkpoint a
+search ranked best, so both compute the same metrics the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.evaluation import Evaluation, load_model
+
+
+def classifier_test_evaluation(model, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *,
+                               out_dir: str | Path, batch_size: int = 64) -> Evaluation:
+    """Test metrics and plots of an in-memory classifier; ``images`` are model inputs (float32 raw pixels)."""
+    from mritune.trainables.classifier.metrics import classification_metrics, write_classification_artifacts
+    from mritune.trainables.reporting import TrainingDiverged
+
+    probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+    if not np.isfinite(probs).all():
+        raise TrainingDiverged("classifier diverged: test predictions hold NaN/inf; lower learning_rate")
+    metrics = classification_metrics(labels, probs, class_names, prefix="test")
+    metrics["test_macro_f1_majority"] = majority_macro_f1(labels, len(class_names))
+    artifacts = write_classification_artifacts(labels, probs, class_names, out_dir)
+    return Evaluation(metrics=metrics, artifacts=artifacts)
+
+
+def majority_macro_f1(labels: np.ndarray, num_classes: int) -> float:
+    """Macro-F1 of always predicting the most frequent class: the score a model that learned nothing gets."""
+    from sklearn.metrics import f1_score
+
+    majority = np.full_like(labels, np.bincount(labels, minlength=num_classes).argmax())
+    return float(f1_score(labels, majority, labels=list(range(num_classes)), average="macro", zero_division=0))
+
+
+def evaluate_classifier_checkpoint(folder: Path, state: dict[str, Any], data: MRIDataset,
+                                   out_dir: Path) -> Evaluation:
+    """The test evaluation of the classifier saved in a checkpoint folder (``state`` is its state.json)."""
+    from mritune.trainables.classifier import MODEL_FILE
+    from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
+
+    check_dataset(data)
+    if tuple(state.get("class_names", data.class_names)) != tuple(data.class_names):
+        raise ValueError(f"checkpoint {folder} was trained on classes {state['class_names']}, not the data's")
+    model = load_model(folder / MODEL_FILE)
+    images = as_model_input(resized(data.x_test, int(state["image_size"])))
+    return classifier_test_evaluation(model, images, data.y_test.astype(np.int64), tuple(data.class_names),
+                                      out_dir=out_dir)

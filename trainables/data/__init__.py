@@ -1,0 +1,1 @@
+"""MRI data: folder layouts, decoding, validation, splits, the fingerprint and cache, and the synthetic dataset."""

@@ -1,0 +1,51 @@
+"""The DCGAN's test-split evaluation: ``test_swd`` (sliced Wasserstein distance between generated images and the
+test images, not the validation images that chose the epoch) and ``test_ms_ssim_diversity``, plus a sample grid.
+``train_dcgan`` calls :func:`generator_test_evaluation` on the generator it just trained; the platform's registry
+calls :func:`evaluate_generator_checkpoint` (through the task registry) on the checkpoint a search ranked best.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.evaluation import Evaluation, load_model
+
+# Fixed seeds: the same checkpoint evaluated twice gives the same numbers (the gate compares them across searches).
+_TEST_NOISE_SEED = 20_240_917
+_TEST_SWD_SEED = 7
+
+
+def generator_test_evaluation(generator, data: MRIDataset, *, image_size: int, latent_dim: int,
+                              out_dir: str | Path) -> Evaluation:
+    """SWD and MS-SSIM diversity of a generator's images against the test split, and a sample grid."""
+    from mritune.trainables.data.arrays import resized
+    from mritune.trainables.dcgan.metrics import mean_ms_ssim, sliced_wasserstein_distance
+    from mritune.trainables.dcgan.training import EVAL_IMAGES, to_unit_range, write_sample_grid
+
+    if len(data.x_test) < 2:
+        raise ValueError("the DCGAN's test evaluation needs at least 2 test images")
+    real = to_unit_range(resized(data.x_test[:EVAL_IMAGES], image_size))
+    noise = np.random.default_rng(_TEST_NOISE_SEED).standard_normal((len(real), latent_dim)).astype(np.float32)
+    fake = np.asarray(generator.predict(noise, batch_size=64, verbose=0), dtype=np.float32)
+    if not np.isfinite(fake).all():
+        raise ValueError("the generator produces NaN/inf images: it cannot be evaluated")
+    metrics = {
+        "test_swd": sliced_wasserstein_distance(fake, real, seed=_TEST_SWD_SEED),
+        "test_ms_ssim_diversity": mean_ms_ssim(fake, seed=_TEST_SWD_SEED),
+    }
+    samples = write_sample_grid(fake[:16], Path(out_dir) / "test_samples.png")
+    return Evaluation(metrics=metrics, artifacts={"test_samples": str(samples)})
+
+
+def evaluate_generator_checkpoint(folder: Path, state: dict[str, Any], data: MRIDataset,
+                                  out_dir: Path) -> Evaluation:
+    """The test evaluation of the generator saved in a checkpoint folder (``state`` is its state.json)."""
+    from mritune.trainables.dcgan import GENERATOR_FILE
+
+    generator = load_model(folder / GENERATOR_FILE)
+    return generator_test_evaluation(generator, data, image_size=int(state["image_size"]),
+                                     latent_dim=int(state["latent_dim"]), out_dir=out_dir)

@@ -1,0 +1,122 @@
+"""The task registry: what the platform decides per task (classifier, DCGAN), one entry per task.
+
+Each task package (``trainables/classifier/``, ``trainables/dcgan/``) registers its :class:`Task` when it is
+imported; the registry imports the built-in task packages on first lookup. The spec schema, ``mritune train``,
+the Tune trainables, the test evaluation and the registry's promotion gate all read these entries, so a third
+task is one more package with one ``register_task`` call (and a line in ``_BUILTIN_TASK_PACKAGES``).
+
+Entries are cheap to build: what imports TensorFlow (the training function, the checkpoint evaluator) is held as
+a ``"module:attribute"`` reference and imported only when called, so validating a spec stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping
+
+Direction = Literal["min", "max"]
+
+# Imported (in this order) before the first lookup, so every built-in task has registered itself.
+_BUILTIN_TASK_PACKAGES = ("mritune.trainables.classifier", "mritune.trainables.dcgan")
+_TASKS: dict[str, "Task"] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """One trainable task and every per-task decision the rest of mritune reads.
+
+    Attributes:
+        name: The task's name in specs and on the command line (``task: classifier``).
+        config_class: Its hyperparameter dataclass, with ``from_dict``/``to_dict`` (validates on construction).
+        train: ``"module:function"`` of the training, ``train(config, data, report, *, resume_from, workdir,
+            evaluate_test)`` returning a ``TrainingResult``.
+        evaluate_checkpoint: ``"module:function"`` of the test-split evaluation of a checkpoint folder,
+            ``evaluate(folder, state, data, out_dir) -> Evaluation``.
+        epoch_metrics: The metrics a trial reports every epoch (what a searcher and ASHA may use), in the order
+            error messages list them, each with the direction that is better.
+        search_metric: The default search metric (one of ``epoch_metrics``); its direction is the default mode.
+        gate_metric: The test-split metric the promotion gate compares.
+        gate_mode: Whether a higher (``max``) or lower (``min``) ``gate_metric`` is better.
+        progress_metrics: What ``mritune train`` prints after each epoch.
+        model_name: The registered model's default name.
+        model_files: The Keras files every checkpoint holds; the first is the model that is evaluated, logged
+            and registered.
+    """
+
+    name: str
+    config_class: type
+    train: str
+    evaluate_checkpoint: str
+    epoch_metrics: Mapping[str, Direction]
+    search_metric: str
+    gate_metric: str
+    gate_mode: Direction
+    progress_metrics: tuple[str, ...]
+    model_name: str
+    model_files: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.search_metric not in self.epoch_metrics:
+            raise ValueError(f"task {self.name!r}: search_metric {self.search_metric!r} is not in epoch_metrics")
+        if not self.model_files:
+            raise ValueError(f"task {self.name!r}: model_files must name at least the model file")
+
+    @property
+    def search_mode(self) -> Direction:
+        """The default search mode: the direction of ``search_metric``."""
+        return self.epoch_metrics[self.search_metric]
+
+    @property
+    def model_file(self) -> str:
+        """The checkpoint file holding the model that is evaluated, logged and registered."""
+        return self.model_files[0]
+
+    def training_function(self) -> Callable[..., Any]:
+        """The training function (imports the task's training module, and with it Keras, on first call)."""
+        return _resolve(self.train)
+
+    def checkpoint_evaluator(self) -> Callable[..., Any]:
+        """The test-split evaluator of a checkpoint folder (imports Keras on first call)."""
+        return _resolve(self.evaluate_checkpoint)
+
+
+def register_task(task: Task) -> Task:
+    """Add ``task`` to the registry and return it; registering the same entry again is a no-op.
+
+    Raises:
+        ValueError: Another, different task is registered under the same name.
+    """
+    current = _TASKS.get(task.name)
+    if current is not None and current != task:
+        raise ValueError(f"a different task named {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def task_names() -> tuple[str, ...]:
+    """The registered tasks' names, sorted (the order messages list them in, whatever the import order)."""
+    _load_builtin_tasks()
+    return tuple(sorted(_TASKS))
+
+
+def get_task(name: str) -> Task:
+    """The registered task called ``name``.
+
+    Raises:
+        ValueError: No task of that name; the message lists the registered ones.
+    """
+    _load_builtin_tasks()
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))}")
+    return _TASKS[name]
+
+
+def _load_builtin_tasks() -> None:
+    for package in _BUILTIN_TASK_PACKAGES:
+        importlib.import_module(package)
+
+
+def _resolve(reference: str) -> Any:
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
