@@ -120,7 +120,9 @@ class SearchSpec(_Strict):
 
     @property
     def mode(self) -> str:
-        return self.search.mode or get_task(self.task).search_mode
+        """``search.mode``, else the direction of the search metric (``val_loss`` minimises, F1 maximises)."""
+        task = get_task(self.task)
+        return self.search.mode or task.epoch_metrics.get(self.metric, task.search_mode)
 
     @property
     def model_name(self) -> str:

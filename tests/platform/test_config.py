@@ -93,3 +93,9 @@ def test_time_budget_reaches_the_spec_and_must_be_positive():
     assert parse_spec(minimal()).search.time_budget_s is None
     with pytest.raises(SpecError, match="search.time_budget_s"):
         parse_spec(minimal(**{"search.time_budget_s": 0}))
+
+
+def test_mode_follows_the_chosen_metric_unless_given():
+    assert parse_spec(minimal(**{"search.metric": "val_loss"})).mode == "min"
+    assert parse_spec(minimal(**{"search.metric": "val_accuracy"})).mode == "max"
+    assert parse_spec(minimal(**{"search.metric": "val_loss", "search.mode": "max"})).mode == "max"
