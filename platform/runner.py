@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class _SearchContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    # Read once per search, so the trainable, the TuneConfig and fit's environment agree.
+    speed: TrialSpeed = field(default_factory=TrialSpeed.from_env)
 
 
 def load_data(spec: SearchSpec):
@@ -203,7 +205,7 @@ def _trainable(context: _SearchContext, dataset):
 
     from mritune.trainables.tune_trainables import make_trainable
 
-    speed = TrialSpeed.from_env()
+    speed = context.speed
     observer_factory = MlflowTrialObserverFactory(
         tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id,
@@ -262,7 +264,7 @@ def _build_tuner(context: _SearchContext, dataset):
             num_samples=spec.search.num_samples,
             time_budget_s=spec.search.time_budget_s,
             # Every trial asks for the same resources, so one warm worker process can run trial after trial.
-            reuse_actors=TrialSpeed.from_env().reuse_actors,
+            reuse_actors=context.speed.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=context.experiment_path.name,
@@ -281,7 +283,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     from mritune.platform import tracking_runs
 
     try:
-        with tune_environment(TrialSpeed.from_env()):
+        with tune_environment(context.speed):
             results = tuner.fit()
         outcome = _summarise_and_register(context, results, dataset)
     except KeyboardInterrupt:

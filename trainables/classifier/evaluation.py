@@ -8,7 +8,7 @@ search ranked best, so both compute the same metrics the same way.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,13 +16,14 @@ from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.evaluation import Evaluation, load_model
 
 
-def classifier_test_evaluation(model, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *,
-                               out_dir: str | Path, batch_size: int = 64) -> Evaluation:
-    """Test metrics and plots of an in-memory classifier; ``images`` are model inputs (float32 raw pixels)."""
+def classifier_test_evaluation(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
+                               class_names: tuple[str, ...], *, out_dir: str | Path) -> Evaluation:
+    """Test metrics and plots of a classifier; ``predict`` maps model inputs (float32 raw pixels) to
+    probabilities (a training passes the compiled predictor it already has, so nothing is traced again)."""
     from mritune.trainables.classifier.metrics import classification_metrics, write_classification_artifacts
     from mritune.trainables.reporting import TrainingDiverged
 
-    probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+    probs = np.asarray(predict(images))
     if not np.isfinite(probs).all():
         raise TrainingDiverged("classifier diverged: test predictions hold NaN/inf; lower learning_rate")
     metrics = classification_metrics(labels, probs, class_names, prefix="test")
@@ -43,6 +44,7 @@ def evaluate_classifier_checkpoint(folder: Path, state: dict[str, Any], data: MR
                                    out_dir: Path) -> Evaluation:
     """The test evaluation of the classifier saved in a checkpoint folder (``state`` is its state.json)."""
     from mritune.trainables.classifier import MODEL_FILE
+    from mritune.trainables.compiled_steps import BatchPredictor
     from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
 
     check_dataset(data)
@@ -50,5 +52,5 @@ def evaluate_classifier_checkpoint(folder: Path, state: dict[str, Any], data: MR
         raise ValueError(f"checkpoint {folder} was trained on classes {state['class_names']}, not the data's")
     model = load_model(folder / MODEL_FILE)
     images = as_model_input(resized(data.x_test, int(state["image_size"])))
-    return classifier_test_evaluation(model, images, data.y_test.astype(np.int64), tuple(data.class_names),
-                                      out_dir=out_dir)
+    return classifier_test_evaluation(BatchPredictor(model=model, batch_size=64), images,
+                                      data.y_test.astype(np.int64), tuple(data.class_names), out_dir=out_dir)

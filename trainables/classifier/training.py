@@ -1,8 +1,8 @@
 """`train_classifier`: one classifier training, reporting validation metrics and a checkpoint every epoch.
 
 Knows nothing of Ray or MLflow: the caller passes a ``report`` callable (the Tune wrapper, the CLI, a test).
-The final epoch's report carries the test-split metrics and the plot/report files, so everything reaches Tune
-in the last ``tune.report``.
+With ``evaluate_test`` (``mritune train``) the final epoch's report also carries the test-split metrics and the
+plot/report files; a search passes False and evaluates only the checkpoint it registers.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ class _EpochEnd:
         artifacts: dict[str, str] = {}
         if epoch == self.cfg.epochs and self.evaluate_test:
             evaluation = classifier_test_evaluation(
-                self.model, self.arrays.x_test, self.arrays.y_test, self.arrays.class_names,
-                out_dir=folder / "artifacts", batch_size=max(self.cfg.batch_size, 64),
+                self._predictor, self.arrays.x_test, self.arrays.y_test, self.arrays.class_names,
+                out_dir=folder / "artifacts",
             )
             metrics.update(evaluation.metrics)
             artifacts = dict(evaluation.artifacts)
