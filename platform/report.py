@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from mritune.deploy.tracking_uri import is_remote_uri
@@ -35,6 +37,7 @@ def print_outcome(outcome) -> None:
     typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
     typer.echo(format_table(outcome.table, outcome.metric))
     typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
+    typer.echo(f"Report:          {Path(outcome.experiment_path) / 'report' / 'report.html'}")
     typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
     typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
     registration = outcome.registration
