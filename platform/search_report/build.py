@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mritune.deploy.tracking_uri import is_remote_uri
+from mritune.platform.report import LOCAL_UI_URL
 
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 ARTIFACT_PATH = "report"
-LOCAL_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default (report.ui_command)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ class SearchRecord:
         return [(score, by_id[score.trial_id]) for score in scores]
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def asha_rungs(*, max_t: int, grace_period: int, reduction_factor: float) -> list[int]:

@@ -112,6 +112,9 @@ def learning_curves_plot(record: d.SearchRecord, path: Path) -> Path:
         axis.plot(epochs, values, color=colour, alpha=0.8, linewidth=1.2)
         if trial.outcome in (d.STOPPED, d.FAILED) and epochs:
             axis.plot(epochs[-1], values[-1], "x", color=colour, markersize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch" + (f" (dashed: ASHA rungs {', '.join(map(str, rungs))})" if rungs else ""))
     axis.set_ylabel(record.metric)
     _outcome_legend(axis, {t.outcome for t in record.trials})
