@@ -123,7 +123,8 @@ def champion_decision(client, model_name: str, parent_run_id: str) -> ChampionDe
     ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
     if not ours:
         return None
-    version = max(ours, key=lambda v: int(v.version))
+    # search_model_versions leaves aliases out: the version itself carries them.
+    version = client.get_model_version(model_name, max(ours, key=lambda v: int(v.version)).version)
     gate = version.tags.get("gate_metric", "")
     value = version.tags.get(f"metric.{gate}")
     aliases = list(getattr(version, "aliases", []) or [])
