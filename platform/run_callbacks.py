@@ -1,4 +1,5 @@
-"""Driver-side Ray Tune callback that closes trial runs the trial process could not close itself.
+"""Driver-side Ray Tune callbacks on the trials' MLflow runs: closing runs the trial process could not close itself,
+and naming each run readably.
 
 A trial stopped by ASHA is ended by Ray without returning from the training function, so its MLflow run would
 stay RUNNING. The driver sees every trial's end and sets the final status: KILLED with ``stopped_by=asha`` for a
@@ -10,6 +11,8 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from mritune.platform.tracking import find_trial_run
+
+TRIAL_NUMBER_TAG = "mritune.trial_number"  # the order Tune started the trials in, from 1 (TrialRunNamer)
 
 
 class TrialRunCloser(Callback):
@@ -74,9 +77,6 @@ class TrialRunNamer(Callback):
         number = self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
         client.set_tag(run.info.run_id, "mlflow.runName", trial_run_name(number, trial.config, self._searched))
         client.set_tag(run.info.run_id, TRIAL_NUMBER_TAG, str(number))
-
-
-TRIAL_NUMBER_TAG = "mritune.trial_number"
 
 
 def trial_run_name(number: int, config: dict, searched: list[str]) -> str:
