@@ -52,6 +52,11 @@ class ConsoleProgress(Callback):
         self._best: float | None = None
         self._best_values: dict[str, float] = {}  # trial id -> its best metric so far
 
+    def setup(self, **info):
+        # Tune's result files are off by design (trial_speed.TUNE_ENV), so building the ResultGrid warns, ten lines
+        # per search, that it found none; the metrics are in MLflow and the ranking reads the checkpoints.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         value = result.get(self._metric)
         if is_finite_number(value):
