@@ -85,10 +85,11 @@ def main() -> None:
         from selenium.webdriver.common.by import By
 
         parent_name = state["spec"]["name"]
-        _wait(lambda: browser.find_elements(By.XPATH, f"//*[text()='{parent_name}']"), timeout_s=120,
-              what="the search's run")
+        parent = _wait(lambda: browser.find_elements(By.XPATH, f"//*[text()='{parent_name}']"), timeout_s=120,
+                       what="the search's run")[0]
         if not browser.find_elements(By.XPATH, "//*[starts-with(text(), '#1 ')]"):
-            browser.find_elements(By.CSS_SELECTOR, "[role='row'] button, [role='gridcell'] button")[0].click()
+            buttons = browser.find_elements(By.CSS_SELECTOR, "[role='row'] button, [role='gridcell'] button")
+            [b for b in buttons if b.is_displayed() and abs(b.location["y"] - parent.location["y"]) < 20][0].click()
         _wait(lambda: browser.find_elements(By.XPATH, "//*[starts-with(text(), '#1 ')]"), timeout_s=60,
               what="the trial runs")
         browser.save_screenshot(str(args.out / "mlflow_ui.png"))

@@ -8,8 +8,6 @@ the search).
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 import pytest
 
 from mritune.platform.report import experiment_url
@@ -23,7 +21,6 @@ from tests.fixtures_processes import (
 )
 from tests.platform.search_helpers import child_runs, tiny_spec
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "screenshots"
 UI_DEADLINE_S = 120.0  # the React app on a loaded 2-core machine
 
 
@@ -122,11 +119,10 @@ def test_report_renders_in_a_real_browser(classifier_search, browser, tmp_path):
     assert not browser.execute_script(
         "return Array.from(document.querySelectorAll('[src],[href]')).some(e => /^https?:\\/\\/(?!127\\.0\\.0\\.1)/"
         ".test(e.getAttribute('src') || ''))"), "nothing is fetched from the internet"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOTS / "report.png"))
+    assert browser.save_screenshot(str(tmp_path / "report.png"))
 
 
-def test_mlflow_ui_opens_on_the_search_and_its_trials(classifier_search, mlflow_ui, browser):
+def test_mlflow_ui_opens_on_the_search_and_its_trials(classifier_search, mlflow_ui, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     spec, outcome = classifier_search
@@ -144,8 +140,7 @@ def test_mlflow_ui_opens_on_the_search_and_its_trials(classifier_search, mlflow_
         row_buttons[0].click()
     wait_until(lambda: len(_all_by_text(browser, "learning_rate=")) >= spec.search.num_samples,
                timeout_s=UI_DEADLINE_S, what="every trial run under the parent run")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOTS / "mlflow_ui.png"))
+    assert browser.save_screenshot(str(tmp_path / "mlflow_ui.png"))
 
 
 def _by_text(browser, text: str):
