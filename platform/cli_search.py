@@ -1,4 +1,4 @@
-"""`mritune search`, `mritune resume` and `mritune quickstart`: thin commands over platform/runner.py."""
+"""`mritune search`, `resume`, `quickstart` and `report`: thin commands over platform/runner.py and search_report."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 # The help of --set for every command that takes a spec (search, submit): config.apply_overrides applies them.
+VERBOSE_HELP = "Print Ray's progress tables and the trial workers' TensorFlow/MLflow logs (default: a line per trial)."
 SET_HELP = "Override a spec value, e.g. --set search.num_samples=4 (repeatable; values parsed as YAML)."
 
 
@@ -14,6 +15,7 @@ def register(app: typer.Typer) -> None:
     app.command("search")(search_command)
     app.command("resume")(resume_command)
     app.command("quickstart")(quickstart_command)
+    app.command("report")(report_command)
 
 
 def search_command(
@@ -21,6 +23,7 @@ def search_command(
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns.db)"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Run a hyperparameter search defined by a YAML spec."""
     from mritune.platform.config import load_spec
@@ -28,26 +31,44 @@ def search_command(
     from mritune.platform.runner import run_search
 
     spec = load_spec(config, set_)
-    print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri))
+    print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose))
 
 
 def resume_command(
     search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
     storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Continue an interrupted search from its Tune checkpoints."""
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import resume_search
 
-    print_outcome(resume_search(search, storage_path=storage_path, address=address))
+    print_outcome(resume_search(search, storage_path=storage_path, address=address, verbose=verbose))
 
 
 def quickstart_command(
     fast: bool = typer.Option(False, "--fast", help="Smaller data and fewer trials (about 4 minutes on 2 cores)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns.db)"),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """From nothing: synthetic data, a classifier search and a DCGAN search, both registered."""
     from mritune.platform.quickstart import run_quickstart
 
-    run_quickstart(fast=fast, tracking_uri=tracking_uri)
+    run_quickstart(fast=fast, tracking_uri=tracking_uri, verbose=verbose)
+
+
+def report_command(
+    search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
+    storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for report.html and the PNGs (default: "
+                                      "<search folder>/report)"),
+    ui_url: Optional[str] = typer.Option(None, help="MLflow UI the trial links open (default: the tracking "
+                                         "server, else http://127.0.0.1:5000)"),
+) -> None:
+    """Write the search report (one HTML file with the plots, and the PNGs) of a finished or running search."""
+    from mritune.platform.runner import find_experiment
+    from mritune.platform.search_report.build import write_search_report
+
+    files = write_search_report(find_experiment(search, storage_path), out_dir=out, ui_url=ui_url)
+    typer.echo(f"Report: {files.html}")

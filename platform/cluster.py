@@ -51,11 +51,12 @@ class ClusterInfo:
         return frozenset(node.ip for node in self.nodes)
 
 
-def connect_ray(address: str | None, *, num_cpus: int | None = None) -> ClusterInfo:
+def connect_ray(address: str | None, *, num_cpus: int | None = None, runtime_env: dict | None = None) -> ClusterInfo:
     """Start embedded Ray (address None and no RAY_ADDRESS) or join the cluster at `address`.
 
     An existing connection in this process is reused as it is. A driver joining a cluster never passes
-    num_cpus (Ray refuses it); `num_cpus` only sizes the embedded instance.
+    num_cpus (Ray refuses it); `num_cpus` only sizes the embedded instance. `runtime_env` is this driver's
+    job-level environment for its workers (console.worker_runtime_env: quiet trial logs).
     """
     import ray
 
@@ -64,11 +65,11 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None) -> ClusterI
     target = address or os.environ.get("RAY_ADDRESS") or None
     refresh_ray_auth_state()
     if target is None:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env)
         return describe_cluster()
     _check_joinable(target)
     try:
-        ray.init(address=target)
+        ray.init(address=target, runtime_env=runtime_env)
     except ConnectionError as exc:
         raise ConnectionError(f"could not join the Ray cluster at {target}: {first_line(exc)}") from None
     return describe_cluster()

@@ -36,7 +36,7 @@ def packaged_config(name: str) -> Path:
     raise FileNotFoundError(f"packaged spec {name} is missing; reinstall mritune (pip install -e .)")
 
 
-def run_quickstart(*, fast: bool, tracking_uri: str | None) -> list:
+def run_quickstart(*, fast: bool, tracking_uri: str | None, verbose: bool = False) -> list:
     from mritune.platform.config import load_spec
     from mritune.platform.report import print_outcome, ui_command
     from mritune.platform.runner import run_search
@@ -46,7 +46,7 @@ def run_quickstart(*, fast: bool, tracking_uri: str | None) -> list:
         spec = load_spec(packaged_config(name), fast_overrides if fast else [])
         typer.echo(f"\n== {spec.name}: {spec.task} search, {spec.search.num_samples} trials, {spec.search.algorithm} + "
                    f"{spec.scheduler.name} ==")
-        outcome = run_search(spec, tracking_uri=tracking_uri)
+        outcome = run_search(spec, tracking_uri=tracking_uri, verbose=verbose)
         print_outcome(outcome)
         outcomes.append(outcome)
     typer.echo("\nSynthetic data: these scores mean nothing clinically.")

@@ -43,15 +43,10 @@ def checkpoint_config(*, metric: str, mode: str):
 def score_trial(result, *, metric: str, mode: str) -> TrialScore:
     """The score of one ``ray.tune.Result``."""
     last = result.metrics or {}
-    best: tuple[float, int, Any, dict] | None = None
-    for checkpoint, metrics in result.best_checkpoints or []:
-        value = metrics.get(metric)
-        if not is_finite_number(value):
-            continue
-        epoch = int(metrics.get("training_iteration", 0))
-        if best is None or _better((value, epoch), (best[0], best[1]), mode):
-            best = (float(value), epoch, checkpoint, dict(metrics))
-    value, epoch, checkpoint, metrics = best if best else (None, None, None, {})
+    kept = [(metrics.get(metric), int(metrics.get("training_iteration", 0)), (checkpoint, dict(metrics)))
+            for checkpoint, metrics in result.best_checkpoints or []]
+    best = best_of(kept, mode=mode)
+    value, epoch, (checkpoint, metrics) = best if best else (None, None, (None, {}))
     return TrialScore(
         trial_id=str(last.get("trial_id") or (Path(result.path).name if result.path else "?")),
         status="ERROR" if result.error else "OK",
@@ -60,9 +55,28 @@ def score_trial(result, *, metric: str, mode: str) -> TrialScore:
     )
 
 
+def best_of(values, *, mode: str) -> tuple[float, int, Any] | None:
+    """The best finite ``(value, epoch, payload)`` of ``values`` (ties: the later epoch), or None.
+
+    The one rule behind a trial's score, whether its epochs come from Ray's kept checkpoints (``score_trial``)
+    or from the metric history of its MLflow run (the search report of a running search).
+    """
+    best: tuple[float, int, Any] | None = None
+    for value, epoch, payload in values:
+        if not is_finite_number(value):
+            continue
+        if best is None or _better((value, epoch), (best[0], best[1]), mode):
+            best = (float(value), int(epoch), payload)
+    return best
+
+
 def rank_trials(results, *, metric: str, mode: str) -> list[TrialScore]:
     """Every trial's score, best first: clean trials by score, then errored ones, then those without a score."""
-    scores = [score_trial(result, metric=metric, mode=mode) for result in results]
+    return sort_scores([score_trial(result, metric=metric, mode=mode) for result in results], mode=mode)
+
+
+def sort_scores(scores: list[TrialScore], *, mode: str) -> list[TrialScore]:
+    """Scores best first: clean trials by score, then errored ones, then those without a score."""
     sign = -1.0 if mode == "max" else 1.0
     return sorted(scores, key=lambda s: (s.value is None, s.status != "OK", sign * (s.value or 0.0), s.trial_id))
 

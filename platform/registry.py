@@ -151,7 +151,9 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
         "search_metric": spec.metric,
         "dataset_fingerprint": fingerprint,
         "gate_metric": gate_metric,
-        **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()},  # exact: the gate reads them back
+        # Only the two scores that chose and gate it, exact (the gate reads them back); every metric stays on the
+        # trial's run and in the logged model's metadata, where MLflow shows them.
+        **{f"metric.{k}": repr(float(metrics[k])) for k in dict.fromkeys([spec.metric, gate_metric]) if k in metrics},
     }
     version = mlflow.register_model(model_uri, spec.model_name, tags=tags).version
     alias, previous, reason = decide_alias(
@@ -160,11 +162,20 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
     )
     client.set_registered_model_alias(spec.model_name, alias, version)
     client.set_model_version_tag(spec.model_name, version, "promotion", reason)
+    client.update_model_version(spec.model_name, version, description=version_description(
+        spec=spec, trial=trial, alias=alias, reason=reason, gate_metric=gate_metric, metrics=metrics))
     return Registration(
         model_name=spec.model_name, version=str(version), alias=alias, trial_id=trial.trial_id, epoch=int(trial.epoch),
         run_id=run_id, metrics=metrics,
         gate_metric=gate_metric, gate_value=metrics[gate_metric], previous_champion=previous, reason=reason,
     )
+
+
+def version_description(*, spec, trial: TrialScore, alias: str, reason: str, gate_metric: str, metrics: dict) -> str:
+    """What the registry's version page says: where the model comes from and why it got its alias."""
+    chosen = f"{spec.metric} {trial.value:.4g}" if trial.value is not None else spec.metric
+    return (f"Best checkpoint of search {spec.name} (trial {trial.trial_id}, epoch {trial.epoch}), chosen on "
+            f"validation {chosen}. Test {gate_metric} {metrics[gate_metric]:.4g}. @{alias}: {reason}.")
 
 
 def decide_alias(client, model_name: str, *, fingerprint: str, value: float, metric: str, mode: str,

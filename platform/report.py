@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from mritune.deploy.tracking_uri import is_remote_uri
@@ -25,6 +27,16 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves
+
+
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI. MLflow 3.17's UI picks its GenAI or model-training view from
+    ``workflowType`` (URL, else the browser's last choice, else GenAI), not from the experiment's kind tag, so
+    the link names it: the page opens on the runs table with the search and its trials."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def ui_command(tracking_uri: str) -> str:
     if is_remote_uri(tracking_uri):
         return f"open {tracking_uri}"
@@ -35,8 +47,11 @@ def print_outcome(outcome) -> None:
     typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
     typer.echo(format_table(outcome.table, outcome.metric))
     typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
+    typer.echo(f"Report:          {Path(outcome.experiment_path) / 'report' / 'report.html'}")
     typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
+    ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
     typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
+    typer.echo(f"                 then open {experiment_url(ui_url, outcome.experiment_id)}")
     registration = outcome.registration
     if registration is None:
         typer.echo("Registry:        nothing registered (no trial that ended cleanly reported a finite score)")

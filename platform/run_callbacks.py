@@ -1,4 +1,5 @@
-"""Driver-side Ray Tune callback that closes trial runs the trial process could not close itself.
+"""Driver-side Ray Tune callbacks on the trials' MLflow runs: closing runs the trial process could not close itself,
+and naming each run readably.
 
 A trial stopped by ASHA is ended by Ray without returning from the training function, so its MLflow run would
 stay RUNNING. The driver sees every trial's end and sets the final status: KILLED with ``stopped_by=asha`` for a
@@ -10,6 +11,8 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from mritune.platform.tracking import find_trial_run
+
+TRIAL_NUMBER_TAG = "mritune.trial_number"  # the order Tune started the trials in, from 1 (TrialRunNamer)
 
 
 class TrialRunCloser(Callback):
@@ -41,3 +44,45 @@ class TrialRunCloser(Callback):
             client.set_tag(run.info.run_id, "stopped_by", "asha")
         if run.info.status != status:
             client.set_terminated(run.info.run_id, status=status)
+
+
+class TrialRunNamer(Callback):
+    """Names each trial's run ``#<n> key=value ...`` (n: the order Tune started the trials) at its first result.
+
+    The trial process opens its run before its first epoch reaches Tune (tracking.MlflowTrialObserver), so the run
+    exists here; only the driver knows the trial's number. The number is also kept as ``mritune.trial_number``.
+    """
+
+    def __init__(self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, searched: list[str]):
+        self._tracking_uri = tracking_uri
+        self._experiment_id = experiment_id
+        self._parent_run_id = parent_run_id
+        self._searched = searched
+        self._numbers: dict[str, int] = {}
+        self._named: set[str] = set()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id in self._named:
+            return
+        from mlflow.tracking import MlflowClient
+
+        self._named.add(trial.trial_id)
+        client = MlflowClient(self._tracking_uri)
+        run = find_trial_run(client, self._experiment_id, self._parent_run_id, trial.trial_id)
+        if run is None:
+            return
+        number = self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
+        client.set_tag(run.info.run_id, "mlflow.runName", trial_run_name(number, trial.config, self._searched))
+        client.set_tag(run.info.run_id, TRIAL_NUMBER_TAG, str(number))
+
+
+def trial_run_name(number: int, config: dict, searched: list[str]) -> str:
+    """``#3 learning_rate=0.00378 dense_units=32``: the trial's number and its searched values, short."""
+    values = []
+    for key in searched:
+        value = config.get(key)
+        values.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join([f"#{number}", *values])[:250]

@@ -42,6 +42,7 @@ class _SearchContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    verbose: bool = False  # Ray's and TensorFlow's own console output instead of mritune's progress lines
     # Read once per search, so the trainable, the TuneConfig and fit's environment agree.
     speed: TrialSpeed = field(default_factory=TrialSpeed.from_env)
 
@@ -67,7 +68,8 @@ def load_data(spec: SearchSpec):
     )
 
 
-def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None) -> SearchOutcome:
+def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None,
+               verbose: bool = False) -> SearchOutcome:
     """Start a new search and run it to the end.
 
     The dataset is decoded once on this driver, Ray is joined (or started embedded), an MLflow parent run records
@@ -81,6 +83,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
             else an embedded local Ray.
         tracking_uri: The MLflow store; None: the spec's ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
             ``./mlruns.db``. A relative SQLite path is made absolute.
+        verbose: Print Ray's progress tables and the trial workers' TensorFlow/MLflow start-up logs, instead of
+            one line per finished trial and a summary every 30 s.
 
     Returns:
         The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
@@ -97,26 +101,28 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
         >>> outcome = run_search(load_spec("configs/classifier-quick.yaml", ["search.num_samples=4"]))  # doctest: +SKIP
         >>> outcome.table[0]["trial_id"], outcome.registration.alias  # doctest: +SKIP
     """
-    from mritune.platform import tracking_runs
+    from mritune.platform import search_views, tracking_runs
 
     # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
     # SQLite store is created on first use, so only a server is checked.
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
-    cluster = _connect_and_check(spec, address, uri)
+    cluster = _connect_and_check(spec, address, uri, verbose=verbose)
     experiment_id = ensure_experiment(spec.experiment, uri)
     experiment_path = Path(spec.storage_path).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     parent_run_id = tracking_runs.start_search_run(
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
-    context = _SearchContext(spec, experiment_path, uri, experiment_id, parent_run_id)
+    search_views.describe_started_search(spec, tracking_uri=uri, parent_run_id=parent_run_id)
+    context = _SearchContext(spec, experiment_path, uri, experiment_id, parent_run_id, verbose=verbose)
     _write_state(context)
     tuner = _build_tuner(context, dataset)
     return _fit_and_finish(context, tuner, dataset)
 
 
-def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None) -> SearchOutcome:
+def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None,
+                  verbose: bool = False) -> SearchOutcome:
     """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints.
 
     The spec, tracking URI and MLflow ids come from the experiment folder's ``mritune_search.json``; runs the
@@ -126,6 +132,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
         name_or_path: The experiment folder, or a search name (its newest ``<storage_path>/<name>-<timestamp>``).
         storage_path: Where to look for a search given by name.
         address: A Ray cluster, as for :func:`run_search`; None: ``RAY_ADDRESS``, else an embedded local Ray.
+        verbose: As for :func:`run_search` (the trial workers' logs; Ray's tables are as the search left them).
 
     Returns:
         As :func:`run_search`.
@@ -148,8 +155,9 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     uri = state["tracking_uri"]
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
-    _connect_and_check(spec, address, uri)
-    context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"])
+    _connect_and_check(spec, address, uri, verbose=verbose)
+    context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"],
+                             verbose=verbose)
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
     tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
     if not tune.Tuner.can_restore(str(experiment_path)):
@@ -179,10 +187,11 @@ def find_experiment(name_or_path: str, storage_path: str) -> Path:
     return candidates[-1].resolve()
 
 
-def _connect_and_check(spec: SearchSpec, address: str | None, uri: str):
+def _connect_and_check(spec: SearchSpec, address: str | None, uri: str, *, verbose: bool = False):
     from mritune.platform.cluster import check_resources, connect_ray, require_remote_tracking
+    from mritune.platform.console import worker_runtime_env
 
-    cluster = connect_ray(address)
+    cluster = connect_ray(address, runtime_env=worker_runtime_env(verbose=verbose))
     check_resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, cluster=cluster)
     require_remote_tracking(uri, cluster)
     return cluster
@@ -228,6 +237,7 @@ def _build_tuner(context: _SearchContext, dataset):
     from ray import tune
 
     from mritune.platform.ranking import checkpoint_config
+    from mritune.platform import search_views
     from mritune.platform.run_callbacks import TrialRunCloser
     from mritune.search.factory import build_scheduler, build_searcher
     spec = context.spec
@@ -271,16 +281,19 @@ def _build_tuner(context: _SearchContext, dataset):
             storage_path=str(context.experiment_path.parent),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
-            callbacks=[closer],
-            verbose=1,
+            callbacks=[closer, *search_views.search_callbacks(
+                spec=spec, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
+                parent_run_id=context.parent_run_id, verbose=context.verbose)],
+            verbose=1 if context.verbose else 0,
         ),
     )
 
 
 def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     """Run the Tuner, then summarise and register. The parent run always ends with a true status: FINISHED,
-    KILLED on Ctrl-C, FAILED (with the error as a tag) on any other error; trial runs left RUNNING end too."""
-    from mritune.platform import tracking_runs
+    KILLED on Ctrl-C, FAILED (with the error as a tag) on any other error; trial runs left RUNNING end too.
+    Then the run's description and the report (search_views), drawn from the ended runs."""
+    from mritune.platform import search_views, tracking_runs
 
     try:
         with tune_environment(context.speed):
@@ -293,6 +306,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
         _end_unfinished_search(context, status="FAILED", reason=f"{type(exc).__name__}: {exc}")
         raise
     tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
+    search_views.finish_search_views(context.spec, outcome)
     return outcome
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,24 +19,35 @@ TRIAL_ID_TAG = "mritune.trial_id"
 SEARCH_TAG = "mritune.search"
 ROLE_TAG = "mritune.role"
 WORKER_PID_TAG = "mritune.worker_pid"
+TRIAL_STARTED_TAG = "mritune.trial_started"  # when the trial's process started it (Unix seconds); the report's timeline
 
 logger = logging.getLogger(__name__)
 
 
+# MLflow 3's UI opens an experiment on its GenAI overview unless the experiment says it holds model training
+# (the tag and value its UI sets under "experiment type: machine learning", mlflow/server/js, MLflow 3.17).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+
+
 def ensure_experiment(name: str, tracking_uri: str) -> str:
-    """The experiment's id, creating it (with ./mlartifacts as artifact root for a local store) if needed."""
+    """The experiment's id, creating it (with ./mlartifacts as artifact root for a local store) if needed; marked
+    as a training experiment so the MLflow UI opens on its runs (an existing one is marked if it has no kind)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING)
         return experiment.experiment_id
     artifact_location = None
     if tracking_uri.startswith("sqlite:///"):
         # Beside the database file: ./mlruns.db keeps its artifacts in ./mlartifacts, wherever the command runs.
         database = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (database.parent / DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(name, artifact_location=artifact_location,
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING})
 
 
 def is_finite_number(value: Any) -> bool:
@@ -126,6 +138,7 @@ class MlflowTrialObserver:
         self._epochs = 0
         self._last_epoch = 0
         self._pending_open: tuple[dict, str] | None = None
+        self._started_at = time.time()
 
     def _call(self, function, *args) -> None:
         if self._worker is None:
@@ -138,6 +151,7 @@ class MlflowTrialObserver:
         # snapshot does not know yet (a reused actor starts the next trial at once) leaves no run if the driver dies.
         self._epochs = int(config.get("epochs", 0))
         self._pending_open = (dict(config), trial_id)
+        self._started_at = time.time()  # the run opens later, with the first epoch
 
     def on_epoch(self, report: EpochReport) -> None:
         self._last_epoch = report.epoch
@@ -197,6 +211,7 @@ class MlflowTrialObserver:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
         tags["mritune.hostname"] = socket.gethostname()
         tags[WORKER_PID_TAG] = str(os.getpid())  # trials that share a pid ran in one reused actor
+        tags[TRIAL_STARTED_TAG] = f"{self._started_at:.3f}"
         node_id = _ray_node_id()
         if node_id:
             tags["mritune.node_id"] = node_id

@@ -25,7 +25,10 @@ from mritune.trainables.runtime import speedups_from_env
 # TUNE_GLOBAL_CHECKPOINT_S: the experiment-state snapshot (trials and searcher state, a few small files) at most
 # once a second instead of Tune's adaptive 10 s or more. A reused actor starts its next trial at once; a driver
 # killed before the snapshot that lists that trial would resume without it, leaving its MLflow run an orphan.
-TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+# TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0: that snapshot every second is intended, so Ray's
+# three-line warning about frequent snapshots (dozens of times per quick start) is off.
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1",
+            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -55,6 +55,7 @@ def test_wheel_builds_and_imports_without_the_source_tree(tmp_path):
     for subpackage in ("data", "classifier", "dcgan"):  # the task registry imports these: a wheel needs them
         assert f"mritune/trainables/{subpackage}/__init__.py" in names
     assert "mritune/configs/classifier-quick.yaml" in names
+    assert "mritune/platform/search_report/__init__.py" in names, "the search report's package reaches the wheel"
     assert not any(name.endswith(f"mritune/{part}/__init__.py") for part in PARTS for name in names)
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)

@@ -1,0 +1,110 @@
+"""What a search prints while it runs: one line per finished trial and a periodic summary, instead of Ray's tables.
+
+Quiet (the default): Ray's own progress output is off (``RunConfig(verbose=0)``), the trial workers start with
+TensorFlow's C++ log at ERROR (``TF_CPP_MIN_LOG_LEVEL=2``: its start-up INFO/WARNING lines go, errors stay) and
+their TensorFlow, Ray Train and MLflow Python loggers at WARNING; :class:`ConsoleProgress` prints the trials.
+``--verbose`` (``verbose=True``) keeps everything as Ray and TensorFlow print it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import typer
+from ray.tune import Callback
+
+from mritune.platform.tracking import is_finite_number
+
+# Environment of every Ray worker process (ray.init's runtime_env) in quiet mode.
+QUIET_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+# Python loggers that print start-up or per-checkpoint INFO lines in each trial process.
+_QUIET_LOGGERS = ("tensorflow", "absl", "ray.train", "ray.tune", "mlflow")
+SUMMARY_EVERY_S = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+def worker_runtime_env(*, verbose: bool) -> dict | None:
+    """``ray.init``'s runtime_env: quiet trial workers, or None (Ray's defaults) when verbose."""
+    if verbose:
+        return None
+    return {"env_vars": dict(QUIET_WORKER_ENV), "worker_process_setup_hook": f"{__name__}.quiet_worker_logs"}
+
+
+def quiet_worker_logs() -> None:
+    """Run by Ray in every worker process before it takes work: INFO chatter off, warnings and errors kept."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class ConsoleProgress(Callback):
+    """Driver-side Tune callback: a line per finished, stopped or failed trial, and a summary every 30 s."""
+
+    def __init__(self, *, metric: str, mode: str, epochs: int, searched: list[str], echo=typer.echo,
+                 summary_every_s: float = SUMMARY_EVERY_S):
+        self._metric, self._mode, self._epochs, self._searched = metric, mode, epochs, searched
+        self._echo = echo
+        self._summary_every_s = summary_every_s
+        self._started = time.monotonic()
+        self._last_summary = self._started
+        self._counts = {"done": 0, "stopped": 0, "failed": 0}
+        self._best: float | None = None
+        self._best_values: dict[str, float] = {}  # trial id -> its best metric so far
+
+    def setup(self, **info):
+        # Tune's result files are off by design (trial_speed.TUNE_ENV), so building the ResultGrid warns, ten lines
+        # per search, that it found none; the metrics are in MLflow and the ranking reads the checkpoints.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self._metric)
+        if is_finite_number(value):
+            previous = self._best_values.get(trial.trial_id)
+            self._best_values[trial.trial_id] = value if previous is None else self._pick(previous, value)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = int((trial.last_result or {}).get("training_iteration", 0))
+        stopped = epochs < self._epochs
+        self._counts["stopped" if stopped else "done"] += 1
+        what = f"stopped by ASHA at epoch {epochs}" if stopped else f"completed {epochs} epochs"
+        self._trial_line(trial, what)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._counts["failed"] += 1
+        error = getattr(trial, "error_file", None) or getattr(trial, "path", "")
+        self._trial_line(trial, f"FAILED (error in {error})")
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.monotonic()
+        if now - self._last_summary >= self._summary_every_s:
+            self._last_summary = now
+            self._echo(self.summary(trials))
+
+    def on_experiment_end(self, trials, **info):
+        self._echo(self.summary(trials))
+
+    def summary(self, trials) -> str:
+        running = sum(1 for trial in trials if trial.status == "RUNNING")
+        best = "-" if self._best is None else f"{self._best:.4f}"
+        return (f"[{self._elapsed()}] {self._counts['done']} done, {running} running, {self._counts['stopped']} "
+                f"stopped by ASHA, {self._counts['failed']} failed; best {self._metric} {best}")
+
+    def _trial_line(self, trial, what: str) -> None:
+        value = self._best_values.get(trial.trial_id)
+        if value is not None:
+            self._best = value if self._best is None else self._pick(self._best, value)
+        params = " ".join(f"{key}={_short(trial.config.get(key))}" for key in self._searched)
+        score = "-" if value is None else f"{value:.4f}"
+        self._echo(f"[{self._elapsed()}] trial {trial.trial_id} {what}: {self._metric} {score} | {params}")
+
+    def _pick(self, a: float, b: float) -> float:
+        return max(a, b) if self._mode == "max" else min(a, b)
+
+    def _elapsed(self) -> str:
+        seconds = int(time.monotonic() - self._started)
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

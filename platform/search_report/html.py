@@ -1,0 +1,112 @@
+"""One self-contained HTML page: the PNGs inlined as base64, no script, no stylesheet or font from the internet."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from mritune.platform.search_report.data import SearchRecord, idle_gaps, slot_utilisation, timeline
+from mritune.platform.search_report.importance import Importance
+
+# Section ids, in page order: the browser test checks each is present.
+SECTIONS = ("summary", "best-so-far", "parallel-coordinates", "importance", "learning-curves", "timeline",
+            "trials", "champion")
+
+_STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0}img{max-width:100%}section{margin-bottom:2em}.note{color:#555;font-size:0.9em}"""
+
+
+def render(record: SearchRecord, importance: Importance, images: dict[str, Path]) -> str:
+    """The page; ``images`` maps a section id to its PNG."""
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Search {_e(record.name)}</title>"
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Search {_e(record.name)}</h1>",
+        _section("summary", "Summary", _summary(record)),
+        _section("best-so-far", "Best so far", _img(images, "best-so-far")),
+        _section("parallel-coordinates", "Parallel coordinates",
+                 "<p class='note'>One line per scored trial, coloured by its score.</p>"
+                 + _img(images, "parallel-coordinates")),
+        _section("importance", "Hyperparameter importance", f"<p class='note'>{_e(importance.note)}</p>"
+                 + _img(images, "importance")),
+        _section("learning-curves", "Learning curves", _img(images, "learning-curves")),
+        _section("timeline", "Timeline of trials per worker slot", _timeline_note(record) + _img(images, "timeline")),
+        _section("trials", "Trials", _trial_table(record)),
+        _section("champion", "Champion decision", _decision(record)),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _section(section_id: str, title: str, body: str) -> str:
+    return f"<section id='{section_id}'><h2>{_e(title)}</h2>{body}</section>"
+
+
+def _img(images: dict[str, Path], key: str) -> str:
+    encoded = base64.b64encode(images[key].read_bytes()).decode("ascii")
+    return f"<img alt='{_e(key)}' src='data:image/png;base64,{encoded}'>"
+
+
+def _summary(record: SearchRecord) -> str:
+    ranked = record.ranked()
+    best = ranked[0][0] if ranked and ranked[0][0].value is not None else None
+    counts: dict[str, int] = {}
+    for trial in record.trials:
+        counts[trial.outcome] = counts.get(trial.outcome, 0) + 1
+    rows = [
+        ("task", record.task), ("status", record.status),
+        ("search", f"{record.algorithm} + {record.scheduler}, {len(record.trials)} of {record.num_samples} trials, "
+                   f"up to {record.max_t} epochs"),
+        ("metric", f"{record.metric} ({record.mode})"),
+        ("best", "-" if best is None else f"{best.value:.4f} (trial {best.trial_id}, epoch {best.epoch})"),
+        ("trials", ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))),
+        ("wall time", f"{record.duration_s:.0f} s"),
+        ("MLflow", f"<a href='{_e(record.run_url(record.parent_run_id))}'>parent run {_e(record.parent_run_id)}</a>"),
+    ]
+    body = "".join(f"<tr><th>{_e(k)}</th><td style='text-align:left'>{v if k == 'MLflow' else _e(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _timeline_note(record: SearchRecord) -> str:
+    bars = timeline(record.trials)
+    gaps = idle_gaps(bars, span_s=record.duration_s, min_gap_s=1.0)
+    idle = sum(end - start for _, start, end in gaps)
+    return (f"<p class='note'>{len({b.slot for b in bars})} worker slots, busy "
+            f"{slot_utilisation(bars, span_s=record.duration_s):.0%} of the time; {len(gaps)} idle stretches of "
+            f"a second or more ({idle:.0f} slot-seconds).</p>")
+
+
+def _trial_table(record: SearchRecord) -> str:
+    names = [p.name for p in record.space]
+    header = ["#", "trial", "outcome", "epochs", record.metric, "at epoch", *names]
+    rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    for score, trial in record.ranked():
+        value = "-" if score.value is None else f"{score.value:.4f}"
+        cells = [str(trial.number), f"<a href='{_e(record.run_url(trial.run_id))}'>{_e(trial.trial_id)}</a>",
+                 _e(trial.outcome), str(trial.last_epoch), value, _e(score.epoch if score.epoch else "-"),
+                 *[_e(_short(trial.config.get(n, "-"))) for n in names]]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table class='trials'>{''.join(rows)}</table>"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _decision(record: SearchRecord) -> str:
+    decision = record.decision
+    if decision is None:
+        return "<p>Nothing registered by this search (registry off, still running, or no trial with a score).</p>"
+    value = "-" if decision.gate_value is None else f"{decision.gate_value:.4f}"
+    return (f"<p><b>models:/{_e(decision.model_name)}/{_e(decision.version)}</b> is <b>@{_e(decision.alias)}</b>: "
+            f"trial {_e(decision.trial_id)}, epoch {_e(decision.epoch)}, test {_e(decision.gate_metric)} {value}.</p>"
+            f"<p>Why: {_e(decision.reason)}. The trial was chosen on validation ({_e(record.metric)}); the gate "
+            f"compares {_e(decision.gate_metric)} on the test split with the current champion's on the same "
+            f"dataset fingerprint.</p>")

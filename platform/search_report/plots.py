@@ -1,0 +1,148 @@
+"""The report's figures, drawn with matplotlib from what ``data`` computes; each function writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mritune.platform.search_report import data as d
+from mritune.platform.search_report.importance import Importance
+
+# One colour per trial outcome, shared by the learning curves and the timeline.
+OUTCOME_COLOURS = {d.COMPLETED: "#2b8cbe", d.STOPPED: "#fdae6b", d.FAILED: "#d7301f", d.RUNNING: "#74c476",
+                   d.KILLED: "#969696"}
+_DPI = 100
+
+
+def _figure(width: float = 7.0, height: float = 4.0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def _save(figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    plt.close(figure)
+    return path
+
+
+def best_so_far_plot(record: d.SearchRecord, path: Path) -> Path:
+    """Two panels: best score so far against wall time (every epoch) and against trials (each trial's score)."""
+    import matplotlib.pyplot as plt
+
+    figure, (by_time, by_trial) = plt.subplots(1, 2, figsize=(11, 4))
+    points = d.best_by_time(record)
+    if points:
+        by_time.step([p[0] for p in points], [p[1] for p in points], where="post", color="#08519c")
+    by_time.set_xlabel("wall time since the search started (s)")
+    by_time.set_ylabel(f"best {record.metric} so far")
+    rows = d.best_by_trial(record)
+    numbers = [row[0] for row in rows]
+    by_trial.plot(numbers, [row[1] if row[1] is not None else float("nan") for row in rows], "o", alpha=0.5,
+                  label="trial's score")
+    by_trial.step(numbers, [row[2] if row[2] is not None else float("nan") for row in rows], where="post",
+                  label="best so far")
+    by_trial.set_xlabel("trial (in the order started)")
+    by_trial.set_ylabel(record.metric)
+    by_trial.legend()
+    return _save(figure, path)
+
+
+def parallel_coordinates_plot(record: d.SearchRecord, path: Path) -> Path:
+    """One line per scored trial across the searched hyperparameters' axes, coloured by its score."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    figure, axis = _figure(max(6.0, 2.0 * len(record.space)), 4.5)
+    lines = d.parallel_coordinates(record)
+    x = list(range(len(record.space)))
+    if lines:
+        scores = [line[2] for line in lines]
+        norm = colors.Normalize(min(scores), max(scores) if max(scores) > min(scores) else min(scores) + 1e-9)
+        cmap = matplotlib.colormaps["viridis" if record.mode == "max" else "viridis_r"]
+        for _, positions, score in sorted(lines, key=lambda line: line[2] * (1 if record.mode == "max" else -1)):
+            axis.plot(x, positions, color=cmap(norm(score)), alpha=0.8, linewidth=1.5)
+        figure.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axis, label=record.metric)
+    for i, param in enumerate(record.space):
+        axis.axvline(i, color="black", linewidth=0.8)
+        low, high = _axis_ends(param)
+        axis.annotate(low, (i, -0.04), ha="center", va="top", fontsize=8)
+        axis.annotate(high, (i, 1.04), ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(x, [p.name for p in record.space])
+    axis.set_ylim(-0.12, 1.12)
+    axis.set_yticks([])
+    plt.setp(axis.get_xticklabels(), rotation=15)
+    return _save(figure, path)
+
+
+def _axis_ends(param: d.SpaceParam) -> tuple[str, str]:
+    if param.kind in ("ordinal", "categorical"):
+        return str(param.values[0]), str(param.values[-1])
+    return f"{param.lower:.3g}", f"{param.upper:.3g}" + (" (log)" if param.log else "")
+
+
+def importance_plot(importance: Importance, path: Path) -> Path:
+    """Horizontal bars, most important on top; the number of trials it rests on in the title."""
+    figure, axis = _figure(7, 0.6 * max(3, len(importance.values)) + 1)
+    names = list(importance.values)[::-1]
+    axis.barh(names, [importance.values[n] for n in names], color="#6baed6")
+    axis.set_xlabel("share of the score's variance (fANOVA)")
+    axis.set_title(f"rests on {importance.trials} scored trials" if importance.values else importance.note,
+                   fontsize=10)
+    return _save(figure, path)
+
+
+def learning_curves_plot(record: d.SearchRecord, path: Path) -> Path:
+    """Every trial's metric by epoch; ASHA's rungs as dashed lines, each stopped trial's last epoch as an x."""
+    figure, axis = _figure(8, 4.5)
+    rungs = d.asha_rungs(max_t=record.max_t, grace_period=record.grace_period,
+                         reduction_factor=record.reduction_factor) if record.scheduler == "asha" else []
+    for rung in rungs:
+        axis.axvline(rung, color="grey", linestyle="--", linewidth=0.8)
+    for trial in sorted(record.trials, key=lambda t: t.number):
+        epochs = [p.epoch for p in trial.curve]
+        values = [p.value if p.value is not None else float("nan") for p in trial.curve]
+        colour = OUTCOME_COLOURS.get(trial.outcome, "black")
+        axis.plot(epochs, values, color=colour, alpha=0.8, linewidth=1.2)
+        if trial.outcome in (d.STOPPED, d.FAILED) and epochs:
+            axis.plot(epochs[-1], values[-1], "x", color=colour, markersize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("epoch" + (f" (dashed: ASHA rungs {', '.join(map(str, rungs))})" if rungs else ""))
+    axis.set_ylabel(record.metric)
+    _outcome_legend(axis, {t.outcome for t in record.trials})
+    return _save(figure, path)
+
+
+def timeline_plot(record: d.SearchRecord, path: Path) -> Path:
+    """Trials as bars on worker slots against wall time; idle stretches show as empty space."""
+    bars = d.timeline(record.trials)
+    slots = max((bar.slot for bar in bars), default=0) + 1
+    figure, axis = _figure(9, 0.5 * slots + 1.8)
+    numbers = {trial.trial_id: trial.number for trial in record.trials}
+    for bar in bars:
+        axis.barh(bar.slot, bar.end_s - bar.start_s, left=bar.start_s, height=0.7,
+                  color=OUTCOME_COLOURS.get(bar.outcome, "black"), edgecolor="white")
+        axis.text(bar.start_s + 0.3, bar.slot, f"#{numbers.get(bar.trial_id, '?')}", va="center", fontsize=8)
+    axis.set_yticks(range(slots), [f"slot {i + 1}" for i in range(slots)])
+    axis.set_xlim(0, max(record.duration_s, max((b.end_s for b in bars), default=1.0)))
+    axis.set_xlabel("wall time since the search started (s)")
+    utilisation = d.slot_utilisation(bars, span_s=record.duration_s)
+    axis.set_title(f"{slots} slots busy {utilisation:.0%} of the search's {record.duration_s:.0f} s", fontsize=10)
+    _outcome_legend(axis, {bar.outcome for bar in bars})
+    return _save(figure, path)
+
+
+def _outcome_legend(axis, outcomes: set[str]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=OUTCOME_COLOURS[o], label=o) for o in OUTCOME_COLOURS if o in outcomes]
+    if handles:
+        axis.legend(handles=handles, fontsize=8, loc="best")

@@ -1,0 +1,42 @@
+"""A real headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven through Selenium.
+
+The browser is the system's: nothing is downloaded at run time (``.ci/run`` installs the two packages when they
+are missing). Without them the tests fail and say what to install; they never skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+MISSING = ("Debian's chromium and chromium-driver are needed for the browser tests: "
+           "apt-get install -y chromium chromium-driver (.ci/run installs them)")
+
+
+def chromium_binaries() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.fail(f"{MISSING}; found chromium={browser}, chromedriver={driver}")
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A headless Chromium (selenium WebDriver), 1400x1000, for this test module."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = chromium_binaries()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000"):
+        options.add_argument(argument)
+    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()
