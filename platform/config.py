@@ -223,6 +223,12 @@ def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
         config_class.from_dict(spec.fixed_config())
     except ValueError as exc:
         raise SpecError(f"{source}: trainable: {exc}") from None
+    check_space = getattr(config_class, "check_search_space", None)  # a task's cross-setting rules, if any
+    if check_space is not None:
+        try:
+            check_space(spec.fixed_config(), domains)
+        except ValueError as exc:
+            raise SpecError(f"{source}: search.space: {exc}") from None
     sample = {key: _sample(domain) for key, domain in domains.items()}
     try:
         config_class.from_dict({**spec.fixed_config(), **sample})
