@@ -64,6 +64,7 @@ def load_data(spec: SearchSpec):
         val_fraction=spec.data.val_fraction,
         test_fraction=spec.data.test_fraction,
         seed=spec.data.split_seed,
+        classes=spec.data.classes,
     )
 
 
