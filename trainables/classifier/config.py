@@ -86,9 +86,9 @@ class ClassifierConfig:
         backbones = tuple(as_choice("backbone", option, BACKBONES) for option in options)
         unused = unused_searched_settings(backbones, set(space))
         if unused:
-            which = f"backbone {backbones[0]} does" if len(backbones) == 1 else \
-                f"none of the backbones {', '.join(backbones)} does"
-            raise ValueError(f"{unused[0]} is searched but {which} use it: remove it from search.space")
+            which = (f"backbone {backbones[0]} does not use it" if len(backbones) == 1
+                     else f"none of the backbones {', '.join(backbones)} uses it")
+            raise ValueError(f"{unused[0]} is searched but {which}: remove it from search.space")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
