@@ -97,3 +97,18 @@ def test_train_classifier_runs_one_epoch_of_each_application(backbone, tiny_data
                               workdir=str(tmp_path))
     assert [r.epoch for r in reports] == [1]
     assert_finite_metrics(result.metrics, ["val_macro_f1", "val_loss", "test_macro_f1", "test_auc"])
+
+
+def test_a_local_keras_file_gives_the_backbone_its_weights(tmp_path):
+    import keras
+
+    from mritune.trainables.classifier.model import build_classifier
+
+    config = {**TINY, "backbone": "mobilenetv2"}
+    keras.utils.set_random_seed(0)
+    source = build_classifier(ClassifierConfig.from_dict(config), num_classes=4).layers[-2]
+    source.save(tmp_path / "backbone.keras")
+    keras.utils.set_random_seed(1)
+    loaded = build_classifier(ClassifierConfig.from_dict({**config, "weights": str(tmp_path / "backbone.keras")}),
+                              num_classes=4).layers[-2]
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(source.weights, loaded.weights))
