@@ -13,8 +13,17 @@ The ratio to bare is the overhead of the trainable's fit path (goal: within 10%)
 (validation metrics with scikit-learn, checkpoint save) is reported separately as `epoch wall`.
 
 Part 2: epoch wall time of `train_classifier` for MobileNetV2 alpha 0.35 and small_cnn at 64 and 128 px.
+
+Part 3 (``--registry-backbones``, default all registered backbones): training speed of every backbone at
+``--registry-size`` px (128), batch 32, from scratch, fully trainable: the first step (graph tracing) is timed
+alone, then ``--registry-steps`` compiled training steps; images/s is steps x batch / their time, and the epoch
+time is estimated for the 4480-image train split of the original 6400-image dataset. A few steps, not epochs:
+DenseNet169 on two shared CPU cores would take many minutes an epoch.
+
+    python benchmarks/train_throughput.py --only-registry --registry-steps 4     # part 3 alone
+
 TensorFlow uses ``--threads`` intra-op threads (2 = the whole machine). Prints markdown tables and writes
-benchmarks/results/train_throughput.json.
+benchmarks/results/train_throughput.json (``--out`` another name).
 """
 
 from __future__ import annotations
@@ -136,6 +145,42 @@ def epoch_time_table(data, sizes: list[int], backbones: list[str], epochs: int) 
     return rows
 
 
+ORIGINAL_TRAIN_IMAGES = 4480  # 70% of the original 6400-image dataset
+
+
+def backbone_registry_table(backbones: list[str], size: int, steps: int, batch: int = 32) -> list[dict]:
+    """Per backbone: first (tracing) step seconds, steady images/s over ``steps`` compiled steps, epoch estimate."""
+    import keras
+    import numpy as np
+
+    from mritune.trainables.classifier.config import ClassifierConfig
+    from mritune.trainables.classifier.model import build_classifier
+    from mritune.trainables.compiled_steps import build_optimizer
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(batch, size, size, 1)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 4, size=batch), 4)
+    rows = []
+    for backbone in backbones:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build_classifier(ClassifierConfig.from_dict({"backbone": backbone, "image_size": size,
+                                                             "batch_size": batch}), num_classes=4)
+        build_optimizer(model)
+        started = time.perf_counter()
+        model.train_on_batch(x, y)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        per_step = (time.perf_counter() - started) / steps
+        rows.append({"backbone": backbone, "image_size": size, "batch": batch, "params": int(model.count_params()),
+                     "first_step_s": first, "step_s": per_step, "images_per_s": batch / per_step,
+                     "epoch_s_4480_images": ORIGINAL_TRAIN_IMAGES / (batch / per_step)})
+        print(f"{backbone}: first step {first:.1f} s, {batch / per_step:.1f} images/s", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=640, help="synthetic images (70%% train)")
@@ -148,11 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-size", type=int, default=64)
     parser.add_argument("--no-tune", action="store_true", help="skip the Ray Tune trainable measurement")
     parser.add_argument("--out", default="train_throughput.json", help="file name under benchmarks/results/")
+    parser.add_argument("--registry-backbones", nargs="*", default=None,
+                        help="backbones for part 3 (default: every registered backbone; none: skip it)")
+    parser.add_argument("--registry-size", type=int, default=128)
+    parser.add_argument("--registry-steps", type=int, default=4, help="timed training steps per backbone")
+    parser.add_argument("--only-registry", action="store_true", help="run part 3 only")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mritune.trainables.classifier.backbones import BACKBONE_NAMES
     from mritune.trainables.runtime import configure_runtime
 
     configure_runtime(cpus=args.threads)
+    registry_backbones = list(BACKBONE_NAMES) if args.registry_backbones is None else args.registry_backbones
+    registry = backbone_registry_table(registry_backbones, args.registry_size, args.registry_steps)
+    print_registry_table(registry, args.threads)
+    if args.only_registry:
+        return write_results(args, {"load_average": os.getloadavg(), "backbones": registry})
     with tempfile.TemporaryDirectory() as cache:
         data = synthetic_data(args.images, max(args.sizes + [args.throughput_size]), Path(cache))
         config = {"backbone": args.throughput_backbone, "alpha": 0.35, "image_size": args.throughput_size,
@@ -160,12 +216,27 @@ def main(argv: list[str] | None = None) -> int:
         throughput = throughput_table(config, data, args.epochs, args.threads, not args.no_tune)
         epochs = epoch_time_table(data, args.sizes, args.backbones, args.epochs)
     print_tables(config, len(data.x_train), throughput, epochs)
+    return write_results(args, {"train_images": len(data.x_train), "throughput_config": config,
+                                "throughput": throughput, "epoch_times": epochs, "backbones": registry})
+
+
+def write_results(args, results: dict) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / args.out
-    out.write_text(json.dumps({"args": vars(args), "train_images": len(data.x_train), "throughput_config": config,
-                               "throughput": throughput, "epoch_times": epochs}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), **results}, indent=2))
     print(f"\nwrote {out}")
     return 0
+
+
+def print_registry_table(rows: list[dict], threads: int) -> None:
+    if not rows:
+        return
+    print(f"\n### Backbones at {rows[0]['image_size']} px, batch {rows[0]['batch']}, from scratch, {threads} threads\n")
+    print("| backbone | parameters | first step s (tracing) | images/s | epoch s (4480 images, estimated) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['backbone']} | {row['params'] / 1e6:.2f} M | {row['first_step_s']:.1f} | "
+              f"{row['images_per_s']:.1f} | {row['epoch_s_4480_images']:.0f} |")
 
 
 def print_tables(config: dict, train_images: int, throughput: list[dict], epochs: list[dict]) -> None:

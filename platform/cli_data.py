@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from mritune.platform.cli_train import CLASSES_HELP, split_classes
+
 data_app = typer.Typer(help="Inspect MRI dataset folders and write the synthetic MRI dataset.", no_args_is_help=True)
 
 
@@ -38,11 +40,12 @@ def synth(
 def inspect(
     path: Path = typer.Argument(..., help="The dataset folder, or a parent of it up to two levels above."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
 ) -> None:
     """Show the layout detected, images per class (and split), image sizes, skipped files and the fingerprint."""
     from mritune.trainables.data.loading import inspect_dataset
 
-    report = inspect_dataset(path)
+    report = inspect_dataset(path, split_classes(classes))
     if as_json:
         typer.echo(json.dumps(report.to_json_dict(), indent=2))
         return

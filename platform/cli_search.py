@@ -24,13 +24,22 @@ def search_command(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns.db)"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate, print the resolved space, resources and first configuration; start nothing."
+    ),
 ) -> None:
     """Run a hyperparameter search defined by a YAML spec."""
     from mritune.platform.config import load_spec
+
+    spec = load_spec(config, set_)
+    if dry_run:
+        from mritune.platform.dry_run import dry_run as resolve, format_dry_run
+
+        typer.echo(format_dry_run(resolve(spec)))
+        return
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import run_search
 
-    spec = load_spec(config, set_)
     print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose))
 
 

@@ -19,6 +19,15 @@ import typer
 from mritune.trainables.tasks import get_task, task_names
 
 
+CLASSES_HELP = ("Class folders in output order, comma-separated (e.g. CN,MCI,AD): read <data>/<class>/* "
+                "instead of the Kaggle layouts.")
+
+
+def split_classes(text: str | None) -> list[str] | None:
+    """``"CN, MCI,AD"`` -> ``["CN", "MCI", "AD"]``; None stays None (the Kaggle classes)."""
+    return None if text is None else [name.strip() for name in text.split(",")]
+
+
 def parse_settings(settings: list[str]) -> dict[str, Any]:
     """``["epochs=2", "optimizer=sgd"]`` -> ``{"epochs": 2, "optimizer": "sgd"}`` (values parsed as YAML)."""
     import yaml
@@ -43,14 +52,14 @@ def validated_config(task: str, config: dict[str, Any]) -> dict[str, Any]:
     return get_task(task).config_class.from_dict(config).to_dict()
 
 
-def load_training_data(data: str, *, image_size: int, synthetic_n: int):
+def load_training_data(data: str, *, image_size: int, synthetic_n: int, classes: list[str] | None = None):
     if data == "synthetic":
         from mritune.trainables.data.synthetic import load_synthetic
 
         return load_synthetic(n=synthetic_n, size=image_size, seed=0)
     from mritune.trainables.data.loading import load_dataset
 
-    return load_dataset(data, image_size=image_size)
+    return load_dataset(data, image_size=image_size, classes=classes)
 
 
 def run_training(task: str, config: dict[str, Any], dataset, *, workdir: str, progress) -> dict[str, Any]:
@@ -81,10 +90,12 @@ def register(app: typer.Typer) -> None:
             None, "--workdir", help="Where checkpoints go (default: a new temp dir)."
         ),
         synthetic_n: int = typer.Option(600, "--synthetic-n", help="Images in the synthetic dataset."),
+        classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
     ) -> None:
         """Run one training without a search and print its final metrics."""
         config = validated_config(task, parse_settings(settings or []))
-        dataset = load_training_data(data, image_size=config["image_size"], synthetic_n=synthetic_n)
+        dataset = load_training_data(data, image_size=config["image_size"], synthetic_n=synthetic_n,
+                                     classes=split_classes(classes))
         folder = workdir or tempfile.mkdtemp(prefix=f"mritune-train-{task}-")
         stream = sys.stderr if as_json else sys.stdout
         progress_keys = get_task(task).progress_metrics

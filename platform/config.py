@@ -38,11 +38,20 @@ class DataSpec(_Strict):
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     split_seed: int = 0
+    # Class names in the model's output order, for a dataset laid out as <path>/<class>/* (discovery.py);
+    # None: the Kaggle layouts and their four classes.
+    classes: list[str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSpec":
         if (self.path is None) == (self.synthetic is None):
             raise ValueError("give exactly one of data.path (a dataset folder) or data.synthetic ({n, size, seed})")
+        if self.classes is not None:
+            if self.synthetic is not None:
+                raise ValueError("data.classes names the class folders of data.path; the synthetic data has its own")
+            from mritune.trainables.data.classes import ClassList
+
+            ClassList(tuple(self.classes))  # two or more distinct names, else a one-line ValueError
         return self
 
     @property
@@ -223,6 +232,12 @@ def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
         config_class.from_dict(spec.fixed_config())
     except ValueError as exc:
         raise SpecError(f"{source}: trainable: {exc}") from None
+    check_space = getattr(config_class, "check_search_space", None)  # a task's cross-setting rules, if any
+    if check_space is not None:
+        try:
+            check_space(spec.fixed_config(), domains)
+        except ValueError as exc:
+            raise SpecError(f"{source}: search.space: {exc}") from None
     sample = {key: _sample(domain) for key, domain in domains.items()}
     try:
         config_class.from_dict({**spec.fixed_config(), **sample})

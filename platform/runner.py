@@ -65,6 +65,7 @@ def load_data(spec: SearchSpec):
         val_fraction=spec.data.val_fraction,
         test_fraction=spec.data.test_fraction,
         seed=spec.data.split_seed,
+        classes=spec.data.classes,
     )
 
 
@@ -165,7 +166,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     tuner = tune.Tuner.restore(
         str(experiment_path),
         trainable=_trainable(context, dataset),
-        param_space=_param_space(spec),  # the searcher gets its space again; its observations come from disk
+        param_space=param_space(spec),  # the searcher gets its space again; its observations come from disk
         resume_errored=True,
         restart_errored=False,
     )
@@ -227,7 +228,23 @@ def _trainable(context: _SearchContext, dataset):
     return tune.with_resources(tune.with_parameters(function, data=dataset), resources)
 
 
-def _param_space(spec: SearchSpec) -> dict:
+def build_spec_searcher(spec: SearchSpec, *, max_concurrent: int | None):
+    """The spec's searcher (``search/factory.py``), as the search and ``mritune search --dry-run`` build it."""
+    from mritune.search.factory import build_searcher
+
+    return build_searcher(
+        spec.search.algorithm,
+        metric=spec.metric,
+        mode=spec.mode,
+        seed=spec.search.seed,
+        max_concurrent=max_concurrent,
+        points_to_evaluate=spec.search.points_to_evaluate,
+        **spec.search.options,
+    )
+
+
+def param_space(spec: SearchSpec) -> dict:
+    """Fixed settings and the searched domains, as the Tuner (and the dry run) get them."""
     from mritune.search.space_yaml import parse_space
 
     return {**spec.fixed_config(), **parse_space(spec.search.space)}
@@ -239,17 +256,9 @@ def _build_tuner(context: _SearchContext, dataset):
     from mritune.platform.ranking import checkpoint_config
     from mritune.platform import search_views
     from mritune.platform.run_callbacks import TrialRunCloser
-    from mritune.search.factory import build_scheduler, build_searcher
+    from mritune.search.factory import build_scheduler
     spec = context.spec
-    searcher = build_searcher(
-        spec.search.algorithm,
-        metric=spec.metric,
-        mode=spec.mode,
-        seed=spec.search.seed,
-        max_concurrent=spec.search.max_concurrent,
-        points_to_evaluate=spec.search.points_to_evaluate,
-        **spec.search.options,
-    )
+    searcher = build_spec_searcher(spec, max_concurrent=spec.search.max_concurrent)
     scheduler = build_scheduler(
         spec.scheduler.name,
         max_t=spec.epochs,
@@ -267,7 +276,7 @@ def _build_tuner(context: _SearchContext, dataset):
     )
     return tune.Tuner(
         _trainable(context, dataset),
-        param_space=_param_space(spec),
+        param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,

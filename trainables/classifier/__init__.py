@@ -1,4 +1,5 @@
-"""The 4-class Alzheimer's-stage classifier (MobileNetV2 or a small CNN, Keras): config, model, training, metrics.
+"""The Alzheimer's-stage classifier, Keras: a registered backbone (``backbones.py``: MobileNetV2, DenseNet,
+ResNet50, EfficientNetB0 or a small CNN) and a dense head; config, model, training, metrics.
 
 Importing this package registers the ``classifier`` task (``mritune.trainables.tasks``).
 """

@@ -4,8 +4,10 @@ Defaults are chosen so a quick search on 2 CPUs is fast: MobileNetV2 alpha 0.35 
 so the whole backbone trains: ``fine_tune_fraction`` 1.0) at 64 px for 6 epochs, Adam 1e-3, batch 32,
 balanced class weights (the data is imbalanced 50:35:14:1).
 
-``alpha``, ``weights`` and ``fine_tune_fraction`` only shape the ``mobilenetv2`` backbone; ``small_cnn`` (three
-conv blocks trained from scratch) ignores them.
+The backbones and the settings each reads are registered in ``backbones.py``: ``alpha`` (MobileNetV2's width)
+only shapes ``mobilenetv2``; ``weights`` and ``fine_tune_fraction`` shape every Keras application; ``small_cnn``
+(three conv blocks trained from scratch) reads none of them. ``check_search_space`` refuses a search over a
+setting the backbone(s) ignore.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from mritune.trainables.classifier.backbones import BACKBONE_NAMES, get_backbone, unused_searched_settings
 from mritune.trainables.config_validation import as_choice, as_float, as_int, check_known_keys
 
-BACKBONES = ("mobilenetv2", "small_cnn")
+BACKBONES = BACKBONE_NAMES  # the registry in backbones.py
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 CLASS_WEIGHTINGS = ("none", "balanced")
@@ -50,7 +53,7 @@ class ClassifierConfig:
             backbone=as_choice("backbone", merged["backbone"], BACKBONES),
             alpha=as_choice("alpha", merged["alpha"], ALPHAS),
             weights=_weights("weights", merged["weights"]),
-            image_size=as_int("image_size", merged["image_size"], low=32, high=512),
+            image_size=as_int("image_size", merged["image_size"], low=1, high=512),
             learning_rate=as_float("learning_rate", merged["learning_rate"], low=0.0, high=1.0, low_open=True),
             batch_size=as_int("batch_size", merged["batch_size"], low=1, high=4096),
             dropout=as_float("dropout", merged["dropout"], low=0.0, high=1.0, high_open=True),
@@ -63,7 +66,29 @@ class ClassifierConfig:
             augmentation=as_float("augmentation", merged["augmentation"], low=0.0, high=1.0),
             epochs=as_int("epochs", merged["epochs"], low=1, high=10_000),
             seed=as_int("seed", merged["seed"], low=0, high=2**31 - 1),
-        )
+        )._check_image_size()
+
+    def _check_image_size(self) -> "ClassifierConfig":
+        smallest = get_backbone(self.backbone).min_image_size
+        if self.image_size < smallest:
+            raise ValueError(f"image_size {self.image_size} is below {self.backbone}'s minimum of {smallest} px")
+        return self
+
+    @classmethod
+    def check_search_space(cls, fixed: Mapping[str, Any], space: Mapping[str, Any]) -> None:
+        """Refuse searching a backbone setting that the backbone (fixed, or every option of a searched choice)
+        ignores: ``alpha`` searched with ``backbone: densenet169`` spends a dimension on nothing.
+
+        ``space`` maps keys to Ray Tune domains (a choice has ``categories``) or constants; raises ValueError.
+        """
+        domain = space.get("backbone", fixed.get("backbone", cls.backbone))
+        options = getattr(domain, "categories", [domain])
+        backbones = tuple(as_choice("backbone", option, BACKBONES) for option in options)
+        unused = unused_searched_settings(backbones, set(space))
+        if unused:
+            which = (f"backbone {backbones[0]} does not use it" if len(backbones) == 1
+                     else f"none of the backbones {', '.join(backbones)} uses it")
+            raise ValueError(f"{unused[0]} is searched but {which}: remove it from search.space")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,14 @@ from __future__ import annotations
 import urllib.error
 from pathlib import Path
 
+from mritune.trainables.classifier.backbones import (
+    SCALING_CAFFE,
+    SCALING_TF,
+    SCALING_TORCH,
+    SCALING_UNIT,
+    Backbone,
+    get_backbone,
+)
 from mritune.trainables.classifier.config import ClassifierConfig
 
 # Batch-norm moving statistics. Keras' default momentum (0.99; MobileNetV2's 0.999) averages over ~100 (~1000)
@@ -19,26 +27,25 @@ from mritune.trainables.classifier.config import ClassifierConfig
 # the last training batch's (fit's shuffled batches are class-mixed), which tracked the weights: val macro-F1
 # rose steadily to 0.82-0.85. A short last batch makes noisier statistics: prefer batch sizes dividing the split.
 SMALL_CNN_BN_MOMENTUM = 0.0
-# MobileNetV2 from scratch: its 52 BN layers get the 10-step average (not measured as closely as small_cnn).
-MOBILENET_BN_MOMENTUM = 0.9
+# Keras applications from scratch (MobileNetV2's 52 BN layers, DenseNet's, ...) get the 10-step average (measured
+# on MobileNetV2, not as closely as small_cnn).
+FROM_SCRATCH_BN_MOMENTUM = 0.9
+# ImageNet statistics of Keras' "torch" (DenseNet) and "caffe" (ResNet50) preprocess_input modes.
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 def build_classifier(config: ClassifierConfig, *, num_classes: int):
-    """Build and compile the classifier described by ``config``."""
+    """Build and compile the classifier described by ``config`` (backbone from ``backbones.py``'s registry)."""
     import keras
 
-    from mritune.trainables.layers import GrayscaleToRGB
-
+    backbone = get_backbone(config.backbone)
     size = config.image_size
     inputs = keras.Input(shape=(size, size, 1), dtype="float32", name="pixels")
     x = _augmentation(config)(inputs) if config.augmentation > 0 else inputs
-    if config.backbone == "mobilenetv2":
-        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1")(x)  # MobileNetV2's range
-        x = GrayscaleToRGB(name="gray_to_rgb")(x)
-        x = _mobilenetv2(config)(x)
-    else:
-        x = keras.layers.Rescaling(1.0 / 255.0, name="to_0_1")(x)
-        x = _small_cnn(config)(x)
+    x = _input_scaling(backbone.input_scaling, x)
+    x = _small_cnn(config)(x) if backbone.application is None else _application(backbone, config)(x)
     outputs = _head(config, num_classes)(x)
     model = keras.Model(inputs, outputs, name=f"mritune_{config.backbone}")
     model.compile(
@@ -47,6 +54,28 @@ def build_classifier(config: ClassifierConfig, *, num_classes: int):
         metrics=["accuracy"],
     )
     return model
+
+
+def _input_scaling(scaling: str, x):
+    """Raw 0..255 gray → the range and channels the backbone was built for (Keras' preprocess_input modes)."""
+    import keras
+
+    from mritune.trainables.layers import GrayscaleToRGB
+
+    if scaling == SCALING_UNIT:  # the small CNN: one channel
+        return keras.layers.Rescaling(1.0 / 255.0, name="to_0_1")(x)
+    if scaling == SCALING_TF:
+        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_minus1_1")(x)
+    elif scaling == SCALING_TORCH:
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_0_1")(x)
+    x = GrayscaleToRGB(name="gray_to_rgb")(x)
+    if scaling == SCALING_TORCH:
+        x = keras.layers.Normalization(mean=IMAGENET_MEAN_RGB, variance=[s * s for s in IMAGENET_STD_RGB],
+                                       name="imagenet_mean_std")(x)
+    elif scaling == SCALING_CAFFE:
+        # Caffe mode flips RGB to BGR first; the three gray channels are equal, so only the mean order matters.
+        x = keras.layers.Normalization(mean=CAFFE_MEAN_BGR, variance=[1.0, 1.0, 1.0], name="imagenet_mean_bgr")(x)
+    return x
 
 
 def make_optimizer(config: ClassifierConfig):
@@ -74,26 +103,27 @@ def _augmentation(config: ClassifierConfig):
     )
 
 
-def _mobilenetv2(config: ClassifierConfig):
+def _application(backbone: Backbone, config: ClassifierConfig):
+    """A Keras application without its top, average-pooled; from scratch, ImageNet or a local weights file."""
     import keras
 
     weights = _resolve_weights(config.weights)
     size = config.image_size
+    extra = {"alpha": config.alpha} if "alpha" in backbone.settings else {}
+    constructor = getattr(keras.applications, backbone.application)
     try:
-        backbone = keras.applications.MobileNetV2(
-            input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights, pooling="avg"
-        )
+        model = constructor(input_shape=(size, size, 3), include_top=False, weights=weights, pooling="avg", **extra)
     except Exception as exc:  # keras.utils.get_file raises a bare Exception wrapping the URLError
         if weights == "imagenet" and _is_download_failure(exc):
             raise ConnectionError(
-                "could not download the ImageNet weights for MobileNetV2 (no internet?); "
-                "set weights to none or to the path of a local weights file"
+                f"could not download the ImageNet weights for {backbone.application} (no internet, and none in "
+                "the Keras cache ~/.keras/models); set weights to none or to the path of a local weights file"
             ) from exc
         raise
     if weights is None:  # pretrained statistics are worth keeping; ones from scratch must converge quickly
-        set_bn_momentum(backbone, MOBILENET_BN_MOMENTUM)
-    freeze_backbone(backbone, config.fine_tune_fraction)
-    return backbone
+        set_bn_momentum(model, FROM_SCRATCH_BN_MOMENTUM)
+    freeze_backbone(model, config.fine_tune_fraction)
+    return model
 
 
 def set_bn_momentum(model, momentum: float) -> None:
@@ -121,6 +151,9 @@ def _resolve_weights(weights: str) -> str | None:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
+    # Keras reads both as weights only (HDF5 arrays; the .keras zip's weights file): no code, no pickle.
+    if not path.name.endswith((".weights.h5", ".keras")):
+        raise ValueError(f"weights file {weights} must be a Keras .weights.h5 or .keras file")
     return str(path)
 
 

@@ -1,11 +1,14 @@
 """The MRI data layer: load a dataset folder into a split, fingerprinted, cached ``MRIDataset``.
 
-``load_dataset`` reads either public layout (see ``discovery.py``), decodes every image through the one shared
+``load_dataset`` reads either public layout, or any folder of class folders named by a class list (see
+``discovery.py``), decodes every image through the one shared
 path (``preprocess.decode_bytes`` + ``preprocess.resize``) in a thread pool (OpenCV releases the GIL), hashes each
 file's bytes in the same pass, skips bad files with a reason, and splits stratified with a fixed seed.
 
 Fingerprint: sha256 over the sorted image files, each contributing ``relpath NUL sha256(file bytes)``; bad image
 files count (fixing one changes the data), ignored non-image files do not (a new .DS_Store changes nothing).
+In the ``named-classes`` layout the class list's order comes first: it sets the labels, so the same files in
+another order are another dataset (and another cache entry).
 
 Cache: ``<cache>/datasets/<fingerprint>-<image_size>.npz`` holds the decoded images of a dataset (uncompressed:
 loading it is a memory copy). A stat-based pre-key (root, relpaths, sizes, mtimes) maps to the fingerprint in
@@ -28,9 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mritune.trainables.data.classes import CLASS_NAMES
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.data.discovery import LAYOUT_TRAIN_TEST, DatasetFiles, ImageFile, discover
+from mritune.trainables.data.discovery import (
+    LAYOUT_NAMED_CLASSES,
+    LAYOUT_TRAIN_TEST,
+    DatasetFiles,
+    ImageFile,
+    discover,
+)
 from mritune.trainables.data.preprocess import ImageDecodeError, decode_bytes, resize
 
 log = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ class DatasetReport:
     path: str
     root: str
     layout: str
-    classes: dict[str, int]  # canonical class -> decodable images
+    classes: dict[str, int]  # class (label order) -> decodable images
     splits: dict[str, dict[str, int]] | None  # given splits (train-test layout) -> class -> images
     sizes: dict[str, int]  # "WxH" -> images
     skipped: tuple[tuple[str, str], ...]  # (relpath, reason)
@@ -86,10 +94,15 @@ def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
 
 
 def load_dataset(path: str | Path, *, image_size: int = 128, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, seed: int = 0, cache_dir: str | Path | None = None) -> MRIDataset:
-    """Load, validate, split and cache the dataset under ``path`` (either public layout)."""
+                 test_fraction: float = 0.15, seed: int = 0, cache_dir: str | Path | None = None,
+                 classes: tuple[str, ...] | list[str] | None = None) -> MRIDataset:
+    """Load, validate, split and cache the dataset under ``path``.
+
+    ``classes`` (names in label order) reads ``<root>/<class>/*`` for those classes; None reads either Kaggle
+    layout with the four Alzheimer's-stage classes. See ``discovery.discover`` for the errors.
+    """
     _check_arguments(image_size, val_fraction, test_fraction)
-    files = discover(path)
+    files = discover(path, classes)
     decoded = _load_cached(files, image_size, resolve_cache_dir(cache_dir))
     _check_every_class_loaded(files, decoded)
     given_test = decoded.splits == "test" if files.layout == LAYOUT_TRAIN_TEST else None
@@ -98,12 +111,12 @@ def load_dataset(path: str | Path, *, image_size: int = 128, val_fraction: float
     x, y = decoded.images, decoded.labels
     return MRIDataset(x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val], x_test=x[test],
                       y_test=y[test], image_size=image_size, fingerprint=decoded.fingerprint, layout=files.layout,
-                      class_names=CLASS_NAMES, skipped=decoded.skipped)
+                      class_names=files.class_names, skipped=decoded.skipped)
 
 
-def inspect_dataset(path: str | Path) -> DatasetReport:
+def inspect_dataset(path: str | Path, classes: tuple[str, ...] | list[str] | None = None) -> DatasetReport:
     """Describe the dataset under ``path``; decodes every image (at its own size) to find the bad ones."""
-    files = discover(path)
+    files = discover(path, classes)
     results = _read_files(files.images, image_size=None)
     good = [(f, r) for f, r in zip(files.images, results) if r.error is None]
     has_splits = files.layout == LAYOUT_TRAIN_TEST
@@ -111,13 +124,13 @@ def inspect_dataset(path: str | Path) -> DatasetReport:
         path=str(Path(path).expanduser()),
         root=str(files.root),
         layout=files.layout,
-        classes=_count_classes(f.label for f, _ in good),
-        splits={s: _count_classes(f.label for f, _ in good if f.split == s) for s in ("train", "test")}
-        if has_splits else None,
+        classes=_count_classes((f.label for f, _ in good), files.class_names),
+        splits={s: _count_classes((f.label for f, _ in good if f.split == s), files.class_names)
+                for s in ("train", "test")} if has_splits else None,
         sizes=dict(sorted(Counter(f"{r.shape[1]}x{r.shape[0]}" for _, r in good).items())),
         skipped=tuple((f.relpath, r.error) for f, r in zip(files.images, results) if r.error is not None),
         ignored=files.ignored,
-        fingerprint=_fingerprint(files.images, [r.digest for r in results]),
+        fingerprint=_fingerprint(files, [r.digest for r in results]),
     )
 
 
@@ -164,15 +177,15 @@ def _check_arguments(image_size: int, val_fraction: float, test_fraction: float)
 
 def _check_every_class_loaded(files: DatasetFiles, decoded: _Decoded) -> None:
     present = set(np.unique(decoded.labels).tolist())
-    missing = [name for i, name in enumerate(CLASS_NAMES) if i not in present]
+    missing = [name for i, name in enumerate(files.class_names) if i not in present]
     if missing:
         raise ValueError(f"no decodable image of class {', '.join(missing)} under {files.root} "
                          f"({len(decoded.skipped)} files skipped as unreadable): replace the bad files")
 
 
-def _count_classes(labels) -> dict[str, int]:
+def _count_classes(labels, class_names: tuple[str, ...]) -> dict[str, int]:
     counts = Counter(labels)
-    return {name: int(counts.get(i, 0)) for i, name in enumerate(CLASS_NAMES)}
+    return {name: int(counts.get(i, 0)) for i, name in enumerate(class_names)}
 
 
 # --- reading, hashing and decoding --------------------------------------------------------------------------
@@ -208,9 +221,11 @@ def _read_files(files: tuple[ImageFile, ...], image_size: int | None) -> list[_F
         return list(pool.map(lambda f: _read_one(f.path, image_size), files, chunksize=64))
 
 
-def _fingerprint(files: tuple[ImageFile, ...], digests: list[bytes]) -> str:
+def _fingerprint(files: DatasetFiles, digests: list[bytes]) -> str:
     total = hashlib.sha256()
-    for file, digest in sorted(zip(files, digests), key=lambda pair: pair[0].relpath):
+    if files.layout == LAYOUT_NAMED_CLASSES:  # the Kaggle layouts' labels follow from the relpaths alone
+        total.update(b"classes\0" + "\0".join(files.class_names).encode() + b"\0\0")
+    for file, digest in sorted(zip(files.images, digests), key=lambda pair: pair[0].relpath):
         total.update(file.relpath.encode() + b"\0" + digest)
     return total.hexdigest()
 
@@ -226,7 +241,7 @@ def _decode_all(files: DatasetFiles, image_size: int) -> _Decoded:
         labels=np.array([files.images[i].label for i in good], np.int64),
         splits=np.array([files.images[i].split for i in good], dtype="<U8"),
         skipped=tuple((f.relpath, r.error) for f, r in zip(files.images, results) if r.error is not None),
-        fingerprint=_fingerprint(files.images, [r.digest for r in results]),
+        fingerprint=_fingerprint(files, [r.digest for r in results]),
     )
 
 
@@ -236,6 +251,8 @@ def _decode_all(files: DatasetFiles, image_size: int) -> _Decoded:
 def _pre_key(files: DatasetFiles, image_size: int) -> str:
     listing = [[f.relpath, f.size, f.mtime_ns] for f in files.images]
     payload = json.dumps([_CACHE_FORMAT, str(files.root.resolve()), image_size, listing])
+    if files.layout == LAYOUT_NAMED_CLASSES:  # same files, another class order: other labels
+        payload += json.dumps(list(files.class_names))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
