@@ -32,15 +32,17 @@ def search_command(
 
 
 def resume_command(
-    search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
-    storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
+    search: str = typer.Argument(..., help="The search's folder, its spec YAML, or its name (newest folder of it)"),
+    storage_path: Optional[str] = typer.Option(
+        None, help="Where searches are stored (default: the spec's storage_path, else ./ray_results)"),
+    set_: list[str] = typer.Option([], "--set", help="Overrides for a spec file, as given to `mritune search`."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
 ) -> None:
     """Continue an interrupted search from its Tune checkpoints."""
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import resume_search
 
-    print_outcome(resume_search(search, storage_path=storage_path, address=address))
+    print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_), address=address))
 
 
 def quickstart_command(

@@ -16,8 +16,10 @@ from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracki
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
+from mritune.trainables.errors import MissingInputError
 
 STATE_FILE = "mritune_search.json"
+DEFAULT_STORAGE_PATH = SearchSpec.model_fields["storage_path"].default  # ./ray_results
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
     dataset = load_data(spec)
     cluster = _connect_and_check(spec, address, uri)
     experiment_id = ensure_experiment(spec.experiment, uri)
-    experiment_path = Path(spec.storage_path).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = storage_root(spec.storage_path) / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     parent_run_id = tracking_runs.start_search_run(
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
@@ -116,33 +118,38 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
     return _fit_and_finish(context, tuner, dataset)
 
 
-def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None) -> SearchOutcome:
+def resume_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = (),
+                  address: str | None = None) -> SearchOutcome:
     """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints.
 
     The spec, tracking URI and MLflow ids come from the experiment folder's ``mritune_search.json``; runs the
     interruption left open are closed, and the search's parent run is reopened.
 
     Args:
-        name_or_path: The experiment folder, or a search name (its newest ``<storage_path>/<name>-<timestamp>``).
-        storage_path: Where to look for a search given by name.
+        search: The experiment folder; the search's spec file (its newest ``<storage_path>/<name>-<timestamp>``,
+            storage_path from the spec); or a search name (its newest folder under ``storage_path``).
+        storage_path: Where to look for a search given by name or spec; None: the spec's ``storage_path``, else
+            the default ``./ray_results``.
+        overrides: ``key=value`` overrides for a spec file, as given to the search (e.g. ``storage_path=...``).
         address: A Ray cluster, as for :func:`run_search`; None: ``RAY_ADDRESS``, else an embedded local Ray.
 
     Returns:
         As :func:`run_search`.
 
     Raises:
+        SpecError: The spec file, or the spec stored with the search, is not valid (nothing is started).
         FileNotFoundError: No such search folder, or it holds no Tune experiment state to resume.
         TrackingServerUnreachable: The search's http(s) tracking server does not answer.
         ValueError, ConnectionError: As for :func:`run_search`.
 
     Example:
-        >>> outcome = resume_search("classifier-quick", storage_path="./ray_results")  # doctest: +SKIP
+        >>> outcome = resume_search("configs/classifier-quick.yaml")  # doctest: +SKIP
     """
     from ray import tune
 
     from mritune.platform import tracking_runs
 
-    experiment_path = find_experiment(name_or_path, storage_path)
+    experiment_path = locate_search(search, storage_path=storage_path, overrides=overrides)
     state = json.loads((experiment_path / STATE_FILE).read_text())
     spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
     uri = state["tracking_uri"]
@@ -153,7 +160,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
     tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
     if not tune.Tuner.can_restore(str(experiment_path)):
-        raise FileNotFoundError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
+        raise MissingInputError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
     tuner = tune.Tuner.restore(
         str(experiment_path),
         trainable=_trainable(context, dataset),
@@ -164,17 +171,36 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     return _fit_and_finish(context, tuner, dataset)
 
 
+def storage_root(storage_path: str) -> Path:
+    """Where a spec's ``storage_path`` puts its searches: the one place a storage path becomes a location
+    (``run_search`` writes there, ``resume_search`` reads there)."""
+    return Path(storage_path).resolve()
+
+
+def locate_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
+    """The experiment folder of a search given as its folder, its spec file or its name (see ``resume_search``)."""
+    direct = Path(search)
+    if (direct / STATE_FILE).is_file():
+        return direct.resolve()
+    if direct.suffix in (".yaml", ".yml") and direct.is_file():
+        from mritune.platform.config import load_spec
+
+        spec = load_spec(direct, overrides)
+        return find_experiment(spec.name, storage_path or spec.storage_path)
+    return find_experiment(search, storage_path or DEFAULT_STORAGE_PATH)
+
+
 def find_experiment(name_or_path: str, storage_path: str) -> Path:
     """A search folder given by path, or the newest `<storage>/<name>-<timestamp>` for a name."""
     direct = Path(name_or_path)
     if (direct / STATE_FILE).is_file():
         return direct.resolve()
-    root = Path(storage_path)
+    root = storage_root(storage_path)
     candidates = sorted(p for p in root.glob(f"{name_or_path}-*") if (p / STATE_FILE).is_file())
     if not candidates:
-        raise FileNotFoundError(
-            f"no search named {name_or_path!r} under {root.resolve()}; pass the search folder path "
-            f"(it holds {STATE_FILE}) or --storage-path"
+        raise MissingInputError(
+            f"no search named {name_or_path!r} under {root}; pass the search folder path "
+            f"(it holds {STATE_FILE}), its spec file, or --storage-path"
         )
     return candidates[-1].resolve()
 

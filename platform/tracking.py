@@ -123,8 +123,6 @@ class MlflowTrialObserver:
         self._run_id: str | None = None
         # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
         self._logged_through_epoch = 0
-        self._epochs = 0
-        self._last_epoch = 0
         self._pending_open: tuple[dict, str] | None = None
 
     def _call(self, function, *args) -> None:
@@ -136,11 +134,9 @@ class MlflowTrialObserver:
     def on_start(self, config: dict, trial_id: str) -> None:
         # The run opens with the first epoch (or the end), not here: a trial that the driver's last experiment-state
         # snapshot does not know yet (a reused actor starts the next trial at once) leaves no run if the driver dies.
-        self._epochs = int(config.get("epochs", 0))
         self._pending_open = (dict(config), trial_id)
 
     def on_epoch(self, report: EpochReport) -> None:
-        self._last_epoch = report.epoch
         opening = self._pending_open is not None
         self._call(self._log_epoch, report)
         if opening and self._worker is not None:
@@ -149,11 +145,8 @@ class MlflowTrialObserver:
             self._worker.wait()
 
     def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
-        """Ends the run; returns once every call before it reached MLflow (the trial's files may go after)."""
-        if status == "KILLED" and self._last_epoch >= self._epochs:
-            # ASHA also stops every trial that reaches max_t, after its last epoch: that trial finished. The
-            # driver's TrialRunCloser applies the same rule, so the two never write different statuses.
-            status, error = "FINISHED", None
+        """Ends the run with ``status`` as ``reporting.final_trial_status`` decided it; returns once every call
+        before it reached MLflow (the trial's files may go after)."""
         if self._worker is None:
             self._close(status, error)
             return

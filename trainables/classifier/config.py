@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from mritune.trainables.config_validation import as_choice, as_float, as_int, check_known_keys
+from mritune.trainables.errors import UserInputError
 
 BACKBONES = ("mobilenetv2", "small_cnn")
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
@@ -73,6 +74,6 @@ def _weights(key: str, value: Any) -> str:
     if value is None:
         return "none"
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key} must be none, imagenet or a path to a local weights file, got {value!r}")
+        raise UserInputError(f"{key} must be none, imagenet or a path to a local weights file, got {value!r}")
     text = value.strip()
     return text.lower() if text.lower() in ("none", "imagenet") else text

@@ -11,6 +11,7 @@ import urllib.error
 from pathlib import Path
 
 from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.errors import MissingInputError, ServiceUnavailable
 
 # Batch-norm moving statistics. Keras' default momentum (0.99; MobileNetV2's 0.999) averages over ~100 (~1000)
 # steps, more than a quick search's few epochs of ~20 steps hold, and while the weights move fast even a
@@ -85,7 +86,7 @@ def _mobilenetv2(config: ClassifierConfig):
         )
     except Exception as exc:  # keras.utils.get_file raises a bare Exception wrapping the URLError
         if weights == "imagenet" and _is_download_failure(exc):
-            raise ConnectionError(
+            raise ServiceUnavailable(
                 "could not download the ImageNet weights for MobileNetV2 (no internet?); "
                 "set weights to none or to the path of a local weights file"
             ) from exc
@@ -120,7 +121,7 @@ def _resolve_weights(weights: str) -> str | None:
         return "imagenet"
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
+        raise MissingInputError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
     return str(path)
 
 

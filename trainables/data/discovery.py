@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mritune.trainables.data.classes import CLASS_NAMES, canonical_class
 from mritune.trainables.data.preprocess import IMAGE_SUFFIXES
+from mritune.trainables.errors import MissingInputError, NotAFolder, UserInputError
 
 LAYOUT_CLASS_FOLDERS = "class-folders"
 LAYOUT_TRAIN_TEST = "train-test"
@@ -50,9 +51,9 @@ def discover(path: str | Path) -> DatasetFiles:
     """Detect the layout under ``path`` and list its image files; a one-line ValueError if it is not a dataset."""
     given = Path(path).expanduser()
     if not given.exists():
-        raise FileNotFoundError(f"dataset path {given} does not exist: {EXPECTED_LAYOUTS}")
+        raise MissingInputError(f"dataset path {given} does not exist: {EXPECTED_LAYOUTS}")
     if not given.is_dir():
-        raise NotADirectoryError(f"dataset path {given} is not a folder: {EXPECTED_LAYOUTS}")
+        raise NotAFolder(f"dataset path {given} is not a folder: {EXPECTED_LAYOUTS}")
     root, layout = _find_root(given)
     if layout == LAYOUT_TRAIN_TEST:
         groups = [(name, _split_dir(root, name)) for name in SPLIT_FOLDERS]
@@ -78,11 +79,11 @@ def _find_root(given: Path) -> tuple[Path, str]:
             return found[0]
         if found:
             names = ", ".join(str(d) for d, _ in found)
-            raise ValueError(f"several datasets under {given} ({names}): pass one of them")
+            raise UserInputError(f"several datasets under {given} ({names}): pass one of them")
         level = [child for d in level for child in _visible(d) if child.is_dir()]
     if not any(_visible(given)):
-        raise ValueError(f"dataset folder {given} is empty: {EXPECTED_LAYOUTS}")
-    raise ValueError(f"no known dataset layout under {given}: {EXPECTED_LAYOUTS}")
+        raise UserInputError(f"dataset folder {given} is empty: {EXPECTED_LAYOUTS}")
+    raise UserInputError(f"no known dataset layout under {given}: {EXPECTED_LAYOUTS}")
 
 
 def _layout_of(folder: Path) -> str | None:
@@ -110,17 +111,17 @@ def _list_class_folders(root: Path, folder: Path, split: str, images: list[Image
         if name is None:
             ignored.append(_rel(root, child))
         elif name in by_class:
-            raise ValueError(f"folders {by_class[name].name!r} and {child.name!r} in {folder} are both class "
+            raise UserInputError(f"folders {by_class[name].name!r} and {child.name!r} in {folder} are both class "
                              f"{name}: merge or remove one")
         else:
             by_class[name] = child
     missing = [name for name in CLASS_NAMES if name not in by_class]
     if missing:
-        raise ValueError(f"{folder} has no class folder for {', '.join(missing)}: {EXPECTED_LAYOUTS}")
+        raise UserInputError(f"{folder} has no class folder for {', '.join(missing)}: {EXPECTED_LAYOUTS}")
     for name, class_dir in by_class.items():
         found = _list_images(root, class_dir, CLASS_NAMES.index(name), split, ignored)
         if not found:
-            raise ValueError(f"class folder {class_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserInputError(f"class folder {class_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         images += found
 
 
