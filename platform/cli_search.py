@@ -28,7 +28,7 @@ def search_command(
     from mritune.platform.runner import run_search
 
     spec = load_spec(config, set_)
-    print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri))
+    _exit_with(print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri)))
 
 
 def resume_command(
@@ -42,7 +42,14 @@ def resume_command(
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import resume_search
 
-    print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_), address=address))
+    _exit_with(print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_),
+                                           address=address)))
+
+
+def _exit_with(status: str) -> None:
+    """A search that ran but failed (every trial diverged) exits 1, so scripts and Ray Jobs see it."""
+    if status != "FINISHED":
+        raise typer.Exit(1)
 
 
 def quickstart_command(

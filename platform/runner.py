@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracki
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
-from mritune.trainables.errors import MissingInputError
+from mritune.trainables.errors import AccessDenied, MissingInputError
 
 STATE_FILE = "mritune_search.json"
 DEFAULT_STORAGE_PATH = SearchSpec.model_fields["storage_path"].default  # ./ray_results
@@ -35,6 +37,9 @@ class SearchOutcome:
     mode: str
     table: list[dict[str, Any]]  # one row per trial, best first
     registration: Any  # mritune.platform.registry.Registration | None
+    # The parent run's final status: FINISHED, or FAILED when no trial produced a usable score (all diverged).
+    status: str = "FINISHED"
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
         The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
 
     Raises:
+        AccessDenied: ``storage_path`` cannot be created or written (read-only, full).
         TrackingServerUnreachable: An http(s) tracking server does not answer.
         FileNotFoundError: The dataset folder does not exist.
         ValueError: The dataset cannot be used, an address is malformed, the cluster lacks the resources a trial
@@ -103,6 +109,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
 
     # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
     # SQLite store is created on first use, so only a server is checked.
+    check_storage_writable(storage_root(spec.storage_path))
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
@@ -153,6 +160,7 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     state = json.loads((experiment_path / STATE_FILE).read_text())
     spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
     uri = state["tracking_uri"]
+    check_storage_writable(experiment_path)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     _connect_and_check(spec, address, uri)
@@ -175,6 +183,31 @@ def storage_root(storage_path: str) -> Path:
     """Where a spec's ``storage_path`` puts its searches: the one place a storage path becomes a location
     (``run_search`` writes there, ``resume_search`` reads there)."""
     return Path(storage_path).resolve()
+
+
+# Written and removed before a search starts: a storage that cannot take this cannot take a checkpoint either.
+_STORAGE_PROBE_BYTES = 1 << 20
+
+
+def check_storage_writable(root: Path) -> None:
+    """Refuse, before anything starts, a storage folder that cannot be created or written (read-only, full).
+
+    Raises:
+        AccessDenied: The folder cannot be created, or a 1 MiB probe file cannot be written there.
+    """
+    probe = root / f".mritune-write-probe-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as file:
+            file.write(b"\0" * _STORAGE_PROBE_BYTES)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        raise AccessDenied(f"storage_path {root} cannot hold the search's checkpoints ({exc.strerror or exc}); "
+                           "choose a writable folder with free space") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def locate_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
@@ -318,7 +351,8 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     except BaseException as exc:
         _end_unfinished_search(context, status="FAILED", reason=f"{type(exc).__name__}: {exc}")
         raise
-    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
+    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status=outcome.status,
+                                 reason=outcome.status_reason)
     return outcome
 
 
@@ -344,10 +378,14 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
             spec=spec, ranked=ranked, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
             parent_run_id=context.parent_run_id, dataset=dataset,
         )
+    usable = any(score.registrable for score in ranked)
+    errored = sum(score.status == "ERROR" for score in ranked)
     return SearchOutcome(
         name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
-        mode=spec.mode, table=table, registration=registration,
+        mode=spec.mode, table=table, registration=registration, status="FINISHED" if usable else "FAILED",
+        status_reason=None if usable else (f"no trial produced a usable {spec.metric} ({errored} of {len(ranked)} "
+                                           "errored, e.g. diverged); nothing registered"),
     )
 
 
