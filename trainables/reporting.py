@@ -12,6 +12,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from mritune.trainables.errors import MrituneUserError
+
 
 @dataclass(frozen=True)
 class EpochReport:
@@ -44,8 +46,11 @@ class TrialObserver(Protocol):
         """status: FINISHED, FAILED (error set) or KILLED (stopped early by the scheduler)."""
 
 
-class TrainingDiverged(RuntimeError):
-    """Raised when losses become NaN/inf or a documented collapse rule fires; the trial ends as failed."""
+class TrainingDiverged(MrituneUserError, RuntimeError):
+    """Raised when losses become NaN/inf or a documented collapse rule fires; the trial ends as failed.
+
+    A user error: the hyperparameters chosen diverge (the message says which to change), not a bug.
+    """
 
 
 # How a trial's training ended, as the trial's process or the driver sees it.
