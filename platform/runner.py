@@ -196,6 +196,7 @@ def check_storage_writable(root: Path) -> None:
         AccessDenied: The folder cannot be created, or a 1 MiB probe file cannot be written there.
     """
     probe = root / f".mritune-write-probe-{os.getpid()}"
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as file:
@@ -208,6 +209,9 @@ def check_storage_writable(root: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+        for folder in created:  # leave nothing behind: a later check may still refuse the search
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def locate_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
