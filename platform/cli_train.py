@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import typer
 
-from mritune.trainables.tasks import get_task, task_names
 from mritune.trainables.errors import UserInputError
+from mritune.trainables.tasks import get_task, task_names
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:

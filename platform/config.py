@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
-from mritune.trainables.tasks import get_task, task_names
 from mritune.trainables.errors import MissingInputError, UserInputError
+from mritune.trainables.tasks import get_task, task_names
 
 
 class SpecError(UserInputError):

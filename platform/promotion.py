@@ -5,7 +5,9 @@ the version appear together). Versions are numbered by the registry in creation 
 registration waits until no lower-numbered version of the model is still pending, then reads the champion,
 compares, sets its alias, and only then replaces ``pending`` with its reason, which lets the next one go. Two
 registrations therefore never read the same champion and overwrite each other's decision. A version still pending
-after ``STALE_AFTER_S`` belongs to a registration that died mid-way; it no longer holds the queue.
+after ``STALE_AFTER_S`` belongs to a registration that died mid-way; it no longer holds the queue. (Age counts from the version's creation, so a
+queue whose head waits longer than that — some eighty registrations into one name at the same moment, at the
+1.5 s per gate measured by benchmarks/reliability.py — would let the later ones overlap again.)
 
 Reading the champion fails closed: only "no such alias" / "no such model" means there is no champion; any other
 registry error (a server error, a permission error) stops the registration with a clear error and leaves every

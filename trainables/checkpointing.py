@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from mritune.trainables.reporting import TrainingResult
 from mritune.trainables.errors import MissingInputError, UserInputError
+from mritune.trainables.reporting import TrainingResult
 
 STATE_FILE = "state.json"
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.evaluation import Evaluation, load_model
 from mritune.trainables.errors import UserInputError
+from mritune.trainables.evaluation import Evaluation, load_model
 
 
 def classifier_test_evaluation(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,

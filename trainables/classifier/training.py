@@ -30,8 +30,8 @@ from mritune.trainables.classifier.metrics import classification_metrics
 from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
 from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 from mritune.trainables.errors import UserInputError
+from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 # Keys whose change makes a checkpoint's model unusable for the config.
 ARCHITECTURE_KEYS = ("backbone", "alpha", "image_size", "dense_units", "augmentation")

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.evaluation import Evaluation, load_model
 from mritune.trainables.errors import UserInputError
+from mritune.trainables.evaluation import Evaluation, load_model
 
 # Fixed seeds: the same checkpoint evaluated twice gives the same numbers (the gate compares them across searches).
 _TEST_NOISE_SEED = 20_240_917

@@ -38,8 +38,8 @@ from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
 from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
-from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 from mritune.trainables.errors import UserInputError
+from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
 GRID_SAMPLES = 16
