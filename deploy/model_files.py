@@ -130,7 +130,21 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if path.suffix != ".keras":
         raise UnsafeModelError(f"{path} is not a native .keras file; only .keras models are loaded (safe_mode)")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        # safe_mode refuses code carried in the file (a Lambda layer's Python function): the file is hostile or
+        # was saved outside mritune; either way it is refused, in one line, before anything runs it.
+        if "safe_mode" not in str(exc):
+            raise
+        reason = str(exc).split(". ", 1)[0]
+        raise UnsafeModelError(f"refusing model {path}: Keras safe_mode refused it ({reason})") from None
+
+
+def check_model_loads(folder: ModelFolder) -> None:
+    """Load the folder's ``.keras`` file once with safe_mode, so that a hostile model is refused when it arrives
+    (``mritune pull``) and not only when it is first used; raises UnsafeModelError."""
+    load_keras_model(folder.keras_path)
 
 
 def compiled_inference(keras_model, sample_shape: tuple[int, ...]):

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from mritune.deploy.model_files import ModelFolder, read_model_folder
+from mritune.deploy.model_files import ModelFolder, check_model_loads, read_model_folder
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 from mritune.trainables.errors import MissingInputError, UserInputError
 
@@ -187,7 +187,8 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
         ModelNotFoundError: The registry has no such model, alias or version (the message says which).
         TrackingServerUnreachable: An http(s) tracking server does not answer.
         FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
-        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded),
+            or its ``.keras`` file carries code that Keras' safe_mode refuses (a Lambda layer).
 
     Example:
         >>> pull("mritune-classifier@champion", out_dir="models/classifier")  # doctest: +SKIP
@@ -204,6 +205,7 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.pull-", dir=out_dir.parent))
     try:
         folder = download_version(info, staging)
+        check_model_loads(folder)  # predict and serve load it the same way; a hostile file never reaches out_dir
         record = pull_metadata(info, folder)
         (folder.path / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
