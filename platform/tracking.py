@@ -18,6 +18,10 @@ TRIAL_ID_TAG = "mritune.trial_id"
 SEARCH_TAG = "mritune.search"
 ROLE_TAG = "mritune.role"
 WORKER_PID_TAG = "mritune.worker_pid"
+# Set on a trial's run when a restarted process (Tune's retry after a crash, `mritune resume`) reopens it: the epoch
+# its checkpoint held, and how many epochs it had already logged past that (trained again, not logged again).
+RESTORED_FROM_TAG = "mritune.restored_from_epoch"
+EPOCHS_REDONE_TAG = "mritune.epochs_redone"
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +127,7 @@ class MlflowTrialObserver:
         self._run_id: str | None = None
         # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
         self._logged_through_epoch = 0
+        self._reopened = False  # this process continues a run an earlier process of the same trial opened
         self._pending_open: tuple[dict, str] | None = None
 
     def _call(self, function, *args) -> None:
@@ -185,6 +190,7 @@ class MlflowTrialObserver:
         else:
             history = client.get_metric_history(self._run_id, "epoch")
             self._logged_through_epoch = max((int(m.step) for m in history), default=0)
+            self._reopened = True
 
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
@@ -199,6 +205,11 @@ class MlflowTrialObserver:
         import mlflow
 
         self._open_if_needed()
+        if self._reopened:
+            self._reopened = False
+            restored = report.epoch - 1  # the first epoch trained after the restart follows the checkpoint's
+            mlflow.set_tags({RESTORED_FROM_TAG: str(restored),
+                             EPOCHS_REDONE_TAG: str(max(0, self._logged_through_epoch - restored))})
         if report.epoch <= self._logged_through_epoch:
             return
 

@@ -89,3 +89,21 @@ def _assert_registration(client, model_name, parent_run_id, runs, search_metric,
     finite = {version: x for version, x in value.items() if not math.isnan(x)}
     best_version = (max if gate_mode == "max" else min)(finite, key=finite.get)
     assert finite[champion.version] == finite[best_version], (champion.version, finite)
+
+
+def record_scenario(number: int, figures: dict) -> None:
+    """Add one scenario's measured figures to the JSON named by ``MRITUNE_RELIABILITY_JSON`` (unset: nothing).
+
+    The README's Reliability table is filled from this file (``benchmarks/results/reliability_scenarios.json``);
+    default test runs leave it alone.
+    """
+    import json
+    import os
+
+    target = os.environ.get("MRITUNE_RELIABILITY_JSON")
+    if not target:
+        return
+    path = Path(target)
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded[str(number)] = figures
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,5 @@
-"""Fault scenarios 7 and 8 on real searches: every trial diverging, and a storage_path that cannot be written."""
+"""Fault scenarios 1, 7 and 8 on real searches: a trial's process killed mid-training, every trial diverging, and
+a storage_path that cannot be written."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.faults.checker import assert_nothing_lost, tune_trial_ids
 from tests.platform.search_helpers import tiny_spec
@@ -75,3 +78,70 @@ def test_an_unwritable_storage_path_is_refused_before_any_trial_starts(tmp_path)
     assert result.stderr.strip() == (f"error: storage_path {folder / 'ray_results'} cannot hold the search's "
                                      f"checkpoints ({reason}); choose a writable folder with free space")
     assert MlflowClient(spec.tracking.uri).search_runs([experiment_id]) == []
+
+
+def _kill_when_epoch_logged(tracking_uri: str, experiment_id: str, epoch: int, killed: dict) -> None:
+    """SIGKILL the process of the first trial run that has logged ``epoch`` (its pid is the run's worker_pid tag)."""
+    import signal
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from mritune.platform.tracking import WORKER_PID_TAG
+    from tests.fixtures_processes import wait_until
+
+    client = MlflowClient(tracking_uri)
+
+    def trial_at_epoch():
+        runs = client.search_runs([experiment_id], f"tags.`{WORKER_PID_TAG}` != '' and metrics.epoch >= {epoch}")
+        return runs[0] if runs else None
+
+    run = wait_until(trial_at_epoch, timeout_s=300, what=f"a trial run at epoch {epoch}", interval_s=0.05)
+    pid = int(run.data.tags[WORKER_PID_TAG])
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    killed.update(pid=pid, run_id=run.info.run_id, at=time.time(), epochs_logged=int(run.data.metrics["epoch"]))
+
+
+@pytest.mark.slow  # ~80 s on the shared 2-core machine: a restarted worker process, six epochs, a registration
+def test_a_trial_process_killed_mid_training_resumes_from_its_checkpoint(local_ray, tmp_path):
+    """Scenario 1: the trial's worker process SIGKILLed during epoch 3 of 6; Tune retries it (failure.max_failures,
+    default 1) from its last checkpoint; the run logs each epoch once and at most one epoch is trained twice."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+    from ray.tune import ExperimentAnalysis
+
+    from mritune.platform.runner import run_search
+    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG, ensure_experiment
+    from tests.faults.checker import record_scenario
+
+    spec = tiny_spec(tmp_path, overrides=(
+        "search.num_samples=1", "search.algorithm=random", "scheduler.name=fifo", "scheduler.max_t=6",
+        "data.synthetic.n=600"))
+    assert spec.failure.max_failures >= 1
+    killed: dict = {}
+    experiment_id = ensure_experiment(spec.experiment, spec.tracking.uri)  # the store exists before the killer polls
+    killer = threading.Thread(target=_kill_when_epoch_logged, args=(spec.tracking.uri, experiment_id, 2, killed),
+                              daemon=True)
+    killer.start()
+    outcome = run_search(spec)
+    killer.join(timeout=10)
+
+    assert killed, "the trial finished before it could be killed"
+    assert outcome.status == "FINISHED", outcome.status_reason
+    (trial,) = ExperimentAnalysis(outcome.experiment_path).trials
+    assert trial.num_failures == 1 and trial.status == "TERMINATED", (trial.num_failures, trial.status)
+    summary = assert_nothing_lost(outcome.tracking_uri, outcome.parent_run_id, trial_ids={trial.trial_id},
+                                  parent_status="FINISHED")
+    assert summary["epochs_logged"] == 6
+    run = MlflowClient(outcome.tracking_uri).get_run(killed["run_id"])
+    restored, redone = int(run.data.tags[RESTORED_FROM_TAG]), int(run.data.tags[EPOCHS_REDONE_TAG])
+    # Killed after epoch 2 was logged: epoch 2's checkpoint (or, if the kill beat its upload, epoch 1's) restored.
+    assert killed["epochs_logged"] - 1 <= restored <= killed["epochs_logged"] and redone <= 1, (killed, restored)
+    history = MlflowClient(outcome.tracking_uri).get_metric_history(run.info.run_id, "epoch")
+    next_epoch = min(m.timestamp for m in history if m.step == restored + 1) / 1000
+    record_scenario(1, {"injected": "SIGKILL of the trial's worker process after epoch 2 of 6 was logged",
+                        "restored_from_epoch": restored, "epochs_redone": redone,
+                        "recovery_s": round(next_epoch - killed["at"], 1), "runs_lost": summary["runs_lost"],
+                        "trial_failures": trial.num_failures})
