@@ -78,18 +78,32 @@ class MlflowTrialObserverFactory:
         return MlflowTrialObserver(factory=self)
 
 
-class _SerialWorker:
-    """Runs calls one at a time, in order, on one thread; the first failure is raised to the caller's next call."""
+# Epochs a trial may train ahead of its MLflow logging (a slow or restarting tracking server) before it waits.
+MAX_PENDING_CALLS = 32
 
-    def __init__(self) -> None:
+
+class _SerialWorker:
+    """Runs calls one at a time, in order, on one thread; the first failure is raised to the caller's next call.
+
+    A bounded buffer: with ``max_pending`` calls queued, ``submit`` waits for the oldest, so a tracking server that
+    is down slows the trial instead of growing its memory or dropping a metric. Each call retries on its own
+    (MLflow's HTTP retry: ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` 7 with backoff factor 2, about 4 minutes); a call
+    that still fails fails the trial at its next epoch, loudly.
+    """
+
+    def __init__(self, *, max_pending: int = MAX_PENDING_CALLS) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         # Not a daemon thread: a worker process that exits normally still finishes the queued MLflow calls.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mritune-mlflow")
         self._pending: list = []
+        self._max_pending = max_pending
 
     def submit(self, function, *args) -> None:
         self.raise_failure()
+        if len(self._pending) >= self._max_pending:
+            self._pending[0].exception()  # wait for the oldest call; its failure is raised just below
+            self.raise_failure()
         self._pending.append(self._executor.submit(function, *args))
 
     def raise_failure(self) -> None:
