@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mritune.deploy.pyfunc_generator import MAX_SAMPLES, GeneratorSampler, png_bytes
+from mritune.trainables.errors import UserInputError
 
 GRID_PADDING = 2
 
@@ -32,7 +33,7 @@ def write_samples(images: np.ndarray, out: Path) -> list[Path]:
         out.write_bytes(png_bytes(make_grid(images)))
         return [out]
     if out.suffix:
-        raise ValueError(f"--out {out} must be a .png file (a grid) or a folder (one PNG per sample)")
+        raise UserInputError(f"--out {out} must be a .png file (a grid) or a folder (one PNG per sample)")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for index, image in enumerate(images):
@@ -70,9 +71,9 @@ def run_generate(
     from mritune.deploy.registry_client import open_model
 
     if not 1 <= n <= MAX_SAMPLES:
-        raise ValueError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}")
+        raise UserInputError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}")
     if out.suffix and out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out} must be a .png file (a grid) or a folder (one PNG per sample)")
+        raise UserInputError(f"--out {out} must be a .png file (a grid) or a folder (one PNG per sample)")
     with open_model(model, tracking_uri=tracking_uri) as (folder, _description):
         sampler = GeneratorSampler.from_folder(folder)
     return write_samples(sampler.sample(n, seed=seed), out)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 KERAS_ARTIFACT = "keras_model"
 CONFIG_ARTIFACT = "mritune_config"
@@ -23,7 +24,7 @@ PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
 MODEL_KINDS = ("classifier", "generator")
 
 
-class UnsafeModelError(ValueError):
+class UnsafeModelError(UserInputError):
     """A model folder that would need pickle (or another unsupported flavour) to load."""
 
 
@@ -49,7 +50,7 @@ def read_model_folder(path: str | Path) -> ModelFolder:
 
     root = Path(path)
     if not (root / "MLmodel").is_file():
-        raise FileNotFoundError(f"{root} is not an MLflow model folder (no MLmodel file); run `mritune pull` first")
+        raise MissingInputError(f"{root} is not an MLflow model folder (no MLmodel file); run `mritune pull` first")
     mlmodel = yaml.safe_load((root / "MLmodel").read_text()) or {}
     pyfunc = _checked_pyfunc_flavor(mlmodel, root)
     _refuse_pickle_files(root)
@@ -98,7 +99,7 @@ def _artifact_path(pyfunc: dict, root: Path, name: str, suffix: str) -> Path:
     if not relative or path.suffix != suffix or root.resolve() not in path.parents:
         raise UnsafeModelError(f"refusing model at {root}: artifact {name!r} is not a {suffix} file inside it")
     if not path.is_file():
-        raise FileNotFoundError(f"model at {root} is incomplete: {relative} is missing; pull it again")
+        raise MissingInputError(f"model at {root} is incomplete: {relative} is missing; pull it again")
     return path
 
 
@@ -129,7 +130,21 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if path.suffix != ".keras":
         raise UnsafeModelError(f"{path} is not a native .keras file; only .keras models are loaded (safe_mode)")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        # safe_mode refuses code carried in the file (a Lambda layer's Python function): the file is hostile or
+        # was saved outside mritune; either way it is refused, in one line, before anything runs it.
+        if "safe_mode" not in str(exc):
+            raise
+        reason = str(exc).split(". ", 1)[0]
+        raise UnsafeModelError(f"refusing model {path}: Keras safe_mode refused it ({reason})") from None
+
+
+def check_model_loads(folder: ModelFolder) -> None:
+    """Load the folder's ``.keras`` file once with safe_mode, so that a hostile model is refused when it arrives
+    (``mritune pull``) and not only when it is first used; raises UnsafeModelError."""
+    load_keras_model(folder.keras_path)
 
 
 def compiled_inference(keras_model, sample_shape: tuple[int, ...]):

@@ -20,6 +20,7 @@ _CODE_TEMPLATE = '''"""MLflow models-from-code entry point, written by mritune.d
 import mlflow
 
 from mritune.deploy.{module} import {factory}
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 mlflow.models.set_model({factory}())
 '''
@@ -102,9 +103,9 @@ def _log_code_model(*, name, module, factory, keras_path, config, signature, inp
 def _check_keras_file(keras_path: str) -> None:
     path = Path(keras_path)
     if path.suffix != ".keras":
-        raise ValueError(f"{keras_path} is not a native Keras file; save the model as .keras")
+        raise UserInputError(f"{keras_path} is not a native Keras file; save the model as .keras")
     if not path.is_file():
-        raise FileNotFoundError(f"Keras model file {keras_path} does not exist")
+        raise MissingInputError(f"Keras model file {keras_path} does not exist")
 
 
 def _blank_image_example(image_size: int):

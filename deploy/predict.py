@@ -14,6 +14,7 @@ import numpy as np
 
 from mritune.deploy.pyfunc_classifier import DEFAULT_BATCH_SIZE, PROB_PREFIX, ClassifierPredictor
 from mritune.trainables.data.preprocess import IMAGE_SUFFIXES, ImageDecodeError
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -60,7 +61,7 @@ def predict_paths(
 ) -> list[ImagePrediction]:
     """Decode and predict in batches, keeping the input order; a file that fails to decode gets an error row."""
     if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     results: list[ImagePrediction] = []
     for start in range(0, len(paths), batch_size):
         results.extend(_predict_batch(paths[start : start + batch_size], predictor))
@@ -99,7 +100,7 @@ def predictions_text(predictions: Iterable[ImagePrediction], *, class_names: Seq
     if fmt == "json":
         return json.dumps(records, indent=2) + "\n"
     if fmt != "csv":
-        raise ValueError(f"unknown output format {fmt!r}; use csv or json")
+        raise UserInputError(f"unknown output format {fmt!r}; use csv or json")
     columns = ["path", "class"] + [PROB_PREFIX + c for c in class_names] + ["error"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -110,7 +111,7 @@ def predictions_text(predictions: Iterable[ImagePrediction], *, class_names: Seq
 
 def output_format(out: Path) -> str:
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--out {out} must end in .csv or .json")
+        raise UserInputError(f"--out {out} must end in .csv or .json")
     return out.suffix.lower().lstrip(".")
 
 
@@ -151,7 +152,7 @@ def run_predict(
     fmt = output_format(out) if out is not None else "csv"  # checked before the slow model load
     paths, missing = collect_image_paths(inputs)
     if not paths:
-        raise FileNotFoundError(f"no image files found in {', '.join(inputs)}")
+        raise MissingInputError(f"no image files found in {', '.join(inputs)}")
     with open_model(model, tracking_uri=tracking_uri) as (folder, _description):
         predictor = ClassifierPredictor.from_folder(folder)
     predictions = missing + predict_paths(paths, predictor, batch_size=batch_size)

@@ -26,6 +26,7 @@ from mritune.deploy.model_files import (
     read_config,
 )
 from mritune.trainables.data.preprocess import ImageDecodeError, decode_image
+from mritune.trainables.errors import UserInputError
 
 PROB_PREFIX = "prob_"
 # MLflow sets this in its scoring server; file paths are then refused so clients cannot probe the server's disk.
@@ -39,9 +40,9 @@ class ClassifierPredictor:
     def __init__(self, *, keras_model: Any, image_size: int, class_names: Sequence[str]) -> None:
         expected_input = (image_size, image_size, 1)
         if tuple(keras_model.input_shape[1:]) != expected_input:
-            raise ValueError(f"classifier input shape {keras_model.input_shape[1:]} is not {expected_input}")
+            raise UserInputError(f"classifier input shape {keras_model.input_shape[1:]} is not {expected_input}")
         if keras_model.output_shape[-1] != len(class_names):
-            raise ValueError(
+            raise UserInputError(
                 f"classifier has {keras_model.output_shape[-1]} outputs but {len(class_names)} class names"
             )
         self.keras_model = keras_model
@@ -52,7 +53,7 @@ class ClassifierPredictor:
     @classmethod
     def from_folder(cls, folder: ModelFolder) -> ClassifierPredictor:
         if folder.kind != "classifier":
-            raise ValueError(f"{folder.path} holds a {folder.kind}, not a classifier")
+            raise UserInputError(f"{folder.path} holds a {folder.kind}, not a classifier")
         return cls(
             keras_model=load_keras_model(folder.keras_path),
             image_size=folder.image_size,
@@ -73,7 +74,7 @@ class ClassifierPredictor:
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
         if images.ndim != 3 or images.shape[1:] != (self.image_size, self.image_size):
-            raise ValueError(f"expected images of shape (N, {self.image_size}, {self.image_size}), got {images.shape}")
+            raise UserInputError(f"expected images of shape (N, {self.image_size}, {self.image_size}), got {images.shape}")
         if len(images) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         batches = []
@@ -118,12 +119,12 @@ def image_sources(model_input: Any, *, allow_paths: bool) -> list:
         model_input = pd.DataFrame(model_input)
     if isinstance(model_input, pd.DataFrame):
         if "image" not in model_input.columns:
-            raise ValueError(f"input has columns {list(model_input.columns)}; expected a column 'image'")
+            raise UserInputError(f"input has columns {list(model_input.columns)}; expected a column 'image'")
         values = list(model_input["image"])
     elif isinstance(model_input, (list, tuple)):
         values = list(model_input)
     else:
-        raise ValueError(f"unsupported input {type(model_input).__name__}; pass a DataFrame with column 'image'")
+        raise UserInputError(f"unsupported input {type(model_input).__name__}; pass a DataFrame with column 'image'")
     return [_source_from_value(i, v, allow_paths) for i, v in enumerate(values)]
 
 

@@ -21,6 +21,7 @@ from mritune.deploy.model_files import (
     load_keras_model,
     read_config,
 )
+from mritune.trainables.errors import UserInputError
 
 MAX_SAMPLES = 4096
 SAMPLE_BATCH_SIZE = 64
@@ -31,10 +32,10 @@ class GeneratorSampler:
 
     def __init__(self, *, keras_model: Any, latent_dim: int, image_size: int) -> None:
         if tuple(keras_model.input_shape[1:]) != (latent_dim,):
-            raise ValueError(f"generator input shape {keras_model.input_shape[1:]} is not ({latent_dim},)")
+            raise UserInputError(f"generator input shape {keras_model.input_shape[1:]} is not ({latent_dim},)")
         if tuple(keras_model.output_shape[1:]) != (image_size, image_size, 1):
             expected = (image_size, image_size, 1)
-            raise ValueError(f"generator output shape {keras_model.output_shape[1:]} is not {expected}")
+            raise UserInputError(f"generator output shape {keras_model.output_shape[1:]} is not {expected}")
         self.keras_model = keras_model
         self.latent_dim = int(latent_dim)
         self.image_size = int(image_size)
@@ -43,7 +44,7 @@ class GeneratorSampler:
     @classmethod
     def from_folder(cls, folder: ModelFolder) -> GeneratorSampler:
         if folder.kind != "generator":
-            raise ValueError(f"{folder.path} holds a {folder.kind}, not a generator; pass a mritune-dcgan model")
+            raise UserInputError(f"{folder.path} holds a {folder.kind}, not a generator; pass a mritune-dcgan model")
         return cls(
             keras_model=load_keras_model(folder.keras_path),
             latent_dim=int(folder.config["latent_dim"]),
@@ -53,7 +54,7 @@ class GeneratorSampler:
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """``n`` images as uint8 (n, S, S); the same seed gives the same images."""
         if not 1 <= n <= MAX_SAMPLES:
-            raise ValueError(f"n must be between 1 and {MAX_SAMPLES}, got {n}")
+            raise UserInputError(f"n must be between 1 and {MAX_SAMPLES}, got {n}")
         noise = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
         chunks = [self._infer(noise[start : start + SAMPLE_BATCH_SIZE]) for start in range(0, n, SAMPLE_BATCH_SIZE)]
         return to_uint8(np.concatenate(chunks, axis=0)[..., 0])
@@ -64,7 +65,7 @@ class GeneratorSampler:
 
         frame = pd.DataFrame(model_input) if not isinstance(model_input, pd.DataFrame) else model_input
         if "n" not in frame.columns:
-            raise ValueError(f"input has columns {list(frame.columns)}; expected 'n' and optionally 'seed'")
+            raise UserInputError(f"input has columns {list(frame.columns)}; expected 'n' and optionally 'seed'")
         records = []
         for row_index, row in enumerate(frame.to_dict("records")):
             seed = row.get("seed")

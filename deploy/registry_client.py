@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from mritune.deploy.model_files import ModelFolder, read_model_folder
+from mritune.deploy.model_files import ModelFolder, check_model_loads, read_model_folder
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 DEFAULT_ALIAS = "champion"
 METADATA_FILE = "metadata.json"
@@ -26,7 +27,7 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?:@(?P<alias>{_NAME})|/(?P<version>\d+))?$")
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(MissingInputError):
     """The registry has no such model, alias or version."""
 
 
@@ -67,13 +68,13 @@ def parse_model_ref(text: str) -> ModelRef | Path:
         if (path / "MLmodel").is_file():
             return path
         if _REFERENCE.match(text) is None:  # a folder named like a registered model may still mean the model
-            raise FileNotFoundError(f"{text} is not a model folder (no MLmodel file); run `mritune pull` first")
+            raise MissingInputError(f"{text} is not a model folder (no MLmodel file); run `mritune pull` first")
     bare = text.removeprefix("models:/")
     match = _REFERENCE.match(bare)
     if match is None:
         if bare == text and ("/" in text or text.startswith(".")):
-            raise FileNotFoundError(f"model folder {text} does not exist (and it is not a registry reference)")
-        raise ValueError(
+            raise MissingInputError(f"model folder {text} does not exist (and it is not a registry reference)")
+        raise UserInputError(
             f"bad model reference {text!r}; use models:/NAME@ALIAS, models:/NAME/VERSION, NAME, "
             "or a folder written by `mritune pull`"
         )
@@ -186,7 +187,8 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
         ModelNotFoundError: The registry has no such model, alias or version (the message says which).
         TrackingServerUnreachable: An http(s) tracking server does not answer.
         FileNotFoundError: A SQLite tracking store or a local model folder does not exist.
-        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded).
+        UnsafeModelError: The model would need pickle to load (only native ``.keras`` inside a pyfunc is loaded),
+            or its ``.keras`` file carries code that Keras' safe_mode refuses (a Lambda layer).
 
     Example:
         >>> pull("mritune-classifier@champion", out_dir="models/classifier")  # doctest: +SKIP
@@ -194,15 +196,16 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
     """
     ref = parse_model_ref(reference)
     if isinstance(ref, Path):
-        raise ValueError(f"{reference} is a local folder; pull takes a registry reference such as NAME@champion")
+        raise UserInputError(f"{reference} is a local folder; pull takes a registry reference such as NAME@champion")
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"{out_dir} is not empty; choose a new folder or pass --force to replace it")
+        raise UserInputError(f"{out_dir} is not empty; choose a new folder or pass --force to replace it")
     info = resolve_version(ref, tracking_uri=resolve_tracking_uri(tracking_uri))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.pull-", dir=out_dir.parent))
     try:
         folder = download_version(info, staging)
+        check_model_loads(folder)  # predict and serve load it the same way; a hostile file never reaches out_dir
         record = pull_metadata(info, folder)
         (folder.path / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():

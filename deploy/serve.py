@@ -20,6 +20,7 @@ import numpy as np
 
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor, decode_base64
 from mritune.trainables.data.preprocess import ImageDecodeError
+from mritune.trainables.errors import UserInputError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
@@ -229,7 +230,7 @@ def run_server(
     from mritune.deploy.registry_client import open_model
 
     if not 0 < port < 65536:
-        raise ValueError(f"--port {port} is not a TCP port (1..65535)")
+        raise UserInputError(f"--port {port} is not a TCP port (1..65535)")
     with open_model(model, tracking_uri=tracking_uri) as (folder, description):
         predictor = ClassifierPredictor.from_folder(folder)
     # Trace the inference graph now, so the first client does not wait for it.

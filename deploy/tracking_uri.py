@@ -17,12 +17,13 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from mritune.trainables.errors import MissingInputError, ServiceUnavailable
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 HEALTH_TIMEOUT_S = 3.0
 
 
-class TrackingServerUnreachable(ConnectionError):
+class TrackingServerUnreachable(ServiceUnavailable):
     """The MLflow tracking server does not answer."""
 
 
@@ -83,7 +84,7 @@ def check_tracking_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIM
     elif sqlite_must_exist and tracking_uri.startswith("sqlite:///"):
         database = Path(tracking_uri.removeprefix("sqlite:///"))
         if not database.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no MLflow database at {database} (tracking URI {tracking_uri}); pass --tracking-uri "
                 "or set MLFLOW_TRACKING_URI"
             )

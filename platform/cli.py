@@ -12,7 +12,7 @@ import sys
 import typer
 
 from mritune.platform import cli_data, cli_deploy, cli_jobs, cli_search, cli_train
-from mritune.platform.errors import first_line
+from mritune.platform.errors import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
     name="mritune",
@@ -25,22 +25,22 @@ app = typer.Typer(
 for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_deploy):
     _module.register(app)
 
-# Errors that mean "the user's input or environment is wrong": shown as one line, never as a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    NotADirectoryError,
-    PermissionError,
-    ConnectionError,
-    ImportError,
-    TimeoutError,
-)
+
+_STATE = {"debug": False}  # set by --debug, read by main() after the command
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help=f"Show tracebacks of user errors too (or set {DEBUG_ENV}=1)."),
+) -> None:
+    if debug:
+        _STATE["debug"] = True
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: mritune's user errors as one line (exit 2), anything else with its traceback
+    (exit 70); ``--debug`` or ``MRITUNE_DEBUG=1`` shows the traceback of user errors too."""
     try:
         app()
-    except USER_ERRORS as exc:
-        typer.echo(f"error: {first_line(exc)}", err=True)
-        sys.exit(2)
+    except Exception as exc:  # every error ends here once, printed by its kind (platform/errors.py)
+        sys.exit(report_error(exc, debug=_STATE["debug"] or debug_enabled()))

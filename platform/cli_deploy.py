@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from mritune.trainables.errors import UserInputError
 
 MODEL_HELP = "models:/NAME@ALIAS, models:/NAME/VERSION, NAME (alias champion) or a folder written by `mritune pull`"
 TRACKING_HELP = "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)"
@@ -64,7 +65,7 @@ def serve_command(
     from mritune.deploy.serve import ServeLimits, run_server
 
     if max_request_mb <= 0:
-        raise ValueError(f"--max-request-mb must be positive, got {max_request_mb}")
+        raise UserInputError(f"--max-request-mb must be positive, got {max_request_mb}")
     limits = ServeLimits(max_request_bytes=int(max_request_mb * 1024 * 1024))
     run_server(model=model, host=host, port=port, tracking_uri=tracking_uri, limits=limits)
 

@@ -40,12 +40,14 @@ def search_command(
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import run_search
 
-    print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose))
+    _exit_with(print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose)))
 
 
 def resume_command(
-    search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
-    storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
+    search: str = typer.Argument(..., help="The search's folder, its spec YAML, or its name (newest folder of it)"),
+    storage_path: Optional[str] = typer.Option(
+        None, help="Where searches are stored (default: the spec's storage_path, else ./ray_results)"),
+    set_: list[str] = typer.Option([], "--set", help="Overrides for a spec file, as given to `mritune search`."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
@@ -53,7 +55,14 @@ def resume_command(
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import resume_search
 
-    print_outcome(resume_search(search, storage_path=storage_path, address=address, verbose=verbose))
+    _exit_with(print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_),
+                                           address=address, verbose=verbose)))
+
+
+def _exit_with(status: str) -> None:
+    """A search that ran but failed (every trial diverged) exits 1, so scripts and Ray Jobs see it."""
+    if status != "FINISHED":
+        raise typer.Exit(1)
 
 
 def quickstart_command(

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 
+from mritune.trainables.errors import UserInputError
 from mritune.trainables.tasks import get_task, task_names
 
 
@@ -36,7 +37,7 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
     for setting in settings:
         key, sep, raw = setting.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {setting!r}")
+            raise UserInputError(f"--set expects key=value, got {setting!r}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
@@ -48,7 +49,7 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
 def validated_config(task: str, config: dict[str, Any]) -> dict[str, Any]:
     """The task's complete config (defaults filled in); ValueError names an unknown task, key or bad value."""
     if task not in task_names():
-        raise ValueError(f"unknown training {task!r}; choose {' or '.join(task_names())}")
+        raise UserInputError(f"unknown training {task!r}; choose {' or '.join(task_names())}")
     return get_task(task).config_class.from_dict(config).to_dict()
 
 

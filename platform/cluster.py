@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from mritune.platform.errors import first_line
+from mritune.trainables.errors import AccessDenied, ServiceUnavailable, UserInputError
 
 # How long a TCP connect to the GCS may take before the address counts as unreachable.
 REACHABILITY_TIMEOUT_S = 3.0
@@ -71,7 +72,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None, runtime_env
     try:
         ray.init(address=target, runtime_env=runtime_env)
     except ConnectionError as exc:
-        raise ConnectionError(f"could not join the Ray cluster at {target}: {first_line(exc)}") from None
+        raise ServiceUnavailable(f"could not join the Ray cluster at {target}: {first_line(exc)}") from None
     return describe_cluster()
 
 
@@ -113,21 +114,21 @@ def describe_cluster() -> ClusterInfo:
 def check_resources(*, cpu: float, gpu: float, cluster: ClusterInfo) -> None:
     """Refuse a per-trial request no node can satisfy: Tune would otherwise leave the trials pending for ever."""
     if cpu < 0 or gpu < 0:
-        raise ValueError(f"resources: cpu ({cpu}) and gpu ({gpu}) per trial must be zero or more")
+        raise UserInputError(f"resources: cpu ({cpu}) and gpu ({gpu}) per trial must be zero or more")
     largest_cpu = max((node.cpu for node in cluster.nodes), default=0.0)
     largest_gpu = max((node.gpu for node in cluster.nodes), default=0.0)
     if gpu > 0 and cluster.total_gpu == 0:
-        raise ValueError(
+        raise UserInputError(
             f"resources.gpu: {gpu:g} GPU per trial requested but the cluster has no GPU; "
             "set resources.gpu: 0 or add GPU workers"
         )
     if gpu > largest_gpu:
-        raise ValueError(
+        raise UserInputError(
             f"resources.gpu: {gpu:g} GPUs per trial requested but the largest node has {largest_gpu:g}; "
             f"set resources.gpu to at most {largest_gpu:g} or add bigger GPU workers"
         )
     if cpu > largest_cpu:
-        raise ValueError(
+        raise UserInputError(
             f"resources.cpu: {cpu:g} CPUs per trial requested but the largest node has {largest_cpu:g}; "
             f"set resources.cpu to at most {largest_cpu:g} or add bigger workers"
         )
@@ -147,12 +148,12 @@ def require_remote_tracking(tracking_uri: str, cluster: ClusterInfo) -> None:
         "and pass --tracking-uri http://HOST:5000"
     )
     if parsed.scheme not in ("http", "https"):
-        raise ValueError(
+        raise UserInputError(
             f"tracking URI {tracking_uri!r} is local but the cluster has {cluster.num_nodes} nodes whose "
             f"trials cannot write it; use an MLflow server over HTTP: {how_to}"
         )
     if _is_loopback(parsed.hostname or "") and len(cluster.node_ips) > 1:
-        raise ValueError(
+        raise UserInputError(
             f"tracking URI {tracking_uri!r} points at this machine's loopback but nodes run on "
             f"{', '.join(sorted(cluster.node_ips))}; use an address the workers can reach: {how_to}"
         )
@@ -174,14 +175,14 @@ def _check_joinable(address: str) -> None:
     """Fail in seconds, with the fix, where ray.init would hang or retry for 20 s."""
     parsed = urlparse(address if "://" in address else f"gcs://{address}")
     if parsed.scheme in ("http", "https"):
-        raise ValueError(
+        raise UserInputError(
             f"--address {address} is a dashboard/job-submission URL; to run there use `mritune submit CONFIG "
             f"--address {address}`, or join the cluster with its GCS address HOST:6379"
         )
     if address == "auto":
         return
     if not parsed.hostname or not parsed.port:
-        raise ValueError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, the head's GCS address)")
+        raise UserInputError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, the head's GCS address)")
     _check_reachable(parsed.hostname, parsed.port, address)
     if parsed.scheme == "gcs":
         _check_gcs_auth(f"{parsed.hostname}:{parsed.port}")
@@ -192,7 +193,7 @@ def _check_reachable(host: str, port: int, address: str) -> None:
         with socket.create_connection((host, port), timeout=REACHABILITY_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise ConnectionError(
+        raise ServiceUnavailable(
             f"no Ray cluster reachable at {address} ({exc.strerror or exc}); start the head with "
             "`ray start --head` or check --address / RAY_ADDRESS"
         ) from None
@@ -206,7 +207,7 @@ def _check_gcs_auth(address: str) -> None:
     try:
         GcsClient(address=address)
     except AuthenticationError:
-        raise PermissionError(_token_advice(address)) from None
+        raise AccessDenied(_token_advice(address)) from None
 
 
 def _token_advice(address: str) -> str:

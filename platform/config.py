@@ -7,17 +7,19 @@ Unknown keys and bad values are rejected with the dotted path of the bad key (``
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mritune.search.factory import SCHEDULERS, SEARCHERS
+from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
+from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
 
 
-class SpecError(ValueError):
+class SpecError(UserInputError):
     """A search spec that cannot be used; the message names the key path."""
 
 
@@ -196,7 +198,53 @@ def parse_spec(raw: Any, *, source: str = "spec") -> SearchSpec:
     except ValidationError as exc:
         raise SpecError(f"{source}: {_first_error(exc)}") from None
     _check_trainable_keys(spec, source)
+    for check in (_check_search, _check_resources, _check_registry):
+        problem = check(spec)
+        if problem:
+            raise SpecError(f"{source}: {problem}")
     return spec
+
+
+def _check_search(spec: SearchSpec) -> str | None:
+    """The searcher's options and the scheduler's settings, as the factory will build them (no import of either)."""
+    try:
+        check_searcher_options(spec.search.algorithm, spec.search.options)
+    except ValueError as exc:
+        return f"search.options.{exc}"
+    scheduler = spec.scheduler
+    try:
+        check_scheduler_settings(scheduler.name, max_t=spec.epochs, grace_period=scheduler.grace_period,
+                                 reduction_factor=scheduler.reduction_factor)
+    except ValueError as exc:
+        where = "scheduler.max_t" if scheduler.max_t is not None else "trainable.epochs, the scheduler's max_t,"
+        return f"scheduler.{exc} ({where} is {spec.epochs})"
+    return None
+
+
+def _check_resources(spec: SearchSpec) -> str | None:
+    """Ray accepts fractions of one CPU or GPU, and whole numbers above one."""
+    for key in ("cpu", "gpu"):
+        value = getattr(spec.resources, key)
+        if value > 1 and not float(value).is_integer():
+            return f"resources.{key}: {value:g} is neither a fraction of one {key.upper()} nor a whole number"
+    return None
+
+
+# What MLflow's registry refuses (mlflow.utils.validation), checked before a search trains for nothing.
+_ALIAS_PATTERN = re.compile(r"^[\w\-]{1,255}$")
+_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+
+def _check_registry(spec: SearchSpec) -> str | None:
+    name = spec.model_name
+    if not name.strip() or any(char in name for char in "/:") or name == "." or name.startswith(".."):
+        return (f"registry.model_name: {name!r} is not a name MLflow's registry accepts "
+                "(not empty, no '/' or ':', not '.' or starting with '..')")
+    alias = spec.registry.alias
+    if not _ALIAS_PATTERN.match(alias) or _RESERVED_ALIAS.match(alias):
+        return (f"registry.alias: {alias!r} is not an alias MLflow accepts (letters, digits, '_' and '-'; "
+                "not 'latest' or v<number>)")
+    return None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -263,7 +311,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     """Read, override and validate a spec file."""
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"spec file {file} not found; pass a YAML file such as configs/classifier-quick.yaml")
+        raise MissingInputError(f"spec file {file} not found; pass a YAML file such as configs/classifier-quick.yaml")
     try:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:

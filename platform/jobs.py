@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mritune.platform.errors import first_line
+from mritune.trainables.errors import AccessDenied, ServiceUnavailable, UserInputError
 
 # How long one probe of the dashboard may take before the address counts as unreachable.
 HTTP_TIMEOUT_S = 5.0
@@ -35,12 +36,12 @@ def resolve_dashboard_address(address: str | None) -> str:
     if not candidate and os.environ.get("RAY_ADDRESS", "").startswith(("http://", "https://")):
         candidate = os.environ["RAY_ADDRESS"]
     if not candidate:
-        raise ValueError(
+        raise UserInputError(
             "no job-submission address; pass --address http://HEAD:8265 (the head's dashboard) "
             "or set RAY_API_SERVER_ADDRESS"
         )
     if not candidate.startswith(("http://", "https://")):
-        raise ValueError(
+        raise UserInputError(
             f"job-submission address {candidate!r} must be the dashboard URL, e.g. http://HEAD:8265 "
             "(not the GCS address HOST:6379)"
         )
@@ -73,12 +74,12 @@ def resolve_auth(address: str) -> dict[str, str]:
         return {}
     token = find_auth_token()
     if token is None:
-        raise PermissionError(f"the Ray cluster at {url} requires an authentication token and none was found; "
+        raise AccessDenied(f"the Ray cluster at {url} requires an authentication token and none was found; "
                               f"{TOKEN_HOW_TO}")
     headers = {"Authorization": f"Bearer {token}"}
     answer = _post(requests, url, "/api/authenticate", headers)
     if answer.status_code in (401, 403):
-        raise PermissionError(
+        raise AccessDenied(
             f"the Ray cluster at {url} rejected the authentication token from {_token_source()}; "
             "use the head's token (`ray get-auth-token` on the head prints it)"
         )
@@ -188,12 +189,12 @@ def _job_api_errors(url: str, job_id: str | None = None):
     try:
         yield
     except AuthenticationError as exc:
-        raise PermissionError(f"the Ray cluster at {url} refused the request ({first_line(exc)}); "
+        raise AccessDenied(f"the Ray cluster at {url} refused the request ({first_line(exc)}); "
                               f"{TOKEN_HOW_TO}") from None
     except RuntimeError as exc:
         text = first_line(exc)
         if job_id is not None and ("404" in text or "does not exist" in text):
-            raise ValueError(f"no job {job_id!r} on the Ray cluster at {url}; `ray job list` shows the ids")
+            raise UserInputError(f"no job {job_id!r} on the Ray cluster at {url}; `ray job list` shows the ids")
         raise
 
 
@@ -201,9 +202,9 @@ def _get(requests, url: str, endpoint: str):
     try:
         answer = requests.get(url + endpoint, timeout=HTTP_TIMEOUT_S)
     except requests.exceptions.RequestException as exc:
-        raise ConnectionError(_unreachable(url, exc)) from None
+        raise ServiceUnavailable(_unreachable(url, exc)) from None
     if answer.status_code != 200:
-        raise ConnectionError(
+        raise ServiceUnavailable(
             f"{url} answered HTTP {answer.status_code}; check --address, it must be the {_head_hint()}"
         )
     return answer
@@ -213,7 +214,7 @@ def _post(requests, url: str, endpoint: str, headers: dict[str, str]):
     try:
         return requests.post(url + endpoint, headers=headers, timeout=HTTP_TIMEOUT_S)
     except requests.exceptions.RequestException as exc:
-        raise ConnectionError(_unreachable(url, exc)) from None
+        raise ServiceUnavailable(_unreachable(url, exc)) from None
 
 
 def _unreachable(url: str, exc: BaseException) -> str:

@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 import typer
+from mritune.trainables.errors import MissingInputError
 
 # --fast: the quick specs' 960 images (14+ test images per class) at 32 px, fewer classifier epochs (rungs 2, 4,
 # final 8): a good configuration reached test macro-F1 0.6-0.67 at 6-10 epochs there, a full --fast run took ~1 min.
@@ -33,7 +34,7 @@ def packaged_config(name: str) -> Path:
         path = Path(folder) / name
         if path.is_file():
             return path
-    raise FileNotFoundError(f"packaged spec {name} is missing; reinstall mritune (pip install -e .)")
+    raise MissingInputError(f"packaged spec {name} is missing; reinstall mritune (pip install -e .)")
 
 
 def run_quickstart(*, fast: bool, tracking_uri: str | None, verbose: bool = False) -> list:

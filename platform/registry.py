@@ -5,7 +5,7 @@ among the checkpoints Ray kept, errored trials never), so the registered model i
 table ranks first, ASHA-stopped trials included. That checkpoint is evaluated once on the untouched test split
 (``trainables.evaluation``); its test metrics and plots go into the trial's run and onto the version's tags,
 with the epoch and the trial. The model is logged into the trial's run as a pyfunc (Keras native format inside).
-Promotion gate: alias ``champion`` moves to the new version only if its gate metric on the test split
+Promotion gate (``platform/promotion.py``, safe for concurrent registrations): alias ``champion`` moves to the new version only if its gate metric on the test split
 (classifier: test_macro_f1; DCGAN: test_swd) beats the current champion's on the same dataset fingerprint; when
 there is no champion it becomes champion; otherwise — worse, or a champion trained on other data, which cannot be
 compared — the new version gets ``challenger``.
@@ -16,18 +16,16 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from mritune.platform.config import SearchSpec
+from mritune.platform.promotion import PENDING, PROMOTION_TAG, promote
 from mritune.platform.ranking import TrialScore
 from mritune.platform.tracking import is_finite_number
 from mritune.platform.tracking_runs import trial_run_id
 from mritune.trainables.tasks import get_task
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +153,12 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
         # trial's run and in the logged model's metadata, where MLflow shows them.
         **{f"metric.{k}": repr(float(metrics[k])) for k in dict.fromkeys([spec.metric, gate_metric]) if k in metrics},
     }
-    version = mlflow.register_model(model_uri, spec.model_name, tags=tags).version
-    alias, previous, reason = decide_alias(
-        client, spec.model_name, fingerprint=fingerprint, value=metrics[gate_metric], metric=gate_metric,
-        mode=gate_mode, champion_alias=spec.registry.alias,
+    # Created pending: concurrent registrations into this model run the gate one at a time (platform/promotion.py).
+    version = mlflow.register_model(model_uri, spec.model_name, tags={**tags, PROMOTION_TAG: PENDING}).version
+    alias, previous, reason = promote(
+        client, spec.model_name, str(version), fingerprint=fingerprint, value=metrics[gate_metric],
+        metric=gate_metric, mode=gate_mode, champion_alias=spec.registry.alias,
     )
-    client.set_registered_model_alias(spec.model_name, alias, version)
-    client.set_model_version_tag(spec.model_name, version, "promotion", reason)
     client.update_model_version(spec.model_name, version, description=version_description(
         spec=spec, trial=trial, alias=alias, reason=reason, gate_metric=gate_metric, metrics=metrics))
     return Registration(
@@ -177,20 +174,3 @@ def version_description(*, spec, trial: TrialScore, alias: str, reason: str, gat
     return (f"Best checkpoint of search {spec.name} (trial {trial.trial_id}, epoch {trial.epoch}), chosen on "
             f"validation {chosen}. Test {gate_metric} {metrics[gate_metric]:.4g}. @{alias}: {reason}.")
 
-
-def decide_alias(client, model_name: str, *, fingerprint: str, value: float, metric: str, mode: str,
-                 champion_alias: str = CHAMPION) -> tuple[str, str | None, str]:
-    """(alias for the new version, the current champion's version or None, a one-line reason)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        champion = client.get_model_version_by_alias(model_name, champion_alias)
-    except MlflowException:
-        return champion_alias, None, f"no {champion_alias} yet"
-    if champion.tags.get("dataset_fingerprint") != fingerprint:
-        return CHALLENGER, str(champion.version), f"{champion_alias} v{champion.version} was trained on other data"
-    current = float(champion.tags.get(f"metric.{metric}", "nan"))
-    better = value > current if mode == "max" else value < current
-    if math.isnan(current) or better:
-        return champion_alias, str(champion.version), f"{metric} {value:.4g} beats v{champion.version}'s {current:.4g}"
-    return CHALLENGER, str(champion.version), f"{metric} {value:.4g} does not beat v{champion.version}'s {current:.4g}"

@@ -43,7 +43,8 @@ def ui_command(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
 
 
-def print_outcome(outcome) -> None:
+def print_outcome(outcome) -> str:
+    """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED)."""
     typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
     typer.echo(format_table(outcome.table, outcome.metric))
     typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
@@ -52,15 +53,18 @@ def print_outcome(outcome) -> None:
     ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
     typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
     typer.echo(f"                 then open {experiment_url(ui_url, outcome.experiment_id)}")
+    if outcome.status != "FINISHED":
+        typer.echo(f"Status:          {outcome.status}: {outcome.status_reason}")
     registration = outcome.registration
     if registration is None:
         typer.echo("Registry:        nothing registered (no trial that ended cleanly reported a finite score)")
-        return
+        return outcome.status
     typer.echo(
         f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
         f"({registration.reason})"
     )
     typer.echo(f"                 trial {registration.trial_id}, epoch {registration.epoch}: {test_summary(registration)}")
+    return outcome.status
 
 
 def test_summary(registration) -> str:

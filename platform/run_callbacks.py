@@ -3,7 +3,7 @@ and naming each run readably.
 
 A trial stopped by ASHA is ended by Ray without returning from the training function, so its MLflow run would
 stay RUNNING. The driver sees every trial's end and sets the final status: KILLED with ``stopped_by=asha`` for a
-scheduler stop before the last epoch, FAILED for an errored trial.
+scheduler stop before the last epoch, FAILED for an errored trial (``reporting.final_trial_status``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from mritune.platform.tracking import find_trial_run
+from mritune.trainables.reporting import ERRORED, STOPPED, final_trial_status
 
 TRIAL_NUMBER_TAG = "mritune.trial_number"  # the order Tune started the trials in, from 1 (TrialRunNamer)
 
@@ -24,23 +25,24 @@ class TrialRunCloser(Callback):
         self._scheduler = scheduler
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        last_epoch = int((trial.last_result or {}).get("training_iteration", 0))
-        stopped_early = last_epoch < self._epochs
-        self._close(trial.trial_id, "KILLED" if stopped_early else "FINISHED", stopped_early)
+        # Here a return and a scheduler stop look alike; a return has run every epoch, which the rule counts FINISHED.
+        self._close(trial, STOPPED)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial.trial_id, "FAILED", False)
+        self._close(trial, ERRORED)
 
-    def _close(self, trial_id: str, status: str, stopped_early: bool) -> None:
-        """The driver decides the final status: inside the trial, a scheduler stop at the last epoch
-        (ASHA stops every trial that reaches max_t) looks the same as one before it."""
+    def _close(self, trial, ending: str) -> None:
+        """The driver writes the final status by the trial process's own rule (``final_trial_status``): inside
+        the trial, Ray may kill the process before its observer ends the run."""
         from mlflow.tracking import MlflowClient
 
+        last_epoch = int((trial.last_result or {}).get("training_iteration", 0))
+        status = final_trial_status(ending, last_epoch=last_epoch, max_epochs=self._epochs)
         client = MlflowClient(self._tracking_uri)
-        run = find_trial_run(client, self._experiment_id, self._parent_run_id, trial_id)
+        run = find_trial_run(client, self._experiment_id, self._parent_run_id, trial.trial_id)
         if run is None:
             return  # the trial failed before its observer opened a run
-        if stopped_early and self._scheduler == "asha":
+        if status == "KILLED" and self._scheduler == "asha":
             client.set_tag(run.info.run_id, "stopped_by", "asha")
         if run.info.status != status:
             client.set_terminated(run.info.run_id, status=status)

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,10 @@ from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracki
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
+from mritune.trainables.errors import AccessDenied, MissingInputError
 
 STATE_FILE = "mritune_search.json"
+DEFAULT_STORAGE_PATH = SearchSpec.model_fields["storage_path"].default  # ./ray_results
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,9 @@ class SearchOutcome:
     mode: str
     table: list[dict[str, Any]]  # one row per trial, best first
     registration: Any  # mritune.platform.registry.Registration | None
+    # The parent run's final status: FINISHED, or FAILED when no trial produced a usable score (all diverged).
+    status: str = "FINISHED"
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
         The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
 
     Raises:
+        AccessDenied: ``storage_path`` cannot be created or written (read-only, full).
         TrackingServerUnreachable: An http(s) tracking server does not answer.
         FileNotFoundError: The dataset folder does not exist.
         ValueError: The dataset cannot be used, an address is malformed, the cluster lacks the resources a trial
@@ -106,12 +114,13 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
 
     # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
     # SQLite store is created on first use, so only a server is checked.
+    check_storage_writable(storage_root(spec.storage_path))
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     cluster = _connect_and_check(spec, address, uri, verbose=verbose)
     experiment_id = ensure_experiment(spec.experiment, uri)
-    experiment_path = Path(spec.storage_path).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = storage_root(spec.storage_path) / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     parent_run_id = tracking_runs.start_search_run(
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
@@ -122,16 +131,19 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
     return _fit_and_finish(context, tuner, dataset)
 
 
-def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", address: str | None = None,
-                  verbose: bool = False) -> SearchOutcome:
+def resume_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = (),
+                  address: str | None = None, verbose: bool = False) -> SearchOutcome:
     """Continue an interrupted search: finished trials are kept, errored ones resume from their checkpoints.
 
     The spec, tracking URI and MLflow ids come from the experiment folder's ``mritune_search.json``; runs the
     interruption left open are closed, and the search's parent run is reopened.
 
     Args:
-        name_or_path: The experiment folder, or a search name (its newest ``<storage_path>/<name>-<timestamp>``).
-        storage_path: Where to look for a search given by name.
+        search: The experiment folder; the search's spec file (its newest ``<storage_path>/<name>-<timestamp>``,
+            storage_path from the spec); or a search name (its newest folder under ``storage_path``).
+        storage_path: Where to look for a search given by name or spec; None: the spec's ``storage_path``, else
+            the default ``./ray_results``.
+        overrides: ``key=value`` overrides for a spec file, as given to the search (e.g. ``storage_path=...``).
         address: A Ray cluster, as for :func:`run_search`; None: ``RAY_ADDRESS``, else an embedded local Ray.
         verbose: As for :func:`run_search` (the trial workers' logs; Ray's tables are as the search left them).
 
@@ -139,21 +151,23 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
         As :func:`run_search`.
 
     Raises:
+        SpecError: The spec file, or the spec stored with the search, is not valid (nothing is started).
         FileNotFoundError: No such search folder, or it holds no Tune experiment state to resume.
         TrackingServerUnreachable: The search's http(s) tracking server does not answer.
         ValueError, ConnectionError: As for :func:`run_search`.
 
     Example:
-        >>> outcome = resume_search("classifier-quick", storage_path="./ray_results")  # doctest: +SKIP
+        >>> outcome = resume_search("configs/classifier-quick.yaml")  # doctest: +SKIP
     """
     from ray import tune
 
     from mritune.platform import tracking_runs
 
-    experiment_path = find_experiment(name_or_path, storage_path)
+    experiment_path = locate_search(search, storage_path=storage_path, overrides=overrides)
     state = json.loads((experiment_path / STATE_FILE).read_text())
     spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
     uri = state["tracking_uri"]
+    check_storage_writable(experiment_path)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
     _connect_and_check(spec, address, uri, verbose=verbose)
@@ -162,7 +176,7 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
     tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
     if not tune.Tuner.can_restore(str(experiment_path)):
-        raise FileNotFoundError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
+        raise MissingInputError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
     tuner = tune.Tuner.restore(
         str(experiment_path),
         trainable=_trainable(context, dataset),
@@ -173,17 +187,65 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     return _fit_and_finish(context, tuner, dataset)
 
 
+def storage_root(storage_path: str) -> Path:
+    """Where a spec's ``storage_path`` puts its searches: the one place a storage path becomes a location
+    (``run_search`` writes there, ``resume_search`` reads there)."""
+    return Path(storage_path).resolve()
+
+
+# Written and removed before a search starts: a storage that cannot take this cannot take a checkpoint either.
+_STORAGE_PROBE_BYTES = 1 << 20
+
+
+def check_storage_writable(root: Path) -> None:
+    """Refuse, before anything starts, a storage folder that cannot be created or written (read-only, full).
+
+    Raises:
+        AccessDenied: The folder cannot be created, or a 1 MiB probe file cannot be written there.
+    """
+    probe = root / f".mritune-write-probe-{os.getpid()}"
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as file:
+            file.write(b"\0" * _STORAGE_PROBE_BYTES)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        raise AccessDenied(f"storage_path {root} cannot hold the search's checkpoints ({exc.strerror or exc}); "
+                           "choose a writable folder with free space") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        for folder in created:  # leave nothing behind: a later check may still refuse the search
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def locate_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
+    """The experiment folder of a search given as its folder, its spec file or its name (see ``resume_search``)."""
+    direct = Path(search)
+    if (direct / STATE_FILE).is_file():
+        return direct.resolve()
+    if direct.suffix in (".yaml", ".yml") and direct.is_file():
+        from mritune.platform.config import load_spec
+
+        spec = load_spec(direct, overrides)
+        return find_experiment(spec.name, storage_path or spec.storage_path)
+    return find_experiment(search, storage_path or DEFAULT_STORAGE_PATH)
+
+
 def find_experiment(name_or_path: str, storage_path: str) -> Path:
     """A search folder given by path, or the newest `<storage>/<name>-<timestamp>` for a name."""
     direct = Path(name_or_path)
     if (direct / STATE_FILE).is_file():
         return direct.resolve()
-    root = Path(storage_path)
+    root = storage_root(storage_path)
     candidates = sorted(p for p in root.glob(f"{name_or_path}-*") if (p / STATE_FILE).is_file())
     if not candidates:
-        raise FileNotFoundError(
-            f"no search named {name_or_path!r} under {root.resolve()}; pass the search folder path "
-            f"(it holds {STATE_FILE}) or --storage-path"
+        raise MissingInputError(
+            f"no search named {name_or_path!r} under {root}; pass the search folder path "
+            f"(it holds {STATE_FILE}), its spec file, or --storage-path"
         )
     return candidates[-1].resolve()
 
@@ -314,7 +376,8 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
     except BaseException as exc:
         _end_unfinished_search(context, status="FAILED", reason=f"{type(exc).__name__}: {exc}")
         raise
-    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status="FINISHED")
+    tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status=outcome.status,
+                                 reason=outcome.status_reason)
     search_views.finish_search_views(context.spec, outcome)
     return outcome
 
@@ -341,10 +404,14 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
             spec=spec, ranked=ranked, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
             parent_run_id=context.parent_run_id, dataset=dataset,
         )
+    usable = any(score.registrable for score in ranked)
+    errored = sum(score.status == "ERROR" for score in ranked)
     return SearchOutcome(
         name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
-        mode=spec.mode, table=table, registration=registration,
+        mode=spec.mode, table=table, registration=registration, status="FINISHED" if usable else "FAILED",
+        status_reason=None if usable else (f"no trial produced a usable {spec.metric} ({errored} of {len(ranked)} "
+                                           "errored, e.g. diverged); nothing registered"),
     )
 
 

@@ -20,6 +20,10 @@ SEARCH_TAG = "mritune.search"
 ROLE_TAG = "mritune.role"
 WORKER_PID_TAG = "mritune.worker_pid"
 TRIAL_STARTED_TAG = "mritune.trial_started"  # when the trial's process started it (Unix seconds); the report's timeline
+# Set on a trial's run when a restarted process (Tune's retry after a crash, `mritune resume`) reopens it: the epoch
+# its checkpoint held, and how many epochs it had already logged past that (trained again, not logged again).
+RESTORED_FROM_TAG = "mritune.restored_from_epoch"
+EPOCHS_REDONE_TAG = "mritune.epochs_redone"
 
 logger = logging.getLogger(__name__)
 
@@ -86,18 +90,32 @@ class MlflowTrialObserverFactory:
         return MlflowTrialObserver(factory=self)
 
 
-class _SerialWorker:
-    """Runs calls one at a time, in order, on one thread; the first failure is raised to the caller's next call."""
+# Epochs a trial may train ahead of its MLflow logging (a slow or restarting tracking server) before it waits.
+MAX_PENDING_CALLS = 32
 
-    def __init__(self) -> None:
+
+class _SerialWorker:
+    """Runs calls one at a time, in order, on one thread; the first failure is raised to the caller's next call.
+
+    A bounded buffer: with ``max_pending`` calls queued, ``submit`` waits for the oldest, so a tracking server that
+    is down slows the trial instead of growing its memory or dropping a metric. Each call retries on its own
+    (MLflow's HTTP retry: ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` 7 with backoff factor 2, about 4 minutes); a call
+    that still fails fails the trial at its next epoch, loudly.
+    """
+
+    def __init__(self, *, max_pending: int = MAX_PENDING_CALLS) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         # Not a daemon thread: a worker process that exits normally still finishes the queued MLflow calls.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mritune-mlflow")
         self._pending: list = []
+        self._max_pending = max_pending
 
     def submit(self, function, *args) -> None:
         self.raise_failure()
+        if len(self._pending) >= self._max_pending:
+            self._pending[0].exception()  # wait for the oldest call; its failure is raised just below
+            self.raise_failure()
         self._pending.append(self._executor.submit(function, *args))
 
     def raise_failure(self) -> None:
@@ -135,8 +153,7 @@ class MlflowTrialObserver:
         self._run_id: str | None = None
         # A trial restored from an older checkpoint retrains epochs its run already has; they are not logged twice.
         self._logged_through_epoch = 0
-        self._epochs = 0
-        self._last_epoch = 0
+        self._reopened = False  # this process continues a run an earlier process of the same trial opened
         self._pending_open: tuple[dict, str] | None = None
         self._started_at = time.time()
 
@@ -149,12 +166,10 @@ class MlflowTrialObserver:
     def on_start(self, config: dict, trial_id: str) -> None:
         # The run opens with the first epoch (or the end), not here: a trial that the driver's last experiment-state
         # snapshot does not know yet (a reused actor starts the next trial at once) leaves no run if the driver dies.
-        self._epochs = int(config.get("epochs", 0))
         self._pending_open = (dict(config), trial_id)
         self._started_at = time.time()  # the run opens later, with the first epoch
 
     def on_epoch(self, report: EpochReport) -> None:
-        self._last_epoch = report.epoch
         opening = self._pending_open is not None
         self._call(self._log_epoch, report)
         if opening and self._worker is not None:
@@ -163,11 +178,8 @@ class MlflowTrialObserver:
             self._worker.wait()
 
     def on_end(self, status: str, result: TrainingResult | None, error: str | None) -> None:
-        """Ends the run; returns once every call before it reached MLflow (the trial's files may go after)."""
-        if status == "KILLED" and self._last_epoch >= self._epochs:
-            # ASHA also stops every trial that reaches max_t, after its last epoch: that trial finished. The
-            # driver's TrialRunCloser applies the same rule, so the two never write different statuses.
-            status, error = "FINISHED", None
+        """Ends the run with ``status`` as ``reporting.final_trial_status`` decided it; returns once every call
+        before it reached MLflow (the trial's files may go after)."""
         if self._worker is None:
             self._close(status, error)
             return
@@ -206,6 +218,7 @@ class MlflowTrialObserver:
         else:
             history = client.get_metric_history(self._run_id, "epoch")
             self._logged_through_epoch = max((int(m.step) for m in history), default=0)
+            self._reopened = True
 
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
@@ -221,6 +234,11 @@ class MlflowTrialObserver:
         import mlflow
 
         self._open_if_needed()
+        if self._reopened:
+            self._reopened = False
+            restored = report.epoch - 1  # the first epoch trained after the restart follows the checkpoint's
+            mlflow.set_tags({RESTORED_FROM_TAG: str(restored),
+                             EPOCHS_REDONE_TAG: str(max(0, self._logged_through_epoch - restored))})
         if report.epoch <= self._logged_through_epoch:
             return
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mritune.search.options import ACQUISITIONS, BAYESOPT_PENDING
 from mritune.search.searcher_base import UnitCubeSearcher, check_option
 from mritune.search.space import SearchSpace
 
-BAYESOPT_ACQUISITIONS = ("EI", "LCB", "MPI")
-BAYESOPT_PENDING = ("kriging_believer", "constant_liar")
+BAYESOPT_ACQUISITIONS = ACQUISITIONS
 
 
 class BayesOptSearch(UnitCubeSearcher):

@@ -7,8 +7,10 @@ Unknown names or options raise ``ValueError`` naming them and listing what is ac
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
+
+from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, PENDING_STRATEGIES, TARGET_TRANSFORMS, Option,
+                                    option_problem)
 
 # name -> (module, class): one registry that the spec schema, the factory and the docs read.
 _SEARCHER_CLASSES = {
@@ -17,10 +19,20 @@ _SEARCHER_CLASSES = {
     "random": ("mritune.search.random_searcher", "RandomSearch"),
     "tpe": ("mritune.search.optuna_searcher", "TPESearch"),  # Optuna TPE through Ray's OptunaSearch (peer baseline)
 }
+# name -> the options a spec may give it (search.options), checked at parse time without importing the searcher.
+# Keep in step with the constructors' keywords (tests/search/test_factory.py compares them).
+_COUNT = Option(minimum=1)
+SEARCHER_OPTIONS: dict[str, dict[str, Option]] = {
+    "gpyopt": {"n_initial_points": _COUNT, "acquisition": Option(choices=ACQUISITIONS),
+               "pending_strategy": Option(choices=PENDING_STRATEGIES),
+               "target_transform": Option(choices=TARGET_TRANSFORMS), "blas_threads": Option(nullable=True)},
+    "bayesopt": {"n_initial_points": _COUNT, "acquisition": Option(choices=ACQUISITIONS),
+                 "pending_strategy": Option(choices=BAYESOPT_PENDING), "blas_threads": Option(nullable=True)},
+    "random": {"n_initial_points": _COUNT, "blas_threads": Option(nullable=True)},
+    "tpe": {"n_initial_points": _COUNT},
+}
 SEARCHERS = tuple(_SEARCHER_CLASSES)
 SCHEDULERS = ("asha", "fifo")
-# Options the factory sets itself from its own keywords; users pass them as seed=/points_to_evaluate=.
-_FACTORY_KEYWORDS = {"space", "metric", "mode", "points_to_evaluate", "random_state_seed"}
 
 
 def _searcher_class(name: str):
@@ -34,8 +46,32 @@ def searcher_options(name: str) -> tuple[str, ...]:
     """The extra options a searcher accepts (beyond metric, mode, seed, max_concurrent, points_to_evaluate)."""
     if name not in SEARCHERS:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(SEARCHERS)}")
-    parameters = inspect.signature(_searcher_class(name).__init__).parameters
-    return tuple(p for p in parameters if p != "self" and p not in _FACTORY_KEYWORDS)
+    return tuple(SEARCHER_OPTIONS[name])
+
+
+def check_searcher_options(name: str, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` (``"<option>: <problem>"``) for an unknown searcher, option or option value.
+
+    Cheap: reads the declared options only, so the spec schema calls it before anything starts.
+    """
+    searcher_options(name)
+    problem = option_problem(name, SEARCHER_OPTIONS[name], options)
+    if problem:
+        raise ValueError(problem)
+
+
+def check_scheduler_settings(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> None:
+    """Raise ``ValueError`` for settings ``build_scheduler`` would refuse (checked at spec parse time too)."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+    if not isinstance(max_t, int) or max_t < 1:
+        raise ValueError(f"max_t: must be a positive integer (epochs), got {max_t!r}")
+    if name == "fifo":
+        return
+    if not isinstance(grace_period, int) or not 1 <= grace_period <= max_t:
+        raise ValueError(f"grace_period: must be an integer in [1, max_t={max_t}], got {grace_period!r}")
+    if not reduction_factor > 1:
+        raise ValueError(f"reduction_factor: must be > 1, got {reduction_factor!r}")
 
 
 def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None,
@@ -65,11 +101,7 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
         ...                           pending_strategy="kriging_believer")
         >>> tuner = Tuner(trainable, param_space=space, tune_config=TuneConfig(search_alg=searcher))  # doctest: +SKIP
     """
-    allowed = searcher_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for searcher {name!r}; "
-                         f"accepted: {', '.join(allowed)}")
+    check_searcher_options(name, options)
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
@@ -86,18 +118,11 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
 def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
                     metric: str | None = None, mode: str | None = None):
     """``asha`` (ray.tune.schedulers.ASHAScheduler) or ``fifo``; metric/mode may be left to TuneConfig."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
-    if not isinstance(max_t, int) or max_t < 1:
-        raise ValueError(f"max_t must be a positive integer (epochs), got {max_t!r}")
+    check_scheduler_settings(name, max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor)
     if name == "fifo":
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
-    if not isinstance(grace_period, int) or not 1 <= grace_period <= max_t:
-        raise ValueError(f"grace_period must be an integer in [1, max_t={max_t}], got {grace_period!r}")
-    if not reduction_factor > 1:
-        raise ValueError(f"reduction_factor must be > 1, got {reduction_factor!r}")
     if mode not in (None, "min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     from ray.tune.schedulers import ASHAScheduler

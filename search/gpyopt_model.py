@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ACQUISITIONS = ("EI", "LCB", "MPI")
-PENDING_STRATEGIES = ("kriging_believer", "constant_liar", "local_penalization")
-TARGET_TRANSFORMS = ("log", "standardize")
+from mritune.search.options import ACQUISITIONS, PENDING_STRATEGIES, TARGET_TRANSFORMS  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

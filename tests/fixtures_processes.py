@@ -257,14 +257,9 @@ def _mlflow_healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    """An `mlflow server` on 127.0.0.1 (SQLite backend, local artifact store); yields its http:// URL.
-
-    Shared by the whole session (starting it costs 20-90 s here): tests use experiment names of their own.
-    """
-    root = tmp_path_factory.mktemp("mlflow-server")
-    (port,) = free_ports(1)
+def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
+    """An `mlflow server` on 127.0.0.1:``port`` over ``root``'s SQLite store and artifacts, answering /health;
+    started again with the same arguments it serves the same runs (a restart). Stop it with ``stop_session``."""
     url = f"http://127.0.0.1:{port}"
     command = [
         _console_script("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -276,7 +271,23 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     try:
         wait_until(lambda: _mlflow_healthy(url), timeout_s=MLFLOW_START_TIMEOUT_S, what="mlflow server coming up",
                    process=process, log=log)
-        yield url
+    except BaseException:
+        stop_session(process)
+        raise
+    return process
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """An `mlflow server` on 127.0.0.1 (SQLite backend, local artifact store); yields its http:// URL.
+
+    Shared by the whole session (starting it costs 20-90 s here): tests use experiment names of their own.
+    """
+    root = tmp_path_factory.mktemp("mlflow-server")
+    (port,) = free_ports(1)
+    process = start_mlflow_server(root, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_session(process)
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.reporting import TrainingResult
 
 STATE_FILE = "state.json"
@@ -33,10 +34,10 @@ def write_state(folder: str | Path, state: dict[str, Any]) -> None:
 def read_state(folder: str | Path, *, task: str) -> dict[str, Any]:
     path = Path(folder) / STATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a mritune checkpoint: {STATE_FILE} is missing")
+        raise MissingInputError(f"{folder} is not a mritune checkpoint: {STATE_FILE} is missing")
     state = json.loads(path.read_text())
     if state.get("task") != task:
-        raise ValueError(f"checkpoint {folder} is from a {state.get('task')!r} training, not {task!r}")
+        raise UserInputError(f"checkpoint {folder} is from a {state.get('task')!r} training, not {task!r}")
     return state
 
 
@@ -45,7 +46,7 @@ def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys:
     saved = state.get("config", {})
     for key in keys:
         if key in saved and saved[key] != config[key]:
-            raise ValueError(
+            raise UserInputError(
                 f"cannot resume: checkpoint has {key}={saved[key]!r} but the config asks for {config[key]!r}"
             )
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 from typing import Any, Mapping
+from mritune.trainables.errors import UserInputError
 
 
 def check_known_keys(config: Mapping[str, Any], cls: type, what: str) -> None:
     allowed = sorted(f.name for f in fields(cls))
     unknown = sorted(set(config) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown {what} config key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
+        raise UserInputError(f"unknown {what} config key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
 
 
 def as_int(key: str, value: Any, *, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise ValueError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
+        raise UserInputError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
     number = int(value)
     if not low <= number <= high:
-        raise ValueError(f"{key} must be an integer in [{low}, {high}], got {number}")
+        raise UserInputError(f"{key} must be an integer in [{low}, {high}], got {number}")
     return number
 
 
@@ -32,12 +33,12 @@ def as_float(
 ) -> float:
     interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{key} must be a number in {interval}, got {value!r}")
+        raise UserInputError(f"{key} must be a number in {interval}, got {value!r}")
     number = float(value)
     too_low = number <= low if low_open else number < low
     too_high = number >= high if high_open else number > high
     if too_low or too_high:
-        raise ValueError(f"{key} must be a number in {interval}, got {number}")
+        raise UserInputError(f"{key} must be a number in {interval}, got {number}")
     return number
 
 
@@ -50,7 +51,7 @@ def as_choice(key: str, value: Any, allowed: tuple) -> Any:
             if math.isclose(float(value), option, rel_tol=1e-6):
                 return option
     shown = ", ".join(str(option) for option in allowed)
-    raise ValueError(f"{key} must be one of {shown}, got {value!r}")
+    raise UserInputError(f"{key} must be one of {shown}, got {value!r}")
 
 
 def as_bool(key: str, value: Any) -> bool:
@@ -60,4 +61,4 @@ def as_bool(key: str, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.strip().lower() in ("true", "yes", "1")
-    raise ValueError(f"{key} must be true or false, got {value!r}")
+    raise UserInputError(f"{key} must be true or false, got {value!r}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def evaluate_checkpoint(folder: str | Path, data: MRIDataset, *, out_dir: str | 
     state = json.loads((folder / "state.json").read_text())
     task = state.get("task")
     if task not in task_names():
-        raise ValueError(f"checkpoint {folder} is of unknown task {task!r}; expected one of {list(task_names())}")
+        raise UserInputError(f"checkpoint {folder} is of unknown task {task!r}; expected one of {list(task_names())}")
     return get_task(task).checkpoint_evaluator()(folder, state, data, out_dir)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
+from mritune.trainables.errors import UserInputError
 
 Direction = Literal["min", "max"]
 
@@ -108,7 +109,7 @@ def get_task(name: str) -> Task:
     """
     _load_builtin_tasks()
     if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))}")
+        raise UserInputError(f"unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))}")
     return _TASKS[name]
 
 

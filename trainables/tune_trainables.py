@@ -7,8 +7,8 @@ from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported with i
 observer (if any) sees on_start / on_epoch / on_end.
 
 A trial stopped early by the scheduler (ASHA) is ended by Ray inside ``tune.report`` (``sys.exit(0)``): its
-observer then gets on_end("KILLED", ...) if Ray lets the thread run that far (best effort; the driver's
-TrialRunCloser writes the same status).
+observer then gets on_end with the status ``reporting.final_trial_status`` decides (KILLED before the last epoch)
+if Ray lets the thread run that far (best effort; the driver's TrialRunCloser applies the same rule).
 
 Reused actors (``TuneConfig(reuse_actors=True)``): one worker process runs trial after trial, each in a fresh
 thread. Ray's ``FunctionTrainable.reset_config`` stops the previous trial's thread (the ``sys.exit`` above) and
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from mritune.trainables.data.dataset import MRIDataset
-from mritune.trainables.reporting import EpochReport, TrainingResult, TrialObserver
+from mritune.trainables.reporting import (ERRORED, RETURNED, STOPPED, EpochReport, TrainingResult, TrialObserver,
+                                         final_trial_status)
 from mritune.trainables.tasks import get_task
 
 # Seconds Ray waits for a stopped trial's thread before giving up on reusing its actor: the thread still closes
@@ -64,22 +65,19 @@ def make_trainable(
         if observer:
             observer.on_start(dict(config), tune.get_context().get_trial_id())
         workdir = Path(tempfile.mkdtemp(prefix=f"mritune-{task}-trial-"))
+        ending = _TrialEnding(observer=observer, max_epochs=int(config.get("epochs", 0)))
         try:
             try:
-                result = _run(task, config, data, workdir, observer)
+                result = _run(task, config, data, workdir, ending)
             except SystemExit:
-                # Ray ends a trial stopped by the scheduler (ASHA) with sys.exit(0) inside tune.report: stopped
-                # before its last epoch, so KILLED, not FINISHED. Best effort: Ray may kill the process first (the
-                # platform's driver-side callback closes the run then).
-                if observer:
-                    observer.on_end("KILLED", None, "stopped early by the scheduler")
+                # Ray ends a trial stopped by the scheduler (ASHA) with sys.exit(0) inside tune.report. Best
+                # effort: Ray may kill the process first (the platform's driver-side callback closes the run then).
+                ending.end(STOPPED, None, "stopped early by the scheduler")
                 raise
             except Exception as exc:
-                if observer:
-                    observer.on_end("FAILED", None, f"{type(exc).__name__}: {exc}")
+                ending.end(ERRORED, None, f"{type(exc).__name__}: {exc}")
                 raise  # Tune marks the trial ERROR
-            if observer:
-                observer.on_end("FINISHED", result, None)  # result's files still exist here
+            ending.end(RETURNED, result, None)  # result's files still exist here
         finally:
             # Tune has copied every reported checkpoint to its storage by now; the local copies can go.
             shutil.rmtree(workdir, ignore_errors=True)
@@ -89,7 +87,27 @@ def make_trainable(
     return trainable
 
 
-def _run(task: str, config: dict, data: MRIDataset, workdir: Path, observer: TrialObserver | None) -> TrainingResult:
+class _TrialEnding:
+    """The trial's observer and its last reported epoch, so its final status follows ``final_trial_status``."""
+
+    def __init__(self, *, observer: TrialObserver | None, max_epochs: int) -> None:
+        self.observer = observer
+        self.max_epochs = max_epochs
+        self.last_epoch = 0
+
+    def epoch(self, report: EpochReport) -> None:
+        self.last_epoch = report.epoch
+        if self.observer:
+            self.observer.on_epoch(report)
+
+    def end(self, ending: str, result: TrainingResult | None, error: str | None) -> None:
+        if self.observer is None:
+            return
+        status = final_trial_status(ending, last_epoch=self.last_epoch, max_epochs=self.max_epochs)
+        self.observer.on_end(status, result, error if status != "FINISHED" else None)
+
+
+def _run(task: str, config: dict, data: MRIDataset, workdir: Path, ending: _TrialEnding) -> TrainingResult:
     from ray import tune
 
     resume_from = None
@@ -98,8 +116,7 @@ def _run(task: str, config: dict, data: MRIDataset, workdir: Path, observer: Tri
         resume_from = checkpoint.to_directory(str(workdir / "resume"))
 
     def report(epoch_report: EpochReport) -> None:
-        if observer:
-            observer.on_epoch(epoch_report)
+        ending.epoch(epoch_report)
         checkpoint_dir = epoch_report.checkpoint_dir
         saved = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(dict(epoch_report.metrics), checkpoint=saved)

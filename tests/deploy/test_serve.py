@@ -1,4 +1,5 @@
-"""`mritune serve` as a real process on a free port, over real HTTP: good, non-image and oversized requests."""
+"""`mritune serve` as a real process on a free port, over real HTTP: good, non-image, oversized and too-many-image
+requests (fault scenario 10: each refused with a reason, and the server keeps answering)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import requests
 
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
+from mritune.deploy.serve import ServeLimits
 from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, free_port, subprocess_env
 
@@ -99,6 +101,8 @@ def test_bad_payloads_get_4xx_with_a_reason_and_the_server_keeps_serving(server)
     good = {"inputs": {"image": [_b64(_png(np.zeros((32, 32), dtype=np.uint8)))]}}
     not_image = {"inputs": {"image": [_b64(b"just some text, not an image")]}}
     over_pixels = _png(np.zeros((4100, 4100), dtype=np.uint8))  # compresses to a small file, but 16.8 Mpx
+    tiny = _b64(_png(np.zeros((8, 8), dtype=np.uint8)))
+    too_many = {"inputs": {"image": [tiny] * (ServeLimits().max_images + 1)}}  # ~30 KB: under the byte limit
     cases = [
         (requests.post(f"{server}/invocations", json=not_image, timeout=30), 422, "not an image"),
         (requests.post(f"{server}/invocations", files=[("file", ("x.txt", b"hello", "text/plain"))], timeout=30),
@@ -107,6 +111,8 @@ def test_bad_payloads_get_4xx_with_a_reason_and_the_server_keeps_serving(server)
                        headers={"Content-Type": "application/json"}, timeout=30), 413, "over the limit"),
         (requests.post(f"{server}/invocations", files=[("file", ("big.png", over_pixels, "image/png"))], timeout=30),
          422, "over the limit of"),
+        (requests.post(f"{server}/invocations", json=too_many, timeout=30), 413,
+         f"{ServeLimits().max_images + 1} images is over the limit of {ServeLimits().max_images}"),
         (requests.post(f"{server}/invocations", data=b"{not json", headers={"Content-Type": "application/json"},
                        timeout=30), 400, "not valid JSON"),
         (requests.post(f"{server}/invocations", data=b"abc", headers={"Content-Type": "text/plain"}, timeout=30),

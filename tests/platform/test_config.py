@@ -47,6 +47,18 @@ def test_defaults_follow_the_task():
         ({"search.space.dropout": "{normal: [0, 1]}"}, "search.space"),
         ({"search.metric": "val_f2"}, "search.metric"),
         ({"trainable.optimiser": "adam"}, "trainable"),
+        # Checked here since issue 12, before any run exists (they used to fail after the parent run was opened).
+        ({"search.algorithm": "gpyopt", "search.options": "{xi: 0.1}"}, "search.options.xi: unknown option"),
+        ({"search.algorithm": "bayesopt", "search.options": "{pending_strategy: local_penalization}"},
+         "search.options.pending_strategy: must be one of kriging_believer, constant_liar"),
+        ({"search.options": "{n_initial_points: 0}"}, "search.options.n_initial_points"),
+        ({"scheduler.max_t": "3", "scheduler.grace_period": "5"}, "scheduler.grace_period: must be an integer in [1"),
+        ({"trainable.epochs": "2", "scheduler.grace_period": "4"}, "trainable.epochs, the scheduler's max_t, is 2"),
+        ({"scheduler.reduction_factor": "1"}, "scheduler.reduction_factor"),
+        ({"registry.model_name": "team/classifier"}, "registry.model_name: 'team/classifier'"),
+        ({"registry.model_name": "a:b"}, "registry.model_name"),
+        ({"registry.alias": "latest"}, "registry.alias"),
+        ({"resources.gpu": "1.5"}, "resources.gpu: 1.5"),
     ],
 )
 def test_bad_specs_name_the_key(change, path):
@@ -55,6 +67,12 @@ def test_bad_specs_name_the_key(change, path):
     message = str(error.value)
     assert path in message
     assert "\n" not in message
+
+
+def test_fifo_ignores_grace_period_and_fractional_resources_pass():
+    spec = parse_spec(minimal(**{"scheduler.name": "fifo", "scheduler.max_t": "2", "scheduler.grace_period": "5",
+                                 "resources.gpu": "0.25", "resources.cpu": "2"}))
+    assert (spec.scheduler.name, spec.resources.gpu) == ("fifo", 0.25)
 
 
 def test_data_needs_exactly_one_source():

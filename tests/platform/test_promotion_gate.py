@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.registry import CHALLENGER, CHAMPION, decide_alias
+from mritune.platform.promotion import CHALLENGER, CHAMPION, decide_alias
 
 
 @pytest.fixture()

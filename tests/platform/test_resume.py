@@ -1,4 +1,8 @@
-"""Kill the driver of a running search, resume it, and check nothing is run or recorded twice."""
+"""Kill the driver of a running search, resume it, and check nothing is run or recorded twice.
+
+Fault scenario 3 of issue 12: the driver SIGKILLed mid-search (GPyOpt; FIFO by default, ASHA in the slow run),
+then `mritune resume <spec file>` (found under the spec's storage_path); ends with the fault suite's checker.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,20 @@ from pathlib import Path
 
 import yaml
 
+import pytest
+
+from tests.faults.checker import assert_nothing_lost, tune_trial_ids
 from tests.fixtures_processes import wait_until
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 DEADLINE_S = 300
 
 
-def test_resume_after_killing_the_driver(tmp_path):
+@pytest.mark.parametrize("scheduler", ["fifo", pytest.param("asha", marks=pytest.mark.slow)])
+def test_resume_after_killing_the_driver(tmp_path, scheduler):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path, overrides=("search.num_samples=4", "scheduler.name=fifo"))
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=4", f"scheduler.name={scheduler}"))
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     env = {**os.environ, "MRITUNE_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -43,7 +51,9 @@ def test_resume_after_killing_the_driver(tmp_path):
         driver.wait()
     finished_ids = {run.info.run_id for run in done_before}
 
-    resumed = subprocess.run([mritune, "resume", spec.name, "--storage-path", spec.storage_path], cwd=tmp_path,
+    elsewhere = tmp_path / "elsewhere"  # resume finds the search under the spec's storage_path, not ./ray_results
+    elsewhere.mkdir()
+    resumed = subprocess.run([mritune, "resume", str(spec_file)], cwd=elsewhere,
                              env=env, capture_output=True, text=True, timeout=DEADLINE_S)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
@@ -66,3 +76,10 @@ def test_resume_after_killing_the_driver(tmp_path):
         if run.info.run_id in finished_ids:
             assert run.info.status == "FINISHED"
     assert "Registered:" in resumed.stdout
+    # The searcher's state came back from disk: no configuration was suggested twice.
+    suggested = [(run.data.params["learning_rate"], run.data.params["dense_units"]) for run in children]
+    assert len(set(suggested)) == len(suggested), suggested
+    [folder] = Path(spec.storage_path).glob(f"{spec.name}-*")
+    assert_nothing_lost(spec.tracking.uri, parents[0].info.run_id, trial_ids=tune_trial_ids(folder),
+                        parent_status="FINISHED", model_name=spec.model_name, search_metric=spec.metric,
+                        search_mode=spec.mode)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.search.factory import build_scheduler, build_searcher, searcher_options
+from mritune.search.factory import SEARCHERS, SEARCHER_OPTIONS, build_scheduler, build_searcher, searcher_options
 
 
 @pytest.mark.parametrize("name, cls", [("gpyopt", "GPyOptSearch"), ("bayesopt", "BayesOptSearch"),
@@ -29,10 +29,10 @@ def test_options_reach_the_searcher_and_max_concurrent_wraps():
 def test_unknown_searcher_and_options_are_named():
     with pytest.raises(ValueError, match="unknown searcher 'hyperopt'; expected one of gpyopt, bayesopt, random, tpe"):
         build_searcher("hyperopt", metric="m", mode="min")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) kappa, xi for searcher 'gpyopt'; accepted: .*"
+    with pytest.raises(ValueError, match=r"kappa: unknown option for searcher 'gpyopt'; accepted: .*"
                                          r"pending_strategy"):
         build_searcher("gpyopt", metric="m", mode="min", xi=0.1, kappa=2)
-    with pytest.raises(ValueError, match="pending_strategy must be one of"):
+    with pytest.raises(ValueError, match="pending_strategy: must be one of"):
         build_searcher("bayesopt", metric="m", mode="min", pending_strategy="local_penalization")
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
         build_searcher("random", metric="m", mode="maximize")
@@ -51,9 +51,9 @@ def test_build_asha_and_fifo():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "hyperband", "max_t": 5}, "unknown scheduler 'hyperband'; expected one of asha, fifo"),
-    ({"name": "asha", "max_t": 0}, "max_t must be a positive integer"),
-    ({"name": "asha", "max_t": 5, "grace_period": 6}, r"grace_period must be an integer in \[1, max_t=5\]"),
-    ({"name": "asha", "max_t": 5, "reduction_factor": 1}, "reduction_factor must be > 1"),
+    ({"name": "asha", "max_t": 0}, "max_t: must be a positive integer"),
+    ({"name": "asha", "max_t": 5, "grace_period": 6}, r"grace_period: must be an integer in \[1, max_t=5\]"),
+    ({"name": "asha", "max_t": 5, "reduction_factor": 1}, "reduction_factor: must be > 1"),
 ])
 def test_bad_scheduler_settings_are_named(kwargs, message):
     name = kwargs.pop("name")
@@ -73,5 +73,29 @@ def test_tpe_is_seeded_optuna_tpe_through_rays_adapter():
         return [searcher.suggest(f"t{i}") for i in range(3)]
 
     assert first_suggestions(1) == first_suggestions(1) != first_suggestions(2)
-    with pytest.raises(ValueError, match="n_initial_points must be a positive integer"):
+    with pytest.raises(ValueError, match="n_initial_points: must be an integer >= 1"):
         build_searcher("tpe", metric="loss", mode="min", n_initial_points=0)
+
+
+# Options the factory sets from its own keywords; model_settings is a Python object, not a spec value.
+_NOT_SPEC_OPTIONS = {"self", "space", "metric", "mode", "points_to_evaluate", "random_state_seed", "model_settings"}
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_declared_options_are_the_constructor_keywords(name):
+    """The spec is checked against SEARCHER_OPTIONS without importing the searcher: it must match the class."""
+    import importlib
+    import inspect
+
+    from mritune.search.factory import _SEARCHER_CLASSES
+
+    module, cls = _SEARCHER_CLASSES[name]
+    parameters = set(inspect.signature(getattr(importlib.import_module(module), cls).__init__).parameters)
+    assert set(SEARCHER_OPTIONS[name]) == parameters - _NOT_SPEC_OPTIONS
+
+
+@pytest.mark.parametrize("name, options", [("gpyopt", {"acquisition": "PI"}), ("bayesopt", {"n_initial_points": 0}),
+                                           ("gpyopt", {"target_transform": "sqrt"}), ("tpe", {"blas_threads": 1})])
+def test_a_value_the_declaration_refuses_the_constructor_refuses_too(name, options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        build_searcher(name, metric="m", mode="min", **options)

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from mritune.trainables.classifier.backbones import BACKBONE_NAMES, get_backbone, unused_searched_settings
 from mritune.trainables.config_validation import as_choice, as_float, as_int, check_known_keys
+from mritune.trainables.errors import UserInputError
 
 BACKBONES = BACKBONE_NAMES  # the registry in backbones.py
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
@@ -98,6 +99,6 @@ def _weights(key: str, value: Any) -> str:
     if value is None:
         return "none"
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key} must be none, imagenet or a path to a local weights file, got {value!r}")
+        raise UserInputError(f"{key} must be none, imagenet or a path to a local weights file, got {value!r}")
     text = value.strip()
     return text.lower() if text.lower() in ("none", "imagenet") else text

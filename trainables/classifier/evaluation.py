@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.errors import UserInputError
 from mritune.trainables.evaluation import Evaluation, load_model
 
 
@@ -49,7 +50,7 @@ def evaluate_classifier_checkpoint(folder: Path, state: dict[str, Any], data: MR
 
     check_dataset(data)
     if tuple(state.get("class_names", data.class_names)) != tuple(data.class_names):
-        raise ValueError(f"checkpoint {folder} was trained on classes {state['class_names']}, not the data's")
+        raise UserInputError(f"checkpoint {folder} was trained on classes {state['class_names']}, not the data's")
     model = load_model(folder / MODEL_FILE)
     images = as_model_input(resized(data.x_test, int(state["image_size"])))
     return classifier_test_evaluation(BatchPredictor(model=model, batch_size=64), images,

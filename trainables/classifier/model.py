@@ -19,6 +19,7 @@ from mritune.trainables.classifier.backbones import (
     get_backbone,
 )
 from mritune.trainables.classifier.config import ClassifierConfig
+from mritune.trainables.errors import MissingInputError, ServiceUnavailable, UserInputError
 
 # Batch-norm moving statistics. Keras' default momentum (0.99; MobileNetV2's 0.999) averages over ~100 (~1000)
 # steps, more than a quick search's few epochs of ~20 steps hold, and while the weights move fast even a
@@ -115,7 +116,7 @@ def _application(backbone: Backbone, config: ClassifierConfig):
         model = constructor(input_shape=(size, size, 3), include_top=False, weights=weights, pooling="avg", **extra)
     except Exception as exc:  # keras.utils.get_file raises a bare Exception wrapping the URLError
         if weights == "imagenet" and _is_download_failure(exc):
-            raise ConnectionError(
+            raise ServiceUnavailable(
                 f"could not download the ImageNet weights for {backbone.application} (no internet, and none in "
                 "the Keras cache ~/.keras/models); set weights to none or to the path of a local weights file"
             ) from exc
@@ -150,10 +151,10 @@ def _resolve_weights(weights: str) -> str | None:
         return "imagenet"
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
+        raise MissingInputError(f"weights file {weights} not found; set weights to none, imagenet or an existing file")
     # Keras reads both as weights only (HDF5 arrays; the .keras zip's weights file): no code, no pickle.
     if not path.name.endswith((".weights.h5", ".keras")):
-        raise ValueError(f"weights file {weights} must be a Keras .weights.h5 or .keras file")
+        raise UserInputError(f"weights file {weights} must be a Keras .weights.h5 or .keras file")
     return str(path)
 
 

@@ -30,6 +30,7 @@ from mritune.trainables.classifier.metrics import classification_metrics
 from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
 from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.errors import UserInputError
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 # Keys whose change makes a checkpoint's model unusable for the config.
@@ -109,7 +110,7 @@ def train_classifier(
     start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
-        raise ValueError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
+        raise UserInputError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
     if state is not None and start_epoch >= cfg.epochs:
         return finished_result(resume_from, state, MODEL_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))

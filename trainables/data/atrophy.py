@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from mritune.trainables.errors import MissingDependency
 
 # Axial slices (MNI z in mm) through the bodies of the lateral ventricles. A narrow band: the ventricles' size
 # changes so much from slice to slice that a wide band (0-20 mm) hid the disease effect behind the slice choice.
@@ -96,7 +97,7 @@ def _load_template_volumes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         from nilearn import datasets
     except ImportError as exc:  # nilearn is a core dependency, but say how to fix a broken install
-        raise ImportError("the synthetic dataset needs nilearn: pip install 'mritune'") from exc
+        raise MissingDependency("the synthetic dataset needs nilearn: pip install 'mritune'") from exc
     t1 = datasets.load_mni152_template(resolution=1).get_fdata(dtype=np.float32)
     gm = datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32)
     wm = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mritune.trainables.data.classes import KAGGLE_CLASSES, ClassList
 from mritune.trainables.data.preprocess import IMAGE_SUFFIXES
+from mritune.trainables.errors import MissingInputError, NotAFolder, UserInputError
 
 LAYOUT_CLASS_FOLDERS = "class-folders"
 LAYOUT_TRAIN_TEST = "train-test"
@@ -73,9 +74,9 @@ def discover(path: str | Path, classes: tuple[str, ...] | list[str] | None = Non
     expected = EXPECTED_LAYOUTS if named is None else _expected_named(named)
     given = Path(path).expanduser()
     if not given.exists():
-        raise FileNotFoundError(f"dataset path {given} does not exist: {expected}")
+        raise MissingInputError(f"dataset path {given} does not exist: {expected}")
     if not given.is_dir():
-        raise NotADirectoryError(f"dataset path {given} is not a folder: {expected}")
+        raise NotAFolder(f"dataset path {given} is not a folder: {expected}")
     class_list = named or KAGGLE_CLASSES
     root, layout = _find_root(given, named, expected)
     if layout == LAYOUT_TRAIN_TEST:
@@ -107,12 +108,12 @@ def _find_root(given: Path, named: ClassList | None, expected: str) -> tuple[Pat
             return found[0]
         if found:
             names = ", ".join(str(d) for d, _ in found)
-            raise ValueError(f"several datasets under {given} ({names}): pass one of them")
+            raise UserInputError(f"several datasets under {given} ({names}): pass one of them")
         level = [child for d in level for child in _visible(d) if child.is_dir()]
     if not any(_visible(given)):
-        raise ValueError(f"dataset folder {given} is empty: {expected}")
+        raise UserInputError(f"dataset folder {given} is empty: {expected}")
     what = "no known dataset layout" if named is None else "no folder of data.classes"
-    raise ValueError(f"{what} under {given}: {expected}")
+    raise UserInputError(f"{what} under {given}: {expected}")
 
 
 def _layout_of(folder: Path, named: ClassList | None) -> str | None:
@@ -143,17 +144,17 @@ def _list_class_folders(root: Path, folder: Path, split: str, classes: ClassList
         if name is None:
             ignored.append(_rel(root, child))
         elif name in by_class:
-            raise ValueError(f"folders {by_class[name].name!r} and {child.name!r} in {folder} are both class "
+            raise UserInputError(f"folders {by_class[name].name!r} and {child.name!r} in {folder} are both class "
                              f"{name}: merge or remove one")
         else:
             by_class[name] = child
     missing = [name for name in classes.names if name not in by_class]
     if missing:
-        raise ValueError(f"{folder} has no class folder for {', '.join(missing)}: {expected}")
+        raise UserInputError(f"{folder} has no class folder for {', '.join(missing)}: {expected}")
     for name, class_dir in by_class.items():
         found = _list_images(root, class_dir, classes.names.index(name), split, ignored)
         if not found:
-            raise ValueError(f"class folder {class_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserInputError(f"class folder {class_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         images += found
 
 

@@ -40,6 +40,7 @@ from mritune.trainables.data.discovery import (
     discover,
 )
 from mritune.trainables.data.preprocess import ImageDecodeError, decode_bytes, resize
+from mritune.trainables.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def stratified_split(labels: np.ndarray, *, val_fraction: float, test_fraction: 
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     if labels.size == 0:
-        raise ValueError("cannot split an empty dataset: no labels given")
+        raise UserInputError("cannot split an empty dataset: no labels given")
     pool = np.ones(len(labels), bool) if given_test is None else ~given_test
     parts: list[list[np.ndarray]] = [[], [], []]
     for label in np.unique(labels):
@@ -169,9 +170,9 @@ def _share(n: int, fraction: float) -> int:
 
 def _check_arguments(image_size: int, val_fraction: float, test_fraction: float) -> None:
     if not isinstance(image_size, (int, np.integer)) or not 8 <= image_size <= 1024:
-        raise ValueError(f"image_size {image_size!r} is out of range: use an integer from 8 to 1024")
+        raise UserInputError(f"image_size {image_size!r} is out of range: use an integer from 8 to 1024")
     if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be in [0, 1) with "
+        raise UserInputError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be in [0, 1) with "
                          "val_fraction > 0 and a sum below 1")
 
 
@@ -179,7 +180,7 @@ def _check_every_class_loaded(files: DatasetFiles, decoded: _Decoded) -> None:
     present = set(np.unique(decoded.labels).tolist())
     missing = [name for i, name in enumerate(files.class_names) if i not in present]
     if missing:
-        raise ValueError(f"no decodable image of class {', '.join(missing)} under {files.root} "
+        raise UserInputError(f"no decodable image of class {', '.join(missing)} under {files.root} "
                          f"({len(decoded.skipped)} files skipped as unreadable): replace the bad files")
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mritune.trainables.errors import UserInputError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 # A decoded image larger than this is refused before any resize: a guard for servers and odd files.
 MAX_PIXELS = 4096 * 4096
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(UserInputError):
     """A file or payload that is not a decodable image; the message says why."""
 
 

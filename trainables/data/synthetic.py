@@ -37,6 +37,7 @@ from mritune.trainables.data.atrophy import (
     template_slices,
 )
 from mritune.trainables.data.classes import CLASS_NAMES
+from mritune.trainables.errors import NotAFolder, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def class_counts(n: int) -> tuple[int, ...]:
     Up to QUICK_MAX_N images: QUICK_PROPORTIONS (40/30/20/10%); above: the original proportions (50/35/14/1%).
     """
     if n < MIN_IMAGES:
-        raise ValueError(f"--n {n} is too small: the synthetic dataset needs at least {MIN_IMAGES} images")
+        raise UserInputError(f"--n {n} is too small: the synthetic dataset needs at least {MIN_IMAGES} images")
     proportions = np.array(QUICK_PROPORTIONS if n <= QUICK_MAX_N else ORIGINAL_COUNTS, dtype=float)
     proportions /= proportions.sum()
     moderate = max(MIN_MODERATE, round(n * proportions[3]))
@@ -86,13 +87,13 @@ def synthesize_dataset(out_dir: str | Path, *, n: int = 6400, seed: int = 0, siz
     leaves half a dataset behind.
     """
     if not 32 <= size <= 512:
-        raise ValueError(f"--size {size} is out of range: use 32 to 512 pixels")
+        raise UserInputError(f"--size {size} is out of range: use 32 to 512 pixels")
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"--out {out_dir} is a file: give a folder (it is created if missing)")
+        raise NotAFolder(f"--out {out_dir} is a file: give a folder (it is created if missing)")
     root = out_dir / "Dataset"
     if root.exists():
-        raise ValueError(f"{root} already exists: choose another --out folder or delete it first")
+        raise UserInputError(f"{root} already exists: choose another --out folder or delete it first")
     out_dir.mkdir(parents=True, exist_ok=True)
     partial = out_dir / f".Dataset.partial-{uuid.uuid4().hex[:8]}"
     try:
@@ -259,5 +260,5 @@ def write_contact_sheet(root: Path, out_png: Path, *, per_class: int = 6) -> Pat
         rows += [label, np.hstack(tiles)]
     out_png.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out_png), np.vstack(rows)):
-        raise ValueError(f"could not write the preview {out_png}: use a .png path in a writable folder")
+        raise UserInputError(f"could not write the preview {out_png}: use a .png path in a writable folder")
     return out_png

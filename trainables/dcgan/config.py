@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from mritune.trainables.config_validation import as_bool, as_float, as_int, check_known_keys
+from mritune.trainables.errors import UserInputError
 
 IMAGE_SIZES = (32, 64, 128, 256)  # powers of two: the generator doubles from 8×8
 
@@ -62,5 +63,5 @@ class DCGANConfig:
 def _image_size(value: Any) -> int:
     size = as_int("image_size", value, low=IMAGE_SIZES[0], high=IMAGE_SIZES[-1])
     if size not in IMAGE_SIZES:
-        raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {size}")
+        raise UserInputError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {size}")
     return size

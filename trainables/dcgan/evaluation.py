@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mritune.trainables.data.dataset import MRIDataset
+from mritune.trainables.errors import UserInputError
 from mritune.trainables.evaluation import Evaluation, load_model
 
 # Fixed seeds: the same checkpoint evaluated twice gives the same numbers (the gate compares them across searches).
@@ -27,12 +28,12 @@ def generator_test_evaluation(generator, data: MRIDataset, *, image_size: int, l
     from mritune.trainables.dcgan.training import EVAL_IMAGES, to_unit_range, write_sample_grid
 
     if len(data.x_test) < 2:
-        raise ValueError("the DCGAN's test evaluation needs at least 2 test images")
+        raise UserInputError("the DCGAN's test evaluation needs at least 2 test images")
     real = to_unit_range(resized(data.x_test[:EVAL_IMAGES], image_size))
     noise = np.random.default_rng(_TEST_NOISE_SEED).standard_normal((len(real), latent_dim)).astype(np.float32)
     fake = np.asarray(generator.predict(noise, batch_size=64, verbose=0), dtype=np.float32)
     if not np.isfinite(fake).all():
-        raise ValueError("the generator produces NaN/inf images: it cannot be evaluated")
+        raise UserInputError("the generator produces NaN/inf images: it cannot be evaluated")
     metrics = {
         "test_swd": sliced_wasserstein_distance(fake, real, seed=_TEST_SWD_SEED),
         "test_ms_ssim_diversity": mean_ms_ssim(fake, seed=_TEST_SWD_SEED),

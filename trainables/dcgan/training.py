@@ -38,6 +38,7 @@ from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
 from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
+from mritune.trainables.errors import UserInputError
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
@@ -104,7 +105,7 @@ def train_dcgan(
     cfg = DCGANConfig.from_dict(config)
     check_dataset(data, need_test=False)
     if len(data.x_val) < 2:
-        raise ValueError("the DCGAN needs at least 2 validation images (held-out reals for SWD and MS-SSIM)")
+        raise UserInputError("the DCGAN needs at least 2 validation images (held-out reals for SWD and MS-SSIM)")
     real = to_unit_range(resized(data.x_train, cfg.image_size))
     held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))

@@ -1,0 +1,139 @@
+"""The promotion gate, safe when several searches register into one model name at once.
+
+Each registration creates its model version with the tag ``promotion=pending`` (in the same call, so the tag and
+the version appear together). Versions are numbered by the registry in creation order, so they form a queue: a
+registration waits until no lower-numbered version of the model is still pending, then reads the champion,
+compares, sets its alias, and only then replaces ``pending`` with its reason, which lets the next one go. Two
+registrations therefore never read the same champion and overwrite each other's decision. A version still pending
+after ``STALE_AFTER_S`` belongs to a registration that died mid-way; it no longer holds the queue. (Age counts from the version's creation, so a
+queue whose head waits longer than that — some eighty registrations into one name at the same moment, at the
+1.5 s per gate measured by benchmarks/reliability.py — would let the later ones overlap again.)
+
+Reading the champion fails closed: only "no such alias" / "no such model" means there is no champion; any other
+registry error (a server error, a permission error) stops the registration with a clear error and leaves every
+alias as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from mritune.trainables.errors import ServiceFailed
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PROMOTION_TAG = "promotion"  # "pending" until the gate has run, then its one-line reason
+PENDING = "pending"
+# A registration takes seconds from creating its version to setting its alias; a version pending for longer
+# was left by a registration that died, and no longer holds the queue.
+STALE_AFTER_S = 120.0
+_POLL_S = 0.2
+
+logger = logging.getLogger(__name__)
+
+
+def current_champion(client, model_name: str, champion_alias: str = CHAMPION):
+    """The version holding ``champion_alias``, or None when the model or the alias does not exist.
+
+    Raises:
+        ServiceFailed: Any other registry error (unreachable, permission, server error): the gate fails closed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, champion_alias)
+    except MlflowException as exc:
+        if _means_no_such_alias(exc):
+            return None
+        raise ServiceFailed(f"could not read {model_name}@{champion_alias} from the registry "
+                            f"({exc.error_code}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                            "nothing was promoted and the aliases are unchanged") from exc
+
+
+def _means_no_such_alias(exc) -> bool:
+    # MLflow answers a missing model with RESOURCE_DOES_NOT_EXIST and a missing alias with INVALID_PARAMETER_VALUE
+    # "Registered model alias champion not found." (SQL store and server alike).
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    message = str(exc).lower()
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and "not found" in message
+
+
+def decide_alias(client, model_name: str, *, fingerprint: str, value: float, metric: str, mode: str,
+                 champion_alias: str = CHAMPION) -> tuple[str, str | None, str]:
+    """(alias for the new version, the current champion's version or None, a one-line reason).
+
+    Raises:
+        ServiceFailed: The champion could not be read (see ``current_champion``).
+    """
+    champion = current_champion(client, model_name, champion_alias)
+    if champion is None:
+        return champion_alias, None, f"no {champion_alias} yet"
+    if champion.tags.get("dataset_fingerprint") != fingerprint:
+        return CHALLENGER, str(champion.version), f"{champion_alias} v{champion.version} was trained on other data"
+    current = float(champion.tags.get(f"metric.{metric}", "nan"))
+    better = value > current if mode == "max" else value < current
+    if math.isnan(current) or better:
+        return champion_alias, str(champion.version), f"{metric} {value:.4g} beats v{champion.version}'s {current:.4g}"
+    return CHALLENGER, str(champion.version), f"{metric} {value:.4g} does not beat v{champion.version}'s {current:.4g}"
+
+
+def promote(client, model_name: str, version: str, *, fingerprint: str, value: float, metric: str, mode: str,
+            champion_alias: str = CHAMPION, stale_after_s: float = STALE_AFTER_S) -> tuple[str, str | None, str]:
+    """Run the gate for ``version`` (created with ``promotion=pending``) in its turn; returns ``decide_alias``'s
+    answer after setting that alias and the version's ``promotion`` tag.
+
+    Args:
+        client: An ``MlflowClient`` of the registry.
+        model_name: The registered model.
+        version: The new version, created with the tag ``PROMOTION_TAG: PENDING``.
+        fingerprint: The dataset fingerprint the version was trained on.
+        value: Its gate metric value; metric, mode: the gate metric and whether higher (max) is better.
+        champion_alias: The alias the gate moves.
+        stale_after_s: Earlier versions pending longer than this are not waited for.
+
+    Raises:
+        ServiceFailed: The registry failed while deciding; the aliases are unchanged and the version is tagged
+            ``promotion=failed: ...`` (so the versions after it do not wait for it).
+
+    Example:
+        >>> promote(client, "mritune-classifier", "7", fingerprint="ab12", value=0.83,  # doctest: +SKIP
+        ...         metric="test_macro_f1", mode="max")
+        ('champion', '6', 'test_macro_f1 0.83 beats v6's 0.79')
+    """
+    try:
+        _wait_for_turn(client, model_name, version, stale_after_s=stale_after_s)
+        alias, previous, reason = decide_alias(client, model_name, fingerprint=fingerprint, value=value,
+                                               metric=metric, mode=mode, champion_alias=champion_alias)
+        client.set_registered_model_alias(model_name, alias, version)
+    except BaseException as exc:
+        _release_failed(client, model_name, version, exc)
+        raise
+    client.set_model_version_tag(model_name, version, PROMOTION_TAG, reason)  # lets the next version go
+    return alias, previous, reason
+
+
+def _wait_for_turn(client, model_name: str, version: str, *, stale_after_s: float) -> None:
+    """Return once no lower-numbered version of the model is still pending (or it went stale)."""
+    while True:
+        now_ms = time.time() * 1000
+        ahead = [v.version for v in client.search_model_versions(f"name='{model_name}'")
+                 if int(v.version) < int(version) and v.tags.get(PROMOTION_TAG) == PENDING
+                 and now_ms - v.creation_timestamp < stale_after_s * 1000]
+        if not ahead:
+            return
+        logger.info("%s v%s waits for the promotion of v%s", model_name, version, ", v".join(map(str, ahead)))
+        time.sleep(_POLL_S)  # polling the registry: MLflow offers no notification
+
+
+def _release_failed(client, model_name: str, version: str, exc: BaseException) -> None:
+    """Best effort: mark the version's gate as failed so later versions stop waiting for it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_model_version_tag(model_name, version, PROMOTION_TAG, f"failed: {type(exc).__name__}")
+    except MlflowException:
+        logger.warning("could not tag %s v%s as failed; later registrations wait %.0f s for it", model_name, version,
+                       STALE_AFTER_S)

@@ -1,0 +1,109 @@
+"""One checker every fault scenario ends with: nothing lost, nothing left RUNNING, nothing wrongly promoted."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+# Metrics logged at one step that is not an epoch count: the registered checkpoint's test metrics, system metrics.
+_NOT_EPOCH_METRICS = ("test_", "system/")
+
+
+def tune_trial_ids(experiment_path: str | Path) -> set[str]:
+    """The trial ids Ray Tune's experiment state in ``experiment_path`` knows."""
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id for trial in ExperimentAnalysis(str(experiment_path)).trials}
+
+
+def assert_nothing_lost(tracking_uri: str, parent_run_id: str, *, trial_ids: set[str], parent_status: str,
+                        model_name: str | None = None, search_metric: str | None = None,
+                        search_mode: str = "max", gate_metric: str | None = None, gate_mode: str = "max") -> dict:
+    """Assert the search's MLflow record is whole; returns counts for a reliability summary.
+
+    - trials (``trial_ids``, from Tune) and the search's child runs are one to one (runs of trials the killed
+      driver never saved are tagged ``mritune.orphaned`` and not counted);
+    - no run of the search is RUNNING, and the parent run's status is ``parent_status``;
+    - every child run's epoch metrics have steps 1..n, each once;
+    - with ``model_name``: the version this search registered is its best trial by ``search_metric``, and the
+      ``champion`` alias holds the best gated version by ``gate_metric`` among those on its dataset.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from mritune.platform.tracking import TRIAL_ID_TAG
+    from mritune.platform.tracking_runs import ORPHAN_TAG
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == parent_status, (parent.info.status, parent.data.tags.get("mritune.end_reason"))
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10_000)
+    running = [run.info.run_id for run in children if run.info.status == "RUNNING"]
+    assert not running, f"runs left RUNNING: {running}"
+    counted = [run for run in children if ORPHAN_TAG not in run.data.tags]
+    run_trials = [run.data.tags.get(TRIAL_ID_TAG) for run in counted]
+    assert sorted(run_trials) == sorted(set(run_trials)), f"a trial has two runs: {sorted(run_trials)}"
+    assert set(run_trials) == set(trial_ids), (
+        f"trials without a run: {sorted(set(trial_ids) - set(run_trials))}; "
+        f"runs without a trial: {sorted(set(run_trials) - set(trial_ids))}")
+    epochs = {run.data.tags[TRIAL_ID_TAG]: _assert_contiguous_epochs(client, run) for run in counted}
+    if model_name is not None:
+        _assert_registration(client, model_name, parent_run_id, counted, search_metric, search_mode, gate_metric,
+                             gate_mode)
+    return {"trials": len(trial_ids), "runs": len(counted), "orphaned_runs": len(children) - len(counted),
+            "epochs_logged": sum(epochs.values()), "runs_lost": len(set(trial_ids) - set(run_trials))}
+
+
+def _assert_contiguous_epochs(client, run) -> int:
+    """Every epoch metric of the run has steps 1..n once each; returns n (0 for a run with no epoch)."""
+    longest = 0
+    for key in run.data.metrics:
+        if key.startswith(_NOT_EPOCH_METRICS):
+            continue
+        steps = sorted(metric.step for metric in client.get_metric_history(run.info.run_id, key))
+        assert steps == list(range(1, len(steps) + 1)), f"run {run.info.run_name} metric {key}: steps {steps}"
+        longest = max(longest, len(steps))
+    return longest
+
+
+def _assert_registration(client, model_name, parent_run_id, runs, search_metric, search_mode, gate_metric,
+                         gate_mode) -> None:
+    from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG
+
+    versions = client.search_model_versions(f"name='{model_name}'")
+    ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
+    assert len(ours) <= 1, f"search {parent_run_id} registered {len(ours)} versions"
+    if ours and search_metric:
+        best = max if search_mode == "max" else min
+        scores = {run.data.tags["mritune.trial_id"]: best(m.value for m in client.get_metric_history(
+            run.info.run_id, search_metric)) for run in runs if run.info.status != "FAILED"
+            and search_metric in run.data.metrics}
+        assert ours[0].tags["trial_id"] == best(scores, key=scores.get), (ours[0].tags["trial_id"], scores)
+    assert not [v.version for v in versions if v.tags.get(PROMOTION_TAG) == PENDING], "a gate never finished"
+    if gate_metric is None:
+        return
+    champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    same_data = [v for v in versions if v.tags.get("dataset_fingerprint") == champion.tags["dataset_fingerprint"]
+                 and not v.tags.get(PROMOTION_TAG, "").startswith("failed")]
+    value = {v.version: float(v.tags.get(f"metric.{gate_metric}", "nan")) for v in same_data}
+    finite = {version: x for version, x in value.items() if not math.isnan(x)}
+    best_version = (max if gate_mode == "max" else min)(finite, key=finite.get)
+    assert finite[champion.version] == finite[best_version], (champion.version, finite)
+
+
+def record_scenario(number: int, figures: dict) -> None:
+    """Add one scenario's measured figures to the JSON named by ``MRITUNE_RELIABILITY_JSON`` (unset: nothing).
+
+    The README's Reliability table is filled from this file (``benchmarks/results/reliability_scenarios.json``);
+    default test runs leave it alone.
+    """
+    import json
+    import os
+
+    target = os.environ.get("MRITUNE_RELIABILITY_JSON")
+    if not target:
+        return
+    path = Path(target)
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded[str(number)] = figures
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
