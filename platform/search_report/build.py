@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mritune.deploy.tracking_uri import is_remote_uri
 from mritune.platform.report import LOCAL_UI_URL
+from mritune.trainables.errors import MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def write_search_report(experiment_path: str | Path, *, out_dir: str | Path | No
     folder = Path(experiment_path)
     state_file = folder / STATE_FILE
     if not state_file.is_file():
-        raise FileNotFoundError(f"{folder} is not a search folder (no {STATE_FILE})")
+        raise MissingInputError(f"{folder} is not a search folder (no {STATE_FILE})")
     state = json.loads(state_file.read_text())
     uri = state["tracking_uri"]
     record = collect_search(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mritune.trainables.errors import UserInputError
+
 # Settings only some backbones read. A setting not listed here (learning_rate, dense_units, dropout, l2, ...)
 # shapes the head or the training and applies to every backbone.
 BACKBONE_SETTINGS = ("alpha", "weights", "fine_tune_fraction")
@@ -77,7 +79,7 @@ def get_backbone(name: str) -> Backbone:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONE_NAMES)}, got {name!r}") from None
+        raise UserInputError(f"backbone must be one of {', '.join(BACKBONE_NAMES)}, got {name!r}") from None
 
 
 def unused_searched_settings(backbones: tuple[str, ...], searched: set[str] | frozenset[str]) -> list[str]:

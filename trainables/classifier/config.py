@@ -72,7 +72,7 @@ class ClassifierConfig:
     def _check_image_size(self) -> "ClassifierConfig":
         smallest = get_backbone(self.backbone).min_image_size
         if self.image_size < smallest:
-            raise ValueError(f"image_size {self.image_size} is below {self.backbone}'s minimum of {smallest} px")
+            raise UserInputError(f"image_size {self.image_size} is below {self.backbone}'s minimum of {smallest} px")
         return self
 
     @classmethod
@@ -89,7 +89,7 @@ class ClassifierConfig:
         if unused:
             which = (f"backbone {backbones[0]} does not use it" if len(backbones) == 1
                      else f"none of the backbones {', '.join(backbones)} uses it")
-            raise ValueError(f"{unused[0]} is searched but {which}: remove it from search.space")
+            raise UserInputError(f"{unused[0]} is searched but {which}: remove it from search.space")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mritune.trainables.errors import UserInputError
+
 # Severity order; the integer label of a class is its index here.
 CLASS_NAMES: tuple[str, ...] = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
 
@@ -37,11 +39,11 @@ class ClassList:
 
     def __post_init__(self) -> None:
         if len(self.names) < 2 or not all(isinstance(n, str) and class_key(n) for n in self.names):
-            raise ValueError(f"classes must be two or more names of letters or digits, got {list(self.names)}")
+            raise UserInputError(f"classes must be two or more names of letters or digits, got {list(self.names)}")
         keys = [class_key(n) for n in self.names]
         clash = next((n for n, k in zip(self.names, keys) if keys.count(k) > 1), None)
         if clash is not None:
-            raise ValueError(f"classes {list(self.names)} name {clash!r} twice (case, spaces and _ are ignored)")
+            raise UserInputError(f"classes {list(self.names)} name {clash!r} twice (case, spaces and _ are ignored)")
 
     def match(self, folder_name: str) -> str | None:
         """The class a folder of this name holds, or None for a folder that is not one of the classes."""
