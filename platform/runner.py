@@ -229,7 +229,7 @@ def _build_tuner(context: _SearchContext, dataset):
 
     from mritune.platform.ranking import checkpoint_config
     from mritune.platform.run_callbacks import TrialRunCloser
-    from mritune.search.factory import build_scheduler, build_searcher
+    from mritune.search.factory import build_scheduler, build_searcher, with_scheduler_settings
     spec = context.spec
     searcher = build_searcher(
         spec.search.algorithm,
@@ -238,7 +238,9 @@ def _build_tuner(context: _SearchContext, dataset):
         seed=spec.search.seed,
         max_concurrent=spec.search.max_concurrent,
         points_to_evaluate=spec.search.points_to_evaluate,
-        **spec.search.options,
+        **with_scheduler_settings(spec.search.algorithm, spec.search.options, max_t=spec.epochs,
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor),
     )
     scheduler = build_scheduler(
         spec.scheduler.name,

@@ -1,7 +1,7 @@
 """Build searchers and schedulers by name, as the platform's search spec names them.
 
-``build_searcher("gpyopt" | "bayesopt" | "random" | "tpe", metric=..., mode=..., seed=..., max_concurrent=...,
-**options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
+``build_searcher("gpyopt" | "bayesopt" | "random" | "tpe" | "mobster", metric=..., mode=..., seed=...,
+max_concurrent=..., **options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
 Unknown names or options raise ``ValueError`` naming them and listing what is accepted.
 """
 
@@ -16,9 +16,12 @@ _SEARCHER_CLASSES = {
     "bayesopt": ("mritune.search.bayesopt_searcher", "BayesOptSearch"),
     "random": ("mritune.search.random_searcher", "RandomSearch"),
     "tpe": ("mritune.search.optuna_searcher", "TPESearch"),  # Optuna TPE through Ray's OptunaSearch (peer baseline)
+    "mobster": ("mritune.search.mobster_searcher", "MobsterSearch"),  # multi-fidelity BO over ASHA's rungs
 }
 SEARCHERS = tuple(_SEARCHER_CLASSES)
 SCHEDULERS = ("asha", "fifo")
+# ASHA's settings, which a multi-fidelity searcher (one that accepts them as options) must share with the scheduler.
+_RUNG_SETTINGS = ("max_t", "grace_period", "reduction_factor")
 # Options the factory sets itself from its own keywords; users pass them as seed=/points_to_evaluate=.
 _FACTORY_KEYWORDS = {"space", "metric", "mode", "points_to_evaluate", "random_state_seed"}
 
@@ -38,6 +41,27 @@ def searcher_options(name: str) -> tuple[str, ...]:
     return tuple(p for p in parameters if p != "self" and p not in _FACTORY_KEYWORDS)
 
 
+def with_scheduler_settings(name: str, options: dict[str, Any], *, max_t: int, grace_period: int,
+                            reduction_factor: float) -> dict[str, Any]:
+    """``options`` plus the scheduler's rung settings when searcher ``name`` takes them (``mobster``), else as is.
+
+    Raises:
+        ValueError: ``options`` sets one of them itself (the scheduler's settings are the only source).
+
+    Example:
+        >>> with_scheduler_settings("mobster", {}, max_t=9, grace_period=1, reduction_factor=3)
+        {'max_t': 9, 'grace_period': 1, 'reduction_factor': 3}
+    """
+    accepted = set(searcher_options(name))
+    if not accepted.issuperset(_RUNG_SETTINGS):
+        return dict(options)
+    clash = sorted(set(options) & set(_RUNG_SETTINGS))
+    if clash:
+        raise ValueError(f"search.options.{clash[0]} is taken from the scheduler section for searcher {name!r}; "
+                         "remove it from search.options")
+    return {**options, "max_t": max_t, "grace_period": grace_period, "reduction_factor": reduction_factor}
+
+
 def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None,
                    max_concurrent: int | None = None, points_to_evaluate: list[dict] | None = None,
                    **options: Any):
@@ -47,14 +71,15 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
     so every search has an observations view and resumable state).
 
     Args:
-        name: A registered searcher: ``"gpyopt"``, ``"bayesopt"``, ``"random"`` or ``"tpe"``.
+        name: A registered searcher: ``"gpyopt"``, ``"bayesopt"``, ``"random"``, ``"tpe"`` or ``"mobster"``.
         metric: The result key to optimize.
         mode: ``"min"`` or ``"max"``.
         seed: The searcher's random seed (its ``random_state_seed``); None: unseeded.
         max_concurrent: At most this many trials running at once; None: no limit.
         points_to_evaluate: Configs to try first.
         **options: The searcher's own options (``searcher_options(name)`` lists them), e.g.
-            ``pending_strategy="constant_liar"`` for gpyopt.
+            ``pending_strategy="constant_liar"`` for gpyopt; ``max_t``, ``grace_period`` and
+            ``reduction_factor`` (the ASHA scheduler's) for mobster.
 
     Raises:
         ValueError: An unknown searcher or option (the message lists what is accepted), ``mode`` other than
