@@ -1,0 +1,313 @@
+"""Multi-fidelity search under ASHA: MobsterSearch against random, GPyOptSearch and Optuna TPE, through real Ray Tune.
+
+    python benchmarks/multifidelity.py --seeds 10                      # the study (README table)
+    python benchmarks/multifidelity.py --seeds 1 --functions branin    # cost estimate / quick look
+    python benchmarks/multifidelity.py --report-only                   # tables + PNG from the raw rows
+
+Objectives: ``learning_curves.py`` (learning curves whose full-budget value is Branin, Hartmann3, Hartmann6,
+Levy4; crossing curves, noise shrinking with epochs). Each (seed, function, method) is one ``Tuner.fit`` with
+``ASHAScheduler(max_t, grace_period, reduction_factor)``, 4 trials at a time, stopped when the trials together
+have trained ``--budget`` epochs (equal budgets). Regret after E epochs = f(x) - f* of the best config among
+the trials that reached max_t (its noise-free full-budget value); the same against wall time. Tables: median
+[IQR] final regret, median epochs to the function's target regret (">B" when fewer than half the seeds got there),
+and the issue's ratios. Rows are appended to ``benchmarks/results/multifidelity.raw.json`` as runs finish;
+``multifidelity.json`` (the committed summary) and ``multifidelity_regret.png`` are rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_curves import CURVE_FUNCTIONS, FUNCTIONS, TARGET_REGRET, curve, noise_rng  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RAW = RESULTS / "multifidelity.raw.json"  # one JSON object per line (git-ignored)
+METHODS = ("random", "gpyopt", "tpe", "mobster_joint", "mobster_per_rung")
+ASHA = {"max_t": 9, "grace_period": 1, "reduction_factor": 3}  # levels 1, 3, 9
+
+
+def make_searcher(method: str, seed: int, workers: int):
+    from mritune.search.factory import build_searcher
+
+    if method.startswith("mobster"):
+        return build_searcher("mobster", metric="loss", mode="min", seed=seed, max_concurrent=workers,
+                              model=method.removeprefix("mobster_"), **ASHA)
+    if method == "tpe":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return build_searcher(method, metric="loss", mode="min", seed=seed, max_concurrent=workers)
+
+
+def objective(config: dict) -> None:
+    from ray import tune
+
+    rng = noise_rng(config, config["seed"])
+    for epoch in range(1, config["max_t"] + 1):
+        tune.report({"loss": curve(config["function"], config, epoch, config["max_t"], rng)})
+
+
+class _Trace:
+    """Epochs consumed, wall time and the best full-budget config's regret, at every result Tune hands back."""
+
+    def __init__(self, function: str, max_t: int) -> None:
+        self.function, self.max_t = function, max_t
+        self.epochs, self.start = 0, time.perf_counter()
+        self.best = float("inf")
+        self.points: list[tuple[int, float, float]] = []
+
+    def on_result(self, config: dict, result: dict) -> None:
+        self.epochs += 1
+        if result.get("training_iteration") == self.max_t:
+            fn = FUNCTIONS[self.function]
+            self.best = min(self.best, fn(config) - fn.optimum)
+        self.points.append((self.epochs, time.perf_counter() - self.start, self.best))
+
+
+def run_one(function: str, method: str, seed: int, budget: int, workers: int, storage: str) -> dict:
+    from ray import tune
+    from ray.tune import Callback
+    from ray.tune.stopper import Stopper
+
+    from mritune.search.factory import build_scheduler
+
+    trace = _Trace(function, ASHA["max_t"])
+
+    class Record(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            trace.on_result(trial.config, result)
+
+    class EpochBudget(Stopper):
+        def __call__(self, trial_id, result):
+            return False
+
+        def stop_all(self):
+            return trace.epochs >= budget
+
+    tuner = tune.Tuner(
+        tune.with_resources(objective, {"cpu": 0.5}),
+        param_space={"function": function, "seed": seed, "max_t": ASHA["max_t"], **FUNCTIONS[function].tune_space()},
+        tune_config=tune.TuneConfig(search_alg=make_searcher(method, seed, workers), num_samples=10_000,
+                                    reuse_actors=True, scheduler=build_scheduler("asha", metric="loss", mode="min",
+                                                                                 **ASHA)),
+        run_config=tune.RunConfig(name=f"{function}-{method}-{seed}", storage_path=storage, verbose=0,
+                                  stop=EpochBudget(), callbacks=[Record()]),
+    )
+    tuner.fit()
+    return {"function": function, "method": method, "seed": seed, "budget": budget, "workers": workers,
+            "asha": ASHA, "seconds": time.perf_counter() - trace.start, "trace": trace.points}
+
+
+# ------------------------------------------------------------------------------------------------ reporting
+
+
+def regret_at(trace: list, epochs: int) -> float:
+    """Regret once ``epochs`` epochs were consumed (inf before any trial reached max_t)."""
+    index = np.searchsorted([p[0] for p in trace], epochs, side="right") - 1
+    return trace[index][2] if index >= 0 else float("inf")
+
+
+def epochs_to(trace: list, target: float) -> float:
+    hits = [p[0] for p in trace if p[2] <= target]
+    return float(hits[0]) if hits else float("inf")
+
+
+def seconds_to(trace: list, target: float) -> float:
+    hits = [p[1] for p in trace if p[2] <= target]
+    return float(hits[0]) if hits else float("inf")
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per function and method: final regret quartiles, epochs and seconds to target (medians), seeds."""
+    summary: dict = {"asha": ASHA, "budget_epochs": rows[0]["budget"], "workers": rows[0]["workers"],
+                     "target_regret": TARGET_REGRET, "functions": {}}
+    for function in CURVE_FUNCTIONS:
+        per_method = {}
+        for method in METHODS:
+            runs = [r for r in rows if r["function"] == function and r["method"] == method]
+            if not runs:
+                continue
+            budget = runs[0]["budget"]
+            finals = [regret_at(r["trace"], budget) for r in runs]
+            per_method[method] = {
+                "seeds": len(runs),
+                "final_regret_quartiles": [float(v) for v in np.percentile(finals, [25, 50, 75])],
+                "epochs_to_target_median": float(np.median([epochs_to(r["trace"], TARGET_REGRET[function])
+                                                            for r in runs])),
+                "seconds_to_target_median": float(np.median([seconds_to(r["trace"], TARGET_REGRET[function])
+                                                             for r in runs])),
+                "seconds_per_run_median": float(np.median([r["seconds"] for r in runs])),
+            }
+        if per_method:
+            summary["functions"][function] = per_method
+    summary["goals"] = goal_ratios(summary)
+    return summary
+
+
+def goal_ratios(summary: dict) -> dict:
+    """The issue's goals, per mobster model: epochs-to-target ratios and 'not worse than random at the end'."""
+    goals = {}
+    for model in ("mobster_joint", "mobster_per_rung"):
+        per_function = {}
+        for function, methods in summary["functions"].items():
+            if model not in methods:
+                continue
+            ours = methods[model]["epochs_to_target_median"]
+            cells = {f"vs_{other}": _ratio(ours, methods[other]["epochs_to_target_median"])
+                     for other in ("gpyopt", "random", "tpe") if other in methods}
+            if "random" in methods:
+                cells["final_median_not_worse_than_random"] = (
+                    methods[model]["final_regret_quartiles"][1] <= methods["random"]["final_regret_quartiles"][1])
+            per_function[function] = cells
+        met = [f for f, c in per_function.items()
+               if _at_most(c.get("vs_gpyopt"), 0.6) and _at_most(c.get("vs_random"), 0.5)]
+        goals[model] = {"per_function": per_function, "functions_meeting_ratio_goals": met,
+                        "ratio_goal_met": len(met) >= 3,
+                        "never_worse_than_random": all(c.get("final_median_not_worse_than_random", False)
+                                                       for c in per_function.values())}
+    return goals
+
+
+def _at_most(ratio: float | None, goal: float) -> bool:
+    return ratio is not None and ratio <= goal
+
+
+def _ratio(ours: float, theirs: float) -> float | None:
+    """ours / theirs; None when neither reached the target, inf when only they did, 0 when only we did."""
+    if np.isinf(ours) and np.isinf(theirs):
+        return None
+    if np.isinf(theirs):
+        return 0.0
+    return float(ours / theirs)
+
+
+def table(summary: dict) -> str:
+    budget = summary["budget_epochs"]
+    lines = ["| function | method | final regret median [IQR] | epochs to target | seconds to target "
+             "| s per run |", "|---|---|---|---|---|---|"]
+    for function, methods in summary["functions"].items():
+        for method, cell in methods.items():
+            q1, med, q3 = cell["final_regret_quartiles"]
+            epochs = cell["epochs_to_target_median"]
+            seconds = cell["seconds_to_target_median"]
+            lines.append(f"| {function} (≤{TARGET_REGRET[function]}) | {method} | {med:.3g} [{q1:.3g}, {q3:.3g}] "
+                         f"| {f'{epochs:.0f}' if np.isfinite(epochs) else f'>{budget}'} "
+                         f"| {f'{seconds:.1f}' if np.isfinite(seconds) else '–'} "
+                         f"| {cell['seconds_per_run_median']:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    functions = [f for f in CURVE_FUNCTIONS if any(r["function"] == f for r in rows)]
+    fig, axes = plt.subplots(2, len(functions), figsize=(4.5 * len(functions), 7), squeeze=False)
+    for column, function in enumerate(functions):
+        for method in METHODS:
+            runs = [r for r in rows if r["function"] == function and r["method"] == method]
+            if not runs:
+                continue
+            budget = runs[0]["budget"]
+            grid = np.linspace(1, budget, 100)
+            curves = np.array([[regret_at(r["trace"], e) for e in grid] for r in runs])
+            _band(axes[0][column], grid, curves, method)
+            seconds = np.linspace(0, max(r["seconds"] for r in runs), 100)
+            by_time = np.array([[_regret_at_time(r["trace"], s) for s in seconds] for r in runs])
+            _band(axes[1][column], seconds, by_time, method)
+        axes[0][column].set_title(function)
+        axes[0][column].set_xlabel("epochs consumed")
+        axes[1][column].set_xlabel("wall time (s)")
+        for row in (0, 1):
+            axes[row][column].set_yscale("log")
+            axes[row][column].set_ylabel("regret (median, IQR)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _band(ax, x: np.ndarray, curves: np.ndarray, label: str) -> None:
+    finite = np.where(np.isfinite(curves), curves, np.nan)
+    q1, med, q3 = (np.nanpercentile(finite, q, axis=0) for q in (25, 50, 75))
+    line, = ax.plot(x, np.maximum(med, 1e-4), label=label)
+    ax.fill_between(x, np.maximum(q1, 1e-4), np.maximum(q3, 1e-4), color=line.get_color(), alpha=0.15)
+
+
+def _regret_at_time(trace: list, seconds: float) -> float:
+    index = np.searchsorted([p[1] for p in trace], seconds, side="right") - 1
+    return trace[index][2] if index >= 0 else float("inf")
+
+
+def report(raw: Path) -> None:
+    rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
+    summary = summarize(rows)
+    print(table(summary), "\n")
+    print(json.dumps(summary["goals"], indent=1))
+    (RESULTS / "multifidelity.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, RESULTS / "multifidelity_regret.png")
+
+
+def run_all(args: argparse.Namespace) -> None:
+    # Cheap Tune: no result loggers, no console reporter; set before Ray is imported.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(args.workers))
+    import ray
+
+    functions = [f for f in args.functions.split(",") if f]
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [n for n in functions + methods if n not in CURVE_FUNCTIONS and n not in METHODS]
+    if unknown:
+        raise SystemExit(f"error: unknown function or method {unknown[0]!r}")
+    done = set()
+    if RAW.exists():
+        done = {(r["function"], r["method"], r["seed"]) for r in map(json.loads, RAW.read_text().splitlines())}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=True, logging_level="ERROR")
+    try:
+        with tempfile.TemporaryDirectory(prefix="mritune-mf-") as storage:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for function in functions:
+                    for method in methods:
+                        if (function, method, seed) in done:
+                            continue
+                        row = run_one(function, method, seed, args.budget, args.workers, storage)
+                        with RAW.open("a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+                        print(f"{function:10s} {method:17s} seed {seed}: regret {row['trace'][-1][2]:.4g} "
+                              f"in {row['seconds']:.1f}s", flush=True)
+    finally:
+        ray.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=135, help="epochs all trials of one run may train together")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--functions", default=",".join(CURVE_FUNCTIONS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        run_all(args)
+    report(RAW)
+
+
+if __name__ == "__main__":
+    main()
