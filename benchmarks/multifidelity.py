@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -270,37 +268,18 @@ def report(raw: Path) -> None:
 
 
 def run_all(args: argparse.Namespace) -> None:
-    # Cheap Tune: no result loggers, no console reporter; set before Ray is imported.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(args.workers))
-    import ray
+    from tune_grid import run_grid
 
     functions = [f for f in args.functions.split(",") if f]
     methods = [m for m in args.methods.split(",") if m]
     unknown = [n for n in functions + methods if n not in CURVE_FUNCTIONS and n not in METHODS]
     if unknown:
         raise SystemExit(f"error: unknown function or method {unknown[0]!r}")
-    done = set()
-    if RAW.exists():
-        done = {(r["function"], r["method"], r["seed"]) for r in map(json.loads, RAW.read_text().splitlines())}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=True, logging_level="ERROR")
-    try:
-        with tempfile.TemporaryDirectory(prefix="mritune-mf-") as storage:
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for function in functions:
-                    for method in methods:
-                        if (function, method, seed) in done:
-                            continue
-                        row = run_one(function, method, seed, args.budget, args.workers, storage)
-                        with RAW.open("a") as fh:
-                            fh.write(json.dumps(row) + "\n")
-                        print(f"{function:10s} {method:17s} seed {seed}: regret {row['trace'][-1][2]:.4g} "
-                              f"in {row['seconds']:.1f}s", flush=True)
-    finally:
-        ray.shutdown()
+    run_grid(RAW, seeds=range(args.first_seed, args.first_seed + args.seeds), functions=functions,
+             methods=methods, workers=args.workers,
+             run_one=lambda function, method, seed, storage: run_one(function, method, seed, args.budget,
+                                                                     args.workers, storage),
+             describe=lambda row: f"regret {row['trace'][-1][2]:.4g} in {row['seconds']:.1f}s")
 
 
 def main() -> None:
