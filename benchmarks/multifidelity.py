@@ -29,6 +29,7 @@ from learning_curves import CURVE_FUNCTIONS, FUNCTIONS, TARGET_REGRET, curve, no
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RAW = RESULTS / "multifidelity.raw.json"  # one JSON object per line (git-ignored)
+RAW_SIMULATED = RESULTS / "multifidelity_simulated.raw.json"
 METHODS = ("random", "gpyopt", "tpe", "mobster_joint", "mobster_per_rung")
 # The anchor, run by multifidelity_synetune.py in Syne Tune's own environment; reported when its rows exist.
 ANCHOR = "synetune_mobster"
@@ -106,6 +107,41 @@ def run_one(function: str, method: str, seed: int, budget: int, workers: int, st
     tuner.fit()
     return {"function": function, "method": method, "seed": seed, "budget": budget, "workers": workers,
             "asha": ASHA, "seconds": time.perf_counter() - trace.start, "trace": trace.points}
+
+
+def run_simulated(function: str, method: str, seed: int, budget: int, workers: int) -> dict:
+    """The same searcher and curves, Ray's ASHA rule, no Tune loop (asha_simulator.py)."""
+    from asha_simulator import simulate
+
+    trace = _Trace(function, ASHA["max_t"])
+    searcher = make_searcher(method, seed, workers)
+    searcher.set_search_properties("loss", "min", FUNCTIONS[function].tune_space())
+    rngs: dict[str, np.random.Generator] = {}
+
+    def report(config: dict, epoch: int) -> float:
+        key = json.dumps(config, sort_keys=True)
+        rngs.setdefault(key, noise_rng(config, seed))
+        return curve(function, config, epoch, ASHA["max_t"], rngs[key])
+
+    seconds = simulate(searcher, report=report, budget=budget, workers=workers, on_result=trace.on_result, **ASHA)
+    return {"function": function, "method": method, "seed": seed, "budget": budget, "workers": workers,
+            "asha": ASHA, "seconds": seconds, "trace": trace.points}
+
+
+def run_simulated_grid(args: argparse.Namespace, functions: list[str], methods: list[str]) -> None:
+    done = set()
+    if RAW_SIMULATED.exists():
+        done = {(r["function"], r["method"], r["seed"])
+                for r in map(json.loads, RAW_SIMULATED.read_text().splitlines())}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for function in functions:
+            for method in methods:
+                if (function, method, seed) not in done:
+                    row = run_simulated(function, method, seed, args.budget, args.workers)
+                    with RAW_SIMULATED.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    print(f"{function:10s} {method:17s} seed {seed}: regret {row['trace'][-1][2]:.4g} "
+                          f"(simulated, searcher {row['seconds']:.1f}s)", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------ reporting
@@ -213,7 +249,7 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, time_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,7 +258,7 @@ def plot(rows: list[dict], path: Path) -> None:
     functions = [f for f in CURVE_FUNCTIONS if any(r["function"] == f for r in rows)]
     fig, axes = plt.subplots(2, len(functions), figsize=(4.5 * len(functions), 7), squeeze=False)
     for column, function in enumerate(functions):
-        for method in METHODS:  # the anchor's wall time is simulator time: not on these axes
+        for method in (*METHODS, ANCHOR):
             runs = [r for r in rows if r["function"] == function and r["method"] == method]
             if not runs:
                 continue
@@ -230,12 +266,14 @@ def plot(rows: list[dict], path: Path) -> None:
             grid = np.linspace(1, budget, 100)
             curves = np.array([[regret_at(r["trace"], e) for e in grid] for r in runs])
             _band(axes[0][column], grid, curves, method)
+            if method == ANCHOR:  # its time is another machine's Python in another process: not comparable
+                continue
             seconds = np.linspace(0, max(r["seconds"] for r in runs), 100)
             by_time = np.array([[_regret_at_time(r["trace"], s) for s in seconds] for r in runs])
             _band(axes[1][column], seconds, by_time, method)
         axes[0][column].set_title(function)
         axes[0][column].set_xlabel("epochs consumed")
-        axes[1][column].set_xlabel("wall time (s)")
+        axes[1][column].set_xlabel(time_label)
         for row in (0, 1):
             axes[row][column].set_yscale("log")
             axes[row][column].set_ylabel("regret (median, IQR)")
@@ -257,14 +295,21 @@ def _regret_at_time(trace: list, seconds: float) -> float:
     return trace[index][2] if index >= 0 else float("inf")
 
 
-def report(raw: Path) -> None:
-    rows = [json.loads(line) for path in (raw, ANCHOR_RAW) if path.exists()
-            for line in path.read_text().splitlines() if line.strip()]
-    summary = summarize(rows)
-    print(table(summary), "\n")
-    print(json.dumps(summary["goals"], indent=1))
-    (RESULTS / "multifidelity.json").write_text(json.dumps(summary, indent=1))
-    plot(rows, RESULTS / "multifidelity_regret.png")
+def report() -> None:
+    """Tables, goals, JSON summary and PNG for each backend with rows (the Syne Tune anchor joins the simulated)."""
+    sources = {"tune": (RAW,), "simulated": (RAW_SIMULATED, ANCHOR_RAW)}
+    summaries = {}
+    for backend, paths in sources.items():
+        rows = [json.loads(line) for path in paths if path.exists()
+                for line in path.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        summaries[backend] = summarize(rows)
+        print(f"## {backend}\n\n{table(summaries[backend])}\n")
+        print(json.dumps(summaries[backend]["goals"], indent=1))
+        plot(rows, RESULTS / f"multifidelity_{backend}_regret.png",
+             "wall time (s)" if backend == "tune" else "searcher compute time (s), simulated")
+    (RESULTS / "multifidelity.json").write_text(json.dumps(summaries, indent=1))
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -275,6 +320,9 @@ def run_all(args: argparse.Namespace) -> None:
     unknown = [n for n in functions + methods if n not in CURVE_FUNCTIONS and n not in METHODS]
     if unknown:
         raise SystemExit(f"error: unknown function or method {unknown[0]!r}")
+    if args.backend == "simulated":
+        run_simulated_grid(args, functions, methods)
+        return
     run_grid(RAW, seeds=range(args.first_seed, args.first_seed + args.seeds), functions=functions,
              methods=methods, workers=args.workers,
              run_one=lambda function, method, seed, storage: run_one(function, method, seed, args.budget,
@@ -290,12 +338,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--functions", default=",".join(CURVE_FUNCTIONS))
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--backend", choices=("tune", "simulated"), default="tune",
+                        help="tune: real Ray Tune runs; simulated: Ray's ASHA rule without Tune (asha_simulator.py)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         run_all(args)
-    report(RAW)
+    report()
 
 
 if __name__ == "__main__":
