@@ -66,11 +66,14 @@ class _Trace:
         self.epochs, self.start = 0, time.perf_counter()
         self.best = float("inf")
         self.points: list[tuple[int, float, float]] = []
+        self.proposed: list[float] = []  # full-budget regret of every config proposed, whether ASHA kept it or not
 
     def on_result(self, config: dict, result: dict) -> None:
         self.epochs += 1
+        fn = FUNCTIONS[self.function]
+        if result.get("training_iteration") == 1:  # a new trial: how good is what the searcher proposed?
+            self.proposed.append(fn(config) - fn.optimum)
         if result.get("training_iteration") == self.max_t:
-            fn = FUNCTIONS[self.function]
             self.best = min(self.best, fn(config) - fn.optimum)
         self.points.append((self.epochs, time.perf_counter() - self.start, self.best))
 
@@ -106,7 +109,7 @@ def run_one(function: str, method: str, seed: int, budget: int, workers: int, st
     )
     tuner.fit()
     return {"function": function, "method": method, "seed": seed, "budget": budget, "workers": workers,
-            "asha": ASHA, "seconds": time.perf_counter() - trace.start, "trace": trace.points}
+            "asha": ASHA, "seconds": time.perf_counter() - trace.start, "trace": trace.points, "proposed": trace.proposed}
 
 
 def run_simulated(function: str, method: str, seed: int, budget: int, workers: int) -> dict:
@@ -125,7 +128,7 @@ def run_simulated(function: str, method: str, seed: int, budget: int, workers: i
 
     seconds = simulate(searcher, report=report, budget=budget, workers=workers, on_result=trace.on_result, **ASHA)
     return {"function": function, "method": method, "seed": seed, "budget": budget, "workers": workers,
-            "asha": ASHA, "seconds": seconds, "trace": trace.points}
+            "asha": ASHA, "seconds": seconds, "trace": trace.points, "proposed": trace.proposed}
 
 
 def run_simulated_grid(args: argparse.Namespace, functions: list[str], methods: list[str]) -> None:
@@ -184,6 +187,13 @@ def summarize(rows: list[dict]) -> dict:
                                                              for r in runs])),
                 "seconds_per_run_median": float(np.median([r["seconds"] for r in runs])),
             }
+            proposed = [r["proposed"] for r in runs if r.get("proposed")]
+            if proposed:
+                # Past the initial random design: the regret of what the searcher proposed (median over its
+                # proposals, then over seeds), and of its best proposal, whether or not ASHA let it finish.
+                per_method[method]["proposed_regret_median"] = float(np.median([np.median(p[5:] or p)
+                                                                                for p in proposed]))
+                per_method[method]["best_proposed_regret_median"] = float(np.median([min(p) for p in proposed]))
         if per_method:
             summary["functions"][function] = per_method
     summary["goals"] = goal_ratios(summary)
@@ -236,7 +246,7 @@ def _ratio(ours: float, theirs: float, budget: int) -> float | None:
 def table(summary: dict) -> str:
     budget = summary["budget_epochs"]
     lines = ["| function | method | final regret median [IQR] | epochs to target | seconds to target "
-             "| s per run |", "|---|---|---|---|---|---|"]
+             "| s per run | proposals' regret (median) | best proposal's regret |", "|---|---|---|---|---|---|---|---|"]
     for function, methods in summary["functions"].items():
         for method, cell in methods.items():
             q1, med, q3 = cell["final_regret_quartiles"]
@@ -245,8 +255,13 @@ def table(summary: dict) -> str:
             lines.append(f"| {function} (≤{TARGET_REGRET[function]}) | {method} | {med:.3g} [{q1:.3g}, {q3:.3g}] "
                          f"| {f'{epochs:.0f}' if np.isfinite(epochs) else f'>{budget}'} "
                          f"| {f'{seconds:.1f}' if np.isfinite(seconds) else '–'} "
-                         f"| {cell['seconds_per_run_median']:.1f} |")
+                         f"| {cell['seconds_per_run_median']:.1f} | {_cell(cell, 'proposed_regret_median')} "
+                         f"| {_cell(cell, 'best_proposed_regret_median')} |")
     return "\n".join(lines)
+
+
+def _cell(cell: dict, key: str) -> str:
+    return f"{cell[key]:.3g}" if key in cell else "–"
 
 
 def plot(rows: list[dict], path: Path, time_label: str) -> None:
@@ -334,7 +349,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--budget", type=int, default=135, help="epochs all trials of one run may train together")
+    parser.add_argument("--budget", type=int, default=270, help="epochs all trials of one run may train together")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--functions", default=",".join(CURVE_FUNCTIONS))
     parser.add_argument("--methods", default=",".join(METHODS))

@@ -75,7 +75,7 @@ def run_one(function: str, seed: int, budget: int, workers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=135)
+    parser.add_argument("--budget", type=int, default=270)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--functions", default=",".join(CURVE_FUNCTIONS))
     args = parser.parse_args()
