@@ -188,7 +188,9 @@ class MobsterSearch(UnitCubeSearcher):
         # Few points: warm starts get stuck in spiky optima (a tiny lengthscale), and cold fits are cheap.
         return n_points < _ALWAYS_REFIT_BELOW or self._n_fits % 4 == 0
 
-    def _joint_acquisition(self, X, levels, y, pending, target, refit):
+    def _joint_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
+                           pending: tuple[np.ndarray, np.ndarray] | None, target: int,
+                           refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
         gp = JointGP(X.shape[1])
         if self._theta is not None and len(self._theta) == len(gp.theta):
             gp.theta = np.asarray(self._theta)
@@ -204,7 +206,9 @@ class MobsterSearch(UnitCubeSearcher):
         at_target = levels == target
         return _EIAtLevel(gp, float(y_std[at_target].min()), target / self._max_t), at_target
 
-    def _per_rung_acquisition(self, X, levels, y, pending, target, refit):
+    def _per_rung_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
+                              pending: tuple[np.ndarray, np.ndarray] | None, target: int,
+                              refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
         gp = RungGP(X.shape[1])
         if self._theta is not None and len(self._theta) == len(gp.theta):
             gp.theta = np.asarray(self._theta)
