@@ -224,14 +224,11 @@ def _param_space(spec: SearchSpec) -> dict:
     return {**spec.fixed_config(), **parse_space(spec.search.space)}
 
 
-def _build_tuner(context: _SearchContext, dataset):
-    from ray import tune
+def _build_searcher(spec: SearchSpec):
+    """The spec's searcher; a multi-fidelity one (mobster) also gets the scheduler's ASHA settings."""
+    from mritune.search.factory import build_searcher, with_scheduler_settings
 
-    from mritune.platform.ranking import checkpoint_config
-    from mritune.platform.run_callbacks import TrialRunCloser
-    from mritune.search.factory import build_scheduler, build_searcher, with_scheduler_settings
-    spec = context.spec
-    searcher = build_searcher(
+    return build_searcher(
         spec.search.algorithm,
         metric=spec.metric,
         mode=spec.mode,
@@ -242,6 +239,16 @@ def _build_tuner(context: _SearchContext, dataset):
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor),
     )
+
+
+def _build_tuner(context: _SearchContext, dataset):
+    from ray import tune
+
+    from mritune.platform.ranking import checkpoint_config
+    from mritune.platform.run_callbacks import TrialRunCloser
+    from mritune.search.factory import build_scheduler
+    spec = context.spec
+    searcher = _build_searcher(spec)
     scheduler = build_scheduler(
         spec.scheduler.name,
         max_t=spec.epochs,

@@ -1,0 +1,28 @@
+"""The runner builds the spec's searcher; ``algorithm: mobster`` gets the scheduler section's ASHA settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from mritune.platform.runner import _build_searcher
+from tests.platform.search_helpers import tiny_spec
+
+
+def test_mobster_gets_the_scheduler_settings_of_the_spec(tmp_path):
+    spec = tiny_spec(tmp_path, overrides=("search.algorithm=mobster", "scheduler.max_t=8",
+                                          "scheduler.grace_period=2", "scheduler.reduction_factor=2",
+                                          "search.options={n_initial_points: 2, model: per_rung}"))
+    searcher = _build_searcher(spec).searcher  # inside the ConcurrencyLimiter of max_concurrent
+    assert searcher.levels == (2, 4, 8)
+    assert searcher.metric == "val_macro_f1" and searcher.mode == "max"
+
+
+def test_rung_settings_in_search_options_are_refused(tmp_path):
+    spec = tiny_spec(tmp_path, overrides=("search.algorithm=mobster", "search.options={max_t: 5}"))
+    with pytest.raises(ValueError, match="search.options.max_t is taken from the scheduler section"):
+        _build_searcher(spec)
+
+
+def test_other_searchers_are_built_as_before(tmp_path):
+    searcher = _build_searcher(tiny_spec(tmp_path)).searcher
+    assert type(searcher).__name__ == "GPyOptSearch"
