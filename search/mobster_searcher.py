@@ -191,12 +191,16 @@ class MobsterSearch(UnitCubeSearcher):
         # Few points: warm starts get stuck in spiky optima (a tiny lengthscale), and cold fits are cheap.
         return n_points < _ALWAYS_REFIT_BELOW or self._n_fits % 4 == 0
 
+    def _warm_started(self, gp):
+        """``gp`` starting from the last fitted hyperparameters (kept in the state), when they fit its shape."""
+        if self._theta is not None and len(self._theta) == len(gp.theta):
+            gp.theta = np.asarray(self._theta)
+        return gp
+
     def _joint_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
                            pending: tuple[np.ndarray, np.ndarray] | None, target: int,
                            refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
-        gp = JointGP(X.shape[1])
-        if self._theta is not None and len(self._theta) == len(gp.theta):
-            gp.theta = np.asarray(self._theta)
+        gp = self._warm_started(JointGP(X.shape[1]))
         Z = np.column_stack([X, levels / self._max_t])
         y_std = gp_targets(y, "log")
         if refit:
@@ -212,9 +216,7 @@ class MobsterSearch(UnitCubeSearcher):
     def _per_rung_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
                               pending: tuple[np.ndarray, np.ndarray] | None, target: int,
                               refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
-        gp = RungGP(X.shape[1])
-        if self._theta is not None and len(self._theta) == len(gp.theta):
-            gp.theta = np.asarray(self._theta)
+        gp = self._warm_started(RungGP(X.shape[1]))
         by_level = {level: (X[levels == level], gp_targets(y[levels == level], "log"))
                     for level in np.unique(levels)}
         if refit:
