@@ -72,7 +72,7 @@ class RungLog:
         if isinstance(iteration, bool) or not isinstance(iteration, numbers.Integral) \
                 or int(iteration) not in self.levels:
             return None
-        value, status = classify_result(result, metric, error=False)
+        value, _status = classify_result(result, metric, error=False)
         key = (trial_id, int(iteration))
         if value is None or key in self._observations:
             return None
@@ -85,9 +85,6 @@ class RungLog:
 
     def observations(self) -> list[RungObservation]:
         return list(self._observations.values())
-
-    def count_at(self, level: int) -> int:
-        return sum(1 for trial_id, lvl in self._observations if lvl == level)
 
     def next_level(self, trial_id: str) -> int:
         """The level a running trial reports next: the one after its highest recorded level."""
