@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -182,37 +180,18 @@ def main() -> None:
 
 
 def run_all(args: argparse.Namespace, out: Path) -> None:
-    # Quiet, cheap Tune: no result loggers, no console reporter, no syncing; set before Ray is imported.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(args.workers))
-    import ray
+    from tune_grid import run_grid
 
     functions = [f for f in args.functions.split(",") if f]
     methods = [m for m in args.methods.split(",") if m]
     for name in functions + methods:
         if name not in FUNCTIONS and name not in METHODS:
             raise SystemExit(f"error: unknown function or method {name!r}")
-    done = set()
-    if out.exists():
-        done = {(r["function"], r["method"], r["seed"]) for r in map(json.loads, out.read_text().splitlines())}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=True, logging_level="ERROR")
-    try:
-        with tempfile.TemporaryDirectory(prefix="mritune-bench-") as storage:
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for function in functions:
-                    for method in methods:
-                        if (function, method, seed) in done:
-                            continue
-                        row = run_one(function, method, seed, args.evals, args.workers, storage)
-                        with out.open("a") as fh:
-                            fh.write(json.dumps(row) + "\n")
-                        print(f"{function:10s} {method:14s} seed {seed}: regret {row['regret_curve'][-1]:.4g} "
-                              f"in {row['seconds']:.1f}s", flush=True)
-    finally:
-        ray.shutdown()
+    run_grid(out, seeds=range(args.first_seed, args.first_seed + args.seeds), functions=functions, methods=methods,
+             workers=args.workers,
+             run_one=lambda function, method, seed, storage: run_one(function, method, seed, args.evals,
+                                                                     args.workers, storage),
+             describe=lambda row: f"regret {row['regret_curve'][-1]:.4g} in {row['seconds']:.1f}s")
 
 
 if __name__ == "__main__":

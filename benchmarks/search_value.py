@@ -12,6 +12,8 @@ every curve) and ``docs/img/search_value.png`` (median and IQR of the anytime cu
 
     python benchmarks/search_value.py [--seeds 5] [--budget 90] [--target 0.8] [--set KEY=VALUE ...]
     python benchmarks/search_value.py --table        # the README's table from the committed JSON
+    python benchmarks/search_value.py --seeds 3 --strategies mobster+asha,gpyopt+asha,random+asha \
+        --name search_value_mobster                 # the multi-fidelity searcher on the same workload
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ STRATEGIES = {
     "gpyopt+fifo": ("gpyopt", "fifo"),
     "random+fifo": ("random", "fifo"),
     "tpe+asha": ("tpe", "asha"),
+    "mobster+asha": ("mobster", "asha"),  # gets the spec's ASHA settings from the runner
 }
 METRIC = "val_macro_f1"
 
@@ -44,7 +47,7 @@ def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
     from mritune.platform.runner import run_search
 
     algorithm, scheduler = STRATEGIES[strategy]
-    options = "{n_initial_points: 4}" if algorithm in ("gpyopt", "tpe") else "{}"
+    options = "{n_initial_points: 4}" if algorithm in ("gpyopt", "tpe", "mobster") else "{}"
     overrides = [
         *args.set, f"search.algorithm={algorithm}", f"search.options={options}", f"scheduler.name={scheduler}",
         f"search.seed={seed}", "search.num_samples=1000", f"search.time_budget_s={args.budget}",
@@ -172,7 +175,7 @@ def plot(runs: list[dict], args) -> None:
     axis.legend(fontsize=8)
     figure.tight_layout()
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(FIGURE, dpi=110)
+    figure.savefig(FIGURE.with_name(f"{args.name}.png"), dpi=110)
     plt.close(figure)
 
 
@@ -185,9 +188,11 @@ def main() -> None:
     parser.add_argument("--spec", default="classifier-quick.yaml")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--set", action="append", default=[], help="spec override, as mritune search --set")
+    parser.add_argument("--name", default="search_value",
+                        help="results/<name>.json and docs/img/<name>.png (another name keeps the README's study)")
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads((RESULTS / "search_value.json").read_text())))
+        print(markdown_table(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return
     chosen = [s for s in STRATEGIES if s in args.strategies.split(",")]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -205,7 +210,7 @@ def main() -> None:
         f"{stdlib_platform.machine()}", "summary": summarise(runs, args), "runs": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search_value.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     plot(runs, args)
     print(markdown_table(result))
 

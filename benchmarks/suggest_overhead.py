@@ -1,5 +1,9 @@
 """Time ``suggest()`` at 10, 25, 50, 100 and 200 observations (6-D Hartmann), mritune vs GPyOpt's defaults.
 
+For ``mobster_*`` an observation is a rung result (Hartmann6 learning curves at ASHA's levels 1/3/9/27); its
+hyperparameters are refitted every 5th suggestion, so the median times the posterior update and acquisition
+search and the max a refit.
+
     python benchmarks/suggest_overhead.py                 # all searchers, 5 timed suggestions per size
     python benchmarks/suggest_overhead.py --sizes 100 --repeats 9 --methods gpyopt_kb,gpyopt_default
 
@@ -23,13 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from functions import FUNCTIONS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("gpyopt_kb", "gpyopt_cl", "gpyopt_lp", "bayesopt", "gpyopt_default")
+METHODS = ("gpyopt_kb", "gpyopt_cl", "gpyopt_lp", "bayesopt", "gpyopt_default", "mobster_joint", "mobster_per_rung")
 
 
 def filled_searcher(method: str, n_obs: int, seed: int):
     from mritune.search.factory import build_searcher
 
     function = FUNCTIONS["hartmann6"]
+    if method.startswith("mobster"):
+        return filled_mobster(method.removeprefix("mobster_"), n_obs, seed)
     if method == "bayesopt":
         searcher = build_searcher("bayesopt", metric="f", mode="min", seed=seed)
     else:
@@ -40,6 +46,31 @@ def filled_searcher(method: str, n_obs: int, seed: int):
     for i in range(n_obs):
         config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
         searcher.add_evaluated_point(config, function(config))
+    return searcher
+
+
+def filled_mobster(model: str, n_obs: int, seed: int):
+    """MobsterSearch holding ``n_obs`` rung observations spread as ASHA leaves them (levels 1, 3, 9, 27; 2/3 of
+    the trials stop at each rung), on Hartmann6 learning curves (learning_curves.py)."""
+    from learning_curves import curve
+
+    from mritune.search.factory import build_searcher
+
+    searcher = build_searcher("mobster", metric="f", mode="min", seed=seed, model=model, max_t=27, grace_period=1,
+                              reduction_factor=3)
+    searcher.set_search_properties(None, None, FUNCTIONS["hartmann6"].tune_space())
+    rng = np.random.default_rng(seed)
+    recorded, trial = 0, 0
+    while recorded < n_obs:
+        config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
+        searcher._log.add_pending(f"r{trial}", config)
+        for level in searcher.levels[:1 + int(rng.random() < 1 / 3) + int(rng.random() < 1 / 9)]:
+            if recorded < n_obs:
+                value = curve("hartmann6", config, level, 27, rng)
+                searcher.on_trial_result(f"r{trial}", {"f": value, "training_iteration": level})
+                recorded += 1
+        searcher.on_trial_complete(f"r{trial}", None)
+        trial += 1
     return searcher
 
 
@@ -90,7 +121,8 @@ def main() -> None:
             else:
                 walls, cpus = time_mritune(method, n_obs, args.repeats)
             rows.append({"method": method, "observations": n_obs, "wall_s": walls, "cpu_s": cpus})
-            print(f"{method:15s} n={n_obs:4d}: median wall {np.median(walls):.3f}s cpu {np.median(cpus):.3f}s",
+            print(f"{method:15s} n={n_obs:4d}: median wall {np.median(walls):.3f}s cpu {np.median(cpus):.3f}s "
+                  f"max wall {np.max(walls):.3f}s",
                   flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows))

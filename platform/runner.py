@@ -291,8 +291,9 @@ def _trainable(context: _SearchContext, dataset):
 
 
 def build_spec_searcher(spec: SearchSpec, *, max_concurrent: int | None):
-    """The spec's searcher (``search/factory.py``), as the search and ``mritune search --dry-run`` build it."""
-    from mritune.search.factory import build_searcher
+    """The spec's searcher (``search/factory.py``), as the search and ``mritune search --dry-run`` build it; a
+    multi-fidelity one (mobster) also gets the scheduler's ASHA settings."""
+    from mritune.search.factory import build_searcher, with_scheduler_settings
 
     return build_searcher(
         spec.search.algorithm,
@@ -301,7 +302,9 @@ def build_spec_searcher(spec: SearchSpec, *, max_concurrent: int | None):
         seed=spec.search.seed,
         max_concurrent=max_concurrent,
         points_to_evaluate=spec.search.points_to_evaluate,
-        **spec.search.options,
+        **with_scheduler_settings(spec.search.algorithm, spec.search.options, max_t=spec.epochs,
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor),
     )
 
 

@@ -1,7 +1,7 @@
 """Build searchers and schedulers by name, as the platform's search spec names them.
 
-``build_searcher("gpyopt" | "bayesopt" | "random" | "tpe", metric=..., mode=..., seed=..., max_concurrent=...,
-**options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
+``build_searcher("gpyopt" | "bayesopt" | "random" | "tpe" | "mobster", metric=..., mode=..., seed=...,
+max_concurrent=..., **options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
 Unknown names or options raise ``ValueError`` naming them and listing what is accepted.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, PENDING_STRATEGIES, TARGET_TRANSFORMS, Option,
-                                    option_problem)
+from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, MOBSTER_MODELS, PENDING_STRATEGIES,
+                                    TARGET_TRANSFORMS, Option, option_problem)
 
 # name -> (module, class): one registry that the spec schema, the factory and the docs read.
 _SEARCHER_CLASSES = {
@@ -18,6 +18,7 @@ _SEARCHER_CLASSES = {
     "bayesopt": ("mritune.search.bayesopt_searcher", "BayesOptSearch"),
     "random": ("mritune.search.random_searcher", "RandomSearch"),
     "tpe": ("mritune.search.optuna_searcher", "TPESearch"),  # Optuna TPE through Ray's OptunaSearch (peer baseline)
+    "mobster": ("mritune.search.mobster_searcher", "MobsterSearch"),  # multi-fidelity BO over ASHA's rungs
 }
 # name -> the options a spec may give it (search.options), checked at parse time without importing the searcher.
 # Keep in step with the constructors' keywords (tests/search/test_factory.py compares them).
@@ -30,7 +31,13 @@ SEARCHER_OPTIONS: dict[str, dict[str, Option]] = {
                  "pending_strategy": Option(choices=BAYESOPT_PENDING), "blas_threads": Option(nullable=True)},
     "random": {"n_initial_points": _COUNT, "blas_threads": Option(nullable=True)},
     "tpe": {"n_initial_points": _COUNT},
+    "mobster": {"n_initial_points": _COUNT, "model": Option(choices=MOBSTER_MODELS), "refit_every": _COUNT,
+                "max_fit_points": Option(minimum=10), "blas_threads": Option(nullable=True)},
 }
+# ASHA's settings, which a multi-fidelity searcher takes from the scheduler section (never from search.options):
+# searcher name -> it takes them. The runner passes them through with_scheduler_settings.
+RUNG_SETTINGS = ("max_t", "grace_period", "reduction_factor")
+_TAKES_RUNG_SETTINGS = {"mobster"}
 SEARCHERS = tuple(_SEARCHER_CLASSES)
 SCHEDULERS = ("asha", "fifo")
 
@@ -74,6 +81,27 @@ def check_scheduler_settings(name: str, *, max_t: int, grace_period: int = 1, re
         raise ValueError(f"reduction_factor: must be > 1, got {reduction_factor!r}")
 
 
+def with_scheduler_settings(name: str, options: dict[str, Any], *, max_t: int, grace_period: int,
+                            reduction_factor: float) -> dict[str, Any]:
+    """``options`` plus the scheduler's rung settings when searcher ``name`` takes them (``mobster``), else as is.
+
+    Raises:
+        ValueError: ``options`` sets one of them itself (the scheduler's settings are the only source).
+
+    Example:
+        >>> with_scheduler_settings("mobster", {}, max_t=9, grace_period=1, reduction_factor=3)
+        {'max_t': 9, 'grace_period': 1, 'reduction_factor': 3}
+    """
+    searcher_options(name)
+    if name not in _TAKES_RUNG_SETTINGS:
+        return dict(options)
+    clash = sorted(set(options) & set(RUNG_SETTINGS))
+    if clash:
+        raise ValueError(f"search.options.{clash[0]} is taken from the scheduler section for searcher {name!r}; "
+                         "remove it from search.options")
+    return {**options, "max_t": max_t, "grace_period": grace_period, "reduction_factor": reduction_factor}
+
+
 def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None,
                    max_concurrent: int | None = None, points_to_evaluate: list[dict] | None = None,
                    **options: Any):
@@ -83,14 +111,15 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
     so every search has an observations view and resumable state).
 
     Args:
-        name: A registered searcher: ``"gpyopt"``, ``"bayesopt"``, ``"random"`` or ``"tpe"``.
+        name: A registered searcher: ``"gpyopt"``, ``"bayesopt"``, ``"random"``, ``"tpe"`` or ``"mobster"``.
         metric: The result key to optimize.
         mode: ``"min"`` or ``"max"``.
         seed: The searcher's random seed (its ``random_state_seed``); None: unseeded.
         max_concurrent: At most this many trials running at once; None: no limit.
         points_to_evaluate: Configs to try first.
         **options: The searcher's own options (``searcher_options(name)`` lists them), e.g.
-            ``pending_strategy="constant_liar"`` for gpyopt.
+            ``pending_strategy="constant_liar"`` for gpyopt; ``max_t``, ``grace_period`` and
+            ``reduction_factor`` (the ASHA scheduler's) for mobster.
 
     Raises:
         ValueError: An unknown searcher or option (the message lists what is accepted), ``mode`` other than

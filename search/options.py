@@ -14,6 +14,7 @@ ACQUISITIONS = ("EI", "LCB", "MPI")
 PENDING_STRATEGIES = ("kriging_believer", "constant_liar", "local_penalization")
 TARGET_TRANSFORMS = ("log", "standardize")
 BAYESOPT_PENDING = ("kriging_believer", "constant_liar")
+MOBSTER_MODELS = ("joint", "per_rung")  # search/mobster_model.py: a joint freeze-thaw GP, or one GP per rung
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mritune.search.bayesopt_searcher import BayesOptSearch
 from mritune.search.gpyopt_searcher import GPyOptSearch
+from mritune.search.mobster_searcher import MobsterSearch
 from mritune.search.random_searcher import RandomSearch
 
 SEARCHERS = {
@@ -12,6 +13,10 @@ SEARCHERS = {
     "gpyopt_lp": lambda **kw: GPyOptSearch(pending_strategy="local_penalization", **kw),
     "bayesopt": lambda **kw: BayesOptSearch(**kw),
     "random": lambda **kw: RandomSearch(**kw),
+    # Contract results carry training_iteration 1: the first of ASHA's levels (1, 3, 9) here.
+    "mobster_joint": lambda **kw: MobsterSearch(max_t=9, grace_period=1, reduction_factor=3, model="joint", **kw),
+    "mobster_per_rung": lambda **kw: MobsterSearch(max_t=9, grace_period=1, reduction_factor=3, model="per_rung",
+                                                   **kw),
 }
 MODEL_BASED = [name for name in SEARCHERS if name != "random"]
 

@@ -1,4 +1,4 @@
-"""The searcher contract, run against every mritune searcher (GPyOpt × pending strategies, BayesOpt, random)."""
+"""The searcher contract, run against every mritune searcher (GPyOpt × pending strategies, BayesOpt, random, MOBSTER × 2 models)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tests.search.searchers import MODEL_BASED, SEARCHERS, make, quadratic, run_
 
 ALL = list(SEARCHERS)
 # Without running trials the three GPyOpt pending strategies run the same code, so sequential checks take one.
-SEQUENTIAL = ["gpyopt_kb", "bayesopt", "random"]
-SEQUENTIAL_MODELS = ["gpyopt_kb", "bayesopt"]
+SEQUENTIAL = ["gpyopt_kb", "bayesopt", "random", "mobster_joint", "mobster_per_rung"]
+SEQUENTIAL_MODELS = ["gpyopt_kb", "bayesopt", "mobster_joint", "mobster_per_rung"]
 
 
 @pytest.mark.parametrize("name", SEQUENTIAL_MODELS)
@@ -21,8 +21,11 @@ def test_finds_quadratic_minimum_better_than_random(name):
     steps = 16
     best = {}
     for searcher_name in (name, "random"):
-        searcher = make(searcher_name)
-        best[searcher_name] = min(quadratic(c) for c in run_sequential(searcher, steps))
+        # Median over 3 seeds: one seed's 4 random points can leave any model a bad first fit.
+        best[searcher_name] = np.median([min(quadratic(c) for c in run_sequential(make(searcher_name,
+                                                                                         random_state_seed=seed),
+                                                                                    steps))
+                                         for seed in range(3)])
     # Same seed → same 4 initial points; what follows must at least halve random search's best.
     assert best[name] < 0.5 * best["random"], best
 
