@@ -130,7 +130,10 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
         ...                           pending_strategy="kriging_believer")
         >>> tuner = Tuner(trainable, param_space=space, tune_config=TuneConfig(search_alg=searcher))  # doctest: +SKIP
     """
-    check_searcher_options(name, options)
+    spec_options = options
+    if name in _TAKES_RUNG_SETTINGS:  # its ASHA settings are build_searcher's to pass, not a spec's
+        spec_options = {k: v for k, v in options.items() if k not in RUNG_SETTINGS}
+    check_searcher_options(name, spec_options)
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):

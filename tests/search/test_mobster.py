@@ -121,6 +121,6 @@ def test_factory_passes_the_scheduler_settings_only_to_multi_fidelity_searchers(
     assert searcher.levels == (3, 9, 27)
     with pytest.raises(ValueError, match="search.options.max_t is taken from the scheduler section"):
         with_scheduler_settings("mobster", {"max_t": 5}, max_t=9, grace_period=1, reduction_factor=3)
-    with pytest.raises(ValueError, match="model must be one of joint, per_rung"):
+    with pytest.raises(ValueError, match="model: must be one of joint, per_rung"):
         build_searcher("mobster", metric="loss", mode="min", **{**options, "model": "deep"})
     assert math.isclose(options["reduction_factor"], 3)
