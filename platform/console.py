@@ -8,7 +8,9 @@ their TensorFlow, Ray Train and MLflow Python loggers at WARNING; :class:`Consol
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 
 import typer
@@ -29,7 +31,27 @@ def worker_runtime_env(*, verbose: bool) -> dict | None:
     """``ray.init``'s runtime_env: quiet trial workers, or None (Ray's defaults) when verbose."""
     if verbose:
         return None
-    return {"env_vars": dict(QUIET_WORKER_ENV), "worker_process_setup_hook": f"{__name__}.quiet_worker_logs"}
+    env_vars = dict(QUIET_WORKER_ENV)
+    runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": f"{__name__}.quiet_worker_logs"}
+    # Inside a Ray Job (`mritune submit`) Ray merges this with the job's runtime env and refuses any key both set;
+    # the job's own values win.
+    job_env = _job_runtime_env()
+    for key in job_env.get("env_vars") or {}:
+        env_vars.pop(key, None)
+    if "worker_process_setup_hook" in job_env:
+        del runtime_env["worker_process_setup_hook"]
+    return runtime_env
+
+
+def _job_runtime_env() -> dict:
+    """The runtime env of the Ray Job this driver runs in (Ray passes it in the environment), else {}."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR  # as ray.init reads it
+    from ray.job_config import JobConfig
+
+    injected = os.environ.get(RAY_JOB_CONFIG_JSON_ENV_VAR)
+    if not injected:
+        return {}
+    return dict(JobConfig.from_json(json.loads(injected)).runtime_env or {})
 
 
 def quiet_worker_logs() -> None:

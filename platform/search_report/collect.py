@@ -62,10 +62,14 @@ def _trial_record(client, run, metric: str, space: list[SpaceParam], origin_s: f
     curve = tuple(EpochPoint(epoch=int(m.step), value=float(m.value), time_s=m.timestamp / 1000.0 - origin_s)
                   for m in history)
     started = float(tags.get(TRIAL_STARTED_TAG, run.info.start_time / 1000.0)) - origin_s
-    if run.info.end_time:
+    # A bar ends at the trial's own last report: the run's end time can be the driver's later re-close
+    # (run_callbacks.TrialRunCloser), which would stretch the bar over the next trial in the same worker slot.
+    if curve:
+        end_s = max(started, curve[-1].time_s)
+    elif run.info.end_time:
         end_s = run.info.end_time / 1000.0 - origin_s
     else:
-        end_s = max([started, *(p.time_s for p in curve)])
+        end_s = started
     return TrialRecord(
         trial_id=tags.get(TRIAL_ID_TAG, run.info.run_id), run_id=run.info.run_id,
         run_name=tags.get("mlflow.runName", ""), outcome=_outcome(run),
