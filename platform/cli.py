@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mritune.platform import cli_data, cli_deploy, cli_jobs, cli_search, cli_train
+from mritune.platform import cli_cluster, cli_data, cli_deploy, cli_jobs, cli_search, cli_train
 from mritune.platform.errors import first_line
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_deploy):
+for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_cluster, cli_deploy):
     _module.register(app)
 
 # Errors that mean "the user's input or environment is wrong": shown as one line, never as a traceback.

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
+from mritune.platform import storage
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
+from mritune.platform.storage import StorageLocation
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 
@@ -38,7 +40,7 @@ class SearchOutcome:
 @dataclass(frozen=True)
 class _SearchContext:
     spec: SearchSpec
-    experiment_path: Path
+    experiment_path: StorageLocation  # a local folder or a URI (platform/storage.py)
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -103,10 +105,12 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
     # SQLite store is created on first use, so only a server is checked.
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
     check_tracking_reachable(uri, sqlite_must_exist=False)
+    location = storage.parse_location(spec.storage_path)
+    storage.check_storage_reachable(location)
     dataset = load_data(spec)
-    cluster = _connect_and_check(spec, address, uri)
+    cluster = _connect_and_check(spec, address, uri, location)
     experiment_id = ensure_experiment(spec.experiment, uri)
-    experiment_path = Path(spec.storage_path).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = location.child(f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     parent_run_id = tracking_runs.start_search_run(
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
@@ -143,12 +147,13 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     from mritune.platform import tracking_runs
 
     experiment_path = find_experiment(name_or_path, storage_path)
-    state = json.loads((experiment_path / STATE_FILE).read_text())
-    spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
+    state_file = experiment_path.child(STATE_FILE)
+    state = json.loads(storage.read_bytes(state_file))
+    spec = parse_spec(state["spec"], source=str(state_file))
     uri = state["tracking_uri"]
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
-    _connect_and_check(spec, address, uri)
+    _connect_and_check(spec, address, uri, experiment_path.parent)
     context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"])
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
     tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
@@ -164,40 +169,41 @@ def resume_search(name_or_path: str, *, storage_path: str = "./ray_results", add
     return _fit_and_finish(context, tuner, dataset)
 
 
-def find_experiment(name_or_path: str, storage_path: str) -> Path:
-    """A search folder given by path, or the newest `<storage>/<name>-<timestamp>` for a name."""
-    direct = Path(name_or_path)
-    if (direct / STATE_FILE).is_file():
-        return direct.resolve()
-    root = Path(storage_path)
-    candidates = sorted(p for p in root.glob(f"{name_or_path}-*") if (p / STATE_FILE).is_file())
+def find_experiment(name_or_path: str, storage_path: str) -> StorageLocation:
+    """A search folder given by path or URI, or the newest `<storage>/<name>-<timestamp>` for a name."""
+    direct = storage.parse_location(name_or_path)
+    if storage.is_file(direct.child(STATE_FILE)):
+        return direct
+    root = storage.parse_location(storage_path)
+    candidates = [folder for folder in storage.folders_named(root, f"{name_or_path}-")
+                  if storage.is_file(folder.child(STATE_FILE))]
     if not candidates:
         raise FileNotFoundError(
-            f"no search named {name_or_path!r} under {root.resolve()}; pass the search folder path "
+            f"no search named {name_or_path!r} under {root}; pass the search folder path "
             f"(it holds {STATE_FILE}) or --storage-path"
         )
-    return candidates[-1].resolve()
+    return candidates[-1]
 
 
-def _connect_and_check(spec: SearchSpec, address: str | None, uri: str):
+def _connect_and_check(spec: SearchSpec, address: str | None, uri: str, location: StorageLocation):
     from mritune.platform.cluster import check_resources, connect_ray, require_remote_tracking
 
     cluster = connect_ray(address)
     check_resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, cluster=cluster)
     require_remote_tracking(uri, cluster)
+    storage.require_shared_storage(location, shared=spec.storage_shared, cluster=cluster)
     return cluster
 
 
 def _write_state(context: _SearchContext) -> None:
-    context.experiment_path.mkdir(parents=True, exist_ok=True)
     state = {
         "spec": context.spec.model_dump(mode="json"),
         "tracking_uri": context.tracking_uri,
         "experiment_id": context.experiment_id,
         "parent_run_id": context.parent_run_id,
     }
-    (context.experiment_path / STATE_FILE).write_text(json.dumps(state, indent=2))
-    (context.experiment_path / "spec.yaml").write_text(spec_to_yaml(context.spec))
+    storage.write_text(context.experiment_path.child(STATE_FILE), json.dumps(state, indent=2))
+    storage.write_text(context.experiment_path.child("spec.yaml"), spec_to_yaml(context.spec))
 
 
 def _trainable(context: _SearchContext, dataset):
@@ -268,7 +274,7 @@ def _build_tuner(context: _SearchContext, dataset):
         ),
         run_config=tune.RunConfig(
             name=context.experiment_path.name,
-            storage_path=str(context.experiment_path.parent),
+            storage_path=str(context.experiment_path.parent),  # a local folder or a pyarrow URI
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
             callbacks=[closer],
@@ -337,15 +343,17 @@ def _end_unfinished_search(context: _SearchContext, *, status: str, reason: str)
         logger.exception("could not mark the search run %s %s", context.parent_run_id, status)
 
 
-def _searcher_state(experiment_path: Path) -> dict | None:
+def _searcher_state(experiment_path: StorageLocation | Path) -> dict | None:
     """The searcher's observations as Tune last saved them (mritune's searchers save a JSON state dict)."""
-    saved = sorted(experiment_path.glob("searcher-state-*"), key=lambda p: p.stat().st_mtime)
-    if not saved:
+    if not isinstance(experiment_path, StorageLocation):
+        experiment_path = storage.parse_location(str(experiment_path))
+    saved = storage.newest_file(experiment_path, "searcher-state-")
+    if saved is None:
         logger.info("no searcher state in %s: the search summary has no searcher observations", experiment_path)
         return None
     try:
-        return json.loads(saved[-1].read_text())
+        return json.loads(storage.read_bytes(saved))
     except (UnicodeDecodeError, json.JSONDecodeError):
         # Not one of mritune's searchers (those save JSON): nothing readable to log.
-        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved[-1])
+        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved)
         return None
