@@ -33,7 +33,8 @@ def search_command(
 
 def resume_command(
     search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
-    storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
+    storage_path: str = typer.Option(
+        "./ray_results", help="Where searches are stored: a folder or a URI such as s3://BUCKET/ray_results"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
 ) -> None:
     """Continue an interrupted search from its Tune checkpoints."""

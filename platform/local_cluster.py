@@ -27,6 +27,7 @@ STATE_FILE = "state.json"
 ENV_FILE = "env.sh"
 # Services that others depend on are stopped last: the MLflow server holds connections to PostgreSQL.
 _STOP_LAST = ("postgres", "seaweedfs")
+SEAWEEDFS_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,9 +117,10 @@ def down(*, state_dir: Path | None = None) -> list[int]:
     alive = [process for process in _read_processes(root) if process.is_alive()]
     first = [process.pid for process in alive if process.name not in _STOP_LAST]
     last = [process.pid for process in alive if process.name in _STOP_LAST]
-    for group in (first, last):
-        if group:
-            stop_sessions(group)
+    if first:
+        stop_sessions(first)
+    if last:  # SeaweedFS waits out a long shutdown on SIGTERM; its data is removed with the state folder anyway
+        stop_sessions(last, grace_s=SEAWEEDFS_GRACE_S)
     for folder in state.get("temp_dirs", []):
         shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
@@ -146,7 +148,7 @@ def load(state_dir: Path | None = None) -> LocalCluster:
 
 def _plan(root: Path, workers: int) -> tuple[LocalCluster, dict]:
     """Ports, secrets and folders, chosen before anything starts; written to the state file at once."""
-    gcs, dashboard, mlflow, s3 = free_ports(4)
+    gcs, dashboard, mlflow = free_ports(3)
     ray_token = secrets.token_hex(32)
     username = os.environ.get("MLFLOW_TRACKING_USERNAME") or "admin"
     password = os.environ.get("MLFLOW_TRACKING_PASSWORD") or secrets.token_urlsafe(18)
@@ -163,11 +165,11 @@ def _plan(root: Path, workers: int) -> tuple[LocalCluster, dict]:
     temp.chmod(0o755)
     cluster = LocalCluster(
         state_dir=str(root), ray_address=env["RAY_ADDRESS"], dashboard_url=env["RAY_API_SERVER_ADDRESS"],
-        tracking_uri=env["MLFLOW_TRACKING_URI"], storage_path=services.s3_storage_uri(s3), workers=workers,
+        tracking_uri=env["MLFLOW_TRACKING_URI"], storage_path="", workers=workers,  # storage_path: once SeaweedFS is up
         env=env, temp_dirs=(str(temp),),
     )
     plan = {"postgres_password": secrets.token_urlsafe(18), "flask": secrets.token_hex(16), "gcs_port": gcs,
-            "dashboard_port": dashboard, "mlflow_port": mlflow, "s3_port": s3}
+            "dashboard_port": dashboard, "mlflow_port": mlflow}
     _write_state(cluster, plan)
     return cluster, plan
 
@@ -177,9 +179,11 @@ def _start_all(cluster: LocalCluster, cpus_per_node: int, plan: dict) -> LocalCl
     postgres_port = free_ports(1)[0]
     cluster = _started(cluster, plan, "postgres", services.start_postgres(
         data_dir=temp / "postgres", port=postgres_port, password=plan["postgres_password"], log=root / "postgres.log"))
-    cluster = _started(cluster, plan, "seaweedfs", services.start_seaweedfs(
-        data_dir=root / "seaweedfs", s3_port=plan["s3_port"], access_key=env["AWS_ACCESS_KEY_ID"],
-        secret_key=env["AWS_SECRET_ACCESS_KEY"], log=root / "seaweedfs.log"))
+    seaweedfs, s3_port = services.start_seaweedfs(
+        data_dir=root / "seaweedfs", access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        log=root / "seaweedfs.log")
+    cluster = replace(cluster, storage_path=services.s3_storage_uri(s3_port))
+    cluster = _started(cluster, plan, "seaweedfs", seaweedfs)
     cluster = _started(cluster, plan, "mlflow", services.start_mlflow_server(
         port=plan["mlflow_port"], postgres_port=postgres_port, postgres_password=plan["postgres_password"],
         artifacts=root / "mlartifacts", admin_username=env["MLFLOW_TRACKING_USERNAME"],

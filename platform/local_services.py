@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mritune.platform.errors import first_line
 from mritune.platform.processes import console_script, free_ports, start_in_new_session, stop_session, wait_until
 
 # Generous: on a loaded two-core machine a Ray node or `mlflow server` has been seen to take 70-90 s to come up.
@@ -164,9 +165,12 @@ def _version_key(path: str) -> tuple[int, ...]:
 # SeaweedFS (an S3 endpoint)
 
 
-def start_seaweedfs(*, data_dir: Path, s3_port: int, access_key: str, secret_key: str,
-                    log: Path) -> subprocess.Popen:
-    """`weed server -s3` on 127.0.0.1 with one identity (keys in an owner-only file), and the bucket created."""
+def start_seaweedfs(*, data_dir: Path, access_key: str, secret_key: str, log: Path) -> tuple[subprocess.Popen, int]:
+    """`weed server -s3` on 127.0.0.1 with one identity (keys in an owner-only file), and the bucket created.
+
+    Returns the process and its S3 port. SeaweedFS needs nine ports; one taken between choosing and binding
+    (this machine is shared) makes it exit, so it is started once more on fresh ports before giving up.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     identities = data_dir / "identities.json"
     identities.touch(mode=0o600, exist_ok=True)
@@ -174,18 +178,31 @@ def start_seaweedfs(*, data_dir: Path, s3_port: int, access_key: str, secret_key
         "name": "mritune", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))
-    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, iceberg, lance = free_ports(9)
-    command = [
+    for attempt in (1, 2):
+        s3_port, *ports = free_ports(9)
+        process = start_in_new_session(_weed_command(data_dir, identities, s3_port, ports), env=_plain_env(),
+                                       log=log)
+        try:
+            _await_service(process, lambda: _bucket_ready(s3_port, access_key, secret_key),
+                           what="SeaweedFS S3 endpoint coming up", log=log)
+            return process, s3_port
+        except RuntimeError as exc:  # it exited (a port clash); a TimeoutError (hung) is not retried
+            if attempt == 2:
+                fatal = [line for line in log.read_text(errors="replace").splitlines() if line[:1] == "F"]
+                raise RuntimeError(f"{first_line(exc)}: {' / '.join(fatal[-2:])}") from None
+    raise AssertionError("unreachable")
+
+
+def _weed_command(data_dir: Path, identities: Path, s3_port: int, ports: list[int]) -> list[str]:
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, iceberg = ports
+    return [
         console_script("weed"), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-        "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={s3_grpc}", f"-s3.port.iceberg={iceberg}", f"-s3.port.lance={lance}",
-        f"-s3.config={identities}", "-master.volumeSizeLimitMB=64", "-volume.max=0", "-metricsPort=0",
+        "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={s3_grpc}", f"-s3.port.iceberg={iceberg}",
+        f"-s3.port.lance={free_ports(1)[0]}", f"-s3.config={identities}", "-master.volumeSizeLimitMB=64",
+        "-volume.max=0", "-metricsPort=0",
     ]
-    process = start_in_new_session(command, env=_plain_env(), log=log)
-    _await_service(process, lambda: _bucket_ready(s3_port, access_key, secret_key),
-                   what="SeaweedFS S3 endpoint coming up", log=log)
-    return process
 
 
 def s3_storage_uri(s3_port: int, prefix: str = "ray_results") -> str:

@@ -50,10 +50,15 @@ def spec_file(tmp_path: Path, storage_path: str, *overrides: str) -> Path:
     return path
 
 
-def run_mritune(args: list[str], *, env: dict, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_env(env: dict) -> dict:
+    """This environment without outer Ray/MLflow/AWS settings, plus `env` (the cluster's exports)."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "MLFLOW_", "AWS_"))}
-    return subprocess.run([MRITUNE, *args], env={**clean, **env, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    return {**clean, **env, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run_mritune(args: list[str], *, env: dict, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([MRITUNE, *args], env=run_env(env), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_up_reports_its_services_and_keeps_secrets_owner_only(cluster):
@@ -97,7 +102,7 @@ def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(
     pulled = run_mritune(["pull", "mritune-classifier@champion", "--out", str(tmp_path / "pulled")],
                          env=cluster.env, cwd=tmp_path)
     assert pulled.returncode == 0, pulled.stderr[-2000:]
-    assert json.loads((tmp_path / "pulled" / "metadata.json").read_text())["version"] == "1"
+    assert str(json.loads((tmp_path / "pulled" / "metadata.json").read_text())["version"]) == "1"
 
 
 def test_wrong_mlflow_password_is_one_line_before_anything_starts(cluster, tmp_path):

@@ -14,7 +14,8 @@ from mritune.platform import storage
 from mritune.platform.cluster import ClusterInfo, NodeResources
 from mritune.platform.config import SpecError
 from mritune.platform.local_services import s3_storage_uri, start_seaweedfs
-from mritune.platform.processes import free_ports, stop_session
+from mritune.platform.local_cluster import SEAWEEDFS_GRACE_S
+from mritune.platform.processes import stop_sessions
 from tests.platform.search_helpers import tiny_spec
 
 URI = "s3://mritune/runs?endpoint_override=127.0.0.1:8333&scheme=http"
@@ -31,13 +32,13 @@ def s3_endpoint(tmp_path_factory):
     """A SeaweedFS S3 endpoint with one identity; yields (storage URI, keys) and stops it by pid."""
     root = tmp_path_factory.mktemp("seaweedfs")
     keys = {"AWS_ACCESS_KEY_ID": secrets.token_hex(8), "AWS_SECRET_ACCESS_KEY": secrets.token_hex(16)}
-    (port,) = free_ports(1)
-    process = start_seaweedfs(data_dir=root / "data", s3_port=port, access_key=keys["AWS_ACCESS_KEY_ID"],
-                              secret_key=keys["AWS_SECRET_ACCESS_KEY"], log=root / "weed.log")
+    process, port = start_seaweedfs(data_dir=root / "data", access_key=keys["AWS_ACCESS_KEY_ID"],
+                                    secret_key=keys["AWS_SECRET_ACCESS_KEY"], log=root / "weed.log")
     try:
         yield s3_storage_uri(port, prefix="unit"), keys
     finally:
-        stop_session(process)
+        stop_sessions([process.pid], grace_s=SEAWEEDFS_GRACE_S)  # its data is thrown away: no long shutdown
+        process.wait()
 
 
 def test_spec_accepts_storage_uris_and_refuses_secrets_and_unknown_schemes(tmp_path):
