@@ -21,7 +21,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from mritune.platform import local_services as services
-from mritune.platform.processes import ServiceProcess, free_ports, start_in_new_session, stop_sessions, wait_until
+from mritune.platform.processes import (
+    ServiceProcess,
+    console_script,
+    free_ports,
+    start_in_new_session,
+    stop_sessions,
+    wait_until,
+)
 
 STATE_FILE = "state.json"
 ENV_FILE = "env.sh"
@@ -80,7 +87,9 @@ def up(*, workers: int = 2, cpus_per_node: int = 1, state_dir: Path | None = Non
     if any(process.is_alive() for process in _read_processes(root)):
         raise ValueError(f"a local cluster from {root} is still up; stop it first: mritune cluster local down")
     _reset_state_dir(root)
-    services.postgres_binary("initdb")  # a missing PostgreSQL is one line before anything starts
+    # A missing PostgreSQL or SeaweedFS is one line before anything starts.
+    services.postgres_binary("initdb")
+    console_script("weed")
     cluster, plan = _plan(root, workers)
     try:
         return _start_all(cluster, cpus_per_node, plan)

@@ -37,8 +37,13 @@ class ServiceProcess:
         return cls(name=name, pid=process.pid, start_ticks=process_start_ticks(process.pid) or 0)
 
     def is_alive(self) -> bool:
-        """Still running, and still the process that was started (not a reused pid)."""
-        return process_start_ticks(self.pid) == self.start_ticks and bool(live_session_pids(self.pid))
+        """Something of its session still runs. A leader that died may leave members behind (they are still
+        ours: Linux does not reuse a pid while it names a live session); a leader pid now held by another
+        process (another start time) is not ours, nor is its session."""
+        ticks = process_start_ticks(self.pid)
+        if ticks is not None and ticks != self.start_ticks:
+            return False
+        return bool(live_session_pids(self.pid))
 
 
 def free_ports(count: int) -> list[int]:

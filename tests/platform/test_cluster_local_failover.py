@@ -1,18 +1,21 @@
 """Kill a worker node in the middle of a search on `mritune cluster local`: its trial resumes on another node from
-the checkpoint in S3, and no trial is lost. Slow (a three-node cluster and a search of three 8-epoch trials)."""
+the checkpoint in S3, and no trial is lost. Slow (a three-node cluster and a search of three 12-epoch trials)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mritune.platform import local_cluster
-from mritune.platform.processes import live_session_pids, stop_sessions, wait_until
+from mritune.platform.processes import live_session_pids, wait_until
 from tests.platform.test_cluster_local import MRITUNE, run_env, spec_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+EPOCHS = 12
 
 
 def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
@@ -28,46 +31,50 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
                     "MLFLOW_TRACKING_PASSWORD"):
             monkeypatch.setenv(key, cluster.env[key])
         spec = spec_file(tmp_path, cluster.storage_path, "search.num_samples=3", "search.max_concurrent=3",
-                         "scheduler.max_t=8", "failure.max_failures=2", "tracking.experiment=failover")
+                         f"scheduler.max_t={EPOCHS}", "data.synthetic.n=600", "failure.max_failures=2", "tracking.experiment=failover")
         with open(tmp_path / "search.log", "w") as log:
             search = subprocess.Popen([MRITUNE, "search", str(spec)], env=run_env(cluster.env), cwd=tmp_path,
                                       stdout=log, stderr=subprocess.STDOUT)
         victim = next(process for process in cluster.processes if process.name == "ray-worker1")
         client = MlflowClient(cluster.tracking_uri)
-        wait_until(lambda: _trial_on(victim.pid) and _every_trial_has_an_epoch(client, 3), timeout_s=900,
-                   what="three trials past their first epoch, one on the victim node", process=search,
+        wait_until(lambda: _checkpointed_trial_running_on(victim.pid, client), timeout_s=900,
+                   what="a trial on the victim node past its first epoch", process=search,
                    log=tmp_path / "search.log", interval_s=1.0)
-        stop_sessions([victim.pid], grace_s=0)  # SIGKILL at once: the node dies, it does not shut down
+        for pid in live_session_pids(victim.pid):  # SIGKILL: the node dies at once, it does not drain
+            os.kill(pid, signal.SIGKILL)
         assert search.wait(timeout=1200) == 0, (tmp_path / "search.log").read_text()[-3000:]
 
         output = (tmp_path / "search.log").read_text()
         rows = [line for line in output.splitlines() if line.startswith("| ") and " | OK | " in line]
-        assert len(rows) == 3 and all(" | OK | 8 | " in row for row in rows), output[-3000:]
+        assert "ActorDiedError" in output or "NodeDiedError" in output, "no trial saw the node die"
+        assert len(rows) == 3 and all(f" | OK | {EPOCHS} | " in row for row in rows), output[-3000:]
         trials = ExperimentAnalysis(str(find_experiment("tiny-classifier", cluster.storage_path))).trials
-        restored = [trial for trial in trials if trial.run_metadata.num_failures >= 1]
-        assert restored, "no trial saw the node die"
-        for trial in restored:  # resumed from its checkpoint in S3, not retrained from epoch 1
-            assert trial.last_result["training_iteration"] == 8
-            assert trial.last_result["iterations_since_restore"] < 8
+        assert all(trial.last_result["training_iteration"] == EPOCHS for trial in trials)
+        # The trial the node took down went on from its checkpoint in S3: it trained fewer epochs after its
+        # restore than it reports in all, instead of training all of them again.
+        assert any(trial.last_result["iterations_since_restore"] < EPOCHS for trial in trials)
     finally:
         local_cluster.down(state_dir=state_dir)
 
 
-def _trial_on(session: int) -> bool:
-    """A Ray task or actor process (a trial: workers are not prestarted here) runs in that node's session."""
-    for pid in live_session_pids(session):
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except FileNotFoundError:
-            continue
-        if title.startswith("ray::") and not title.startswith("ray::IDLE"):
-            return True
-    return False
+def _checkpointed_trial_running_on(session: int, client) -> bool:
+    """A trial whose actor process runs in that node's session has reported (and checkpointed) an epoch and is
+    still running: its MLflow run carries the actor's pid."""
+    from mritune.platform.tracking import WORKER_PID_TAG
 
-
-def _every_trial_has_an_epoch(client, count: int) -> bool:
     experiment = client.get_experiment_by_name("failover")
     if experiment is None:
         return False
+    pids = {str(pid) for pid in live_session_pids(session) if _is_trial_process(pid)}
     runs = client.search_runs([experiment.experiment_id], "tags.`mritune.role` = 'trial'")
-    return len(runs) >= count and all("train_seconds" in run.data.metrics for run in runs)
+    return any(run.data.tags.get(WORKER_PID_TAG) in pids and run.info.status == "RUNNING"
+               and "train_seconds" in run.data.metrics for run in runs)
+
+
+def _is_trial_process(pid: int) -> bool:
+    """Titled ray::<trainable name> (not ray::DashboardAgent, ray::RuntimeEnvAgent)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return False
+    return title.startswith("ray::") and "trainable" in title
