@@ -23,7 +23,6 @@ from pathlib import Path
 from mritune.platform import local_services as services
 from mritune.platform.processes import (
     ServiceProcess,
-    console_script,
     free_ports,
     start_in_new_session,
     stop_sessions,
@@ -89,7 +88,7 @@ def up(*, workers: int = 2, cpus_per_node: int = 1, state_dir: Path | None = Non
     _reset_state_dir(root)
     # A missing PostgreSQL or SeaweedFS is one line before anything starts.
     services.postgres_binary("initdb")
-    console_script("weed")
+    services.weed_binary()
     cluster, plan = _plan(root, workers)
     try:
         return _start_all(cluster, cpus_per_node, plan)

