@@ -17,7 +17,8 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from mritune.trainables.errors import MissingInputError, ServiceUnavailable
+
+from mritune.trainables.errors import AccessDenied, MissingInputError, ServiceUnavailable
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 HEALTH_TIMEOUT_S = 3.0
@@ -77,10 +78,12 @@ def check_tracking_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIM
 
     Raises:
         TrackingServerUnreachable: The HTTP server does not answer within ``timeout_s``.
+        PermissionError: The server wants a login (MLflow's basic-auth app) and this one is missing or wrong.
         FileNotFoundError: ``sqlite_must_exist`` and there is no database file at the SQLite path.
     """
     if is_remote_uri(tracking_uri):
         check_server_reachable(tracking_uri, timeout_s=timeout_s)
+        check_server_credentials(tracking_uri, timeout_s=timeout_s)
     elif sqlite_must_exist and tracking_uri.startswith("sqlite:///"):
         database = Path(tracking_uri.removeprefix("sqlite:///"))
         if not database.is_file():
@@ -88,3 +91,33 @@ def check_tracking_reachable(tracking_uri: str, *, timeout_s: float = HEALTH_TIM
                 f"no MLflow database at {database} (tracking URI {tracking_uri}); pass --tracking-uri "
                 "or set MLFLOW_TRACKING_URI"
             )
+
+
+def check_server_credentials(tracking_uri: str, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    """Ask the server one read-only question with this environment's login, so a missing or wrong
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` is one line before anything starts.
+
+    Raises:
+        PermissionError: The server answers 401 (no login, or a wrong one).
+    """
+    import base64
+
+    request = urllib.request.Request(tracking_uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
+    username = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if username and password:
+        login = base64.b64encode(f"{username}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {login}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return  # anything else is MLflow's own calls to report
+    except (urllib.error.URLError, OSError):
+        return  # reachability was checked just before; MLflow's own calls report a later failure
+    if not (username and password):
+        raise AccessDenied(f"MLflow tracking server {tracking_uri} requires a login; set MLFLOW_TRACKING_USERNAME "
+                              "and MLFLOW_TRACKING_PASSWORD")
+    raise AccessDenied(f"MLflow tracking server {tracking_uri} rejected the login of user {username!r} "
+                          "(MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD)")

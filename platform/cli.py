@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mritune.platform import cli_data, cli_deploy, cli_jobs, cli_search, cli_train
+from mritune.platform import cli_cluster, cli_data, cli_deploy, cli_jobs, cli_search, cli_train
 from mritune.platform.errors import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_deploy):
+for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_cluster, cli_deploy):
     _module.register(app)
 
 

@@ -46,7 +46,8 @@ def search_command(
 def resume_command(
     search: str = typer.Argument(..., help="The search's folder, its spec YAML, or its name (newest folder of it)"),
     storage_path: Optional[str] = typer.Option(
-        None, help="Where searches are stored (default: the spec's storage_path, else ./ray_results)"),
+        None, help="Where searches are stored, a folder or a URI such as s3://BUCKET/ray_results (default: the "
+        "spec's storage_path, else ./ray_results)"),
     set_: list[str] = typer.Option([], "--set", help="Overrides for a spec file, as given to `mritune search`."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
@@ -77,16 +78,17 @@ def quickstart_command(
 
 
 def report_command(
-    search: str = typer.Argument(..., help="Search name (newest folder of that name) or search folder path"),
-    storage_path: str = typer.Option("./ray_results", help="Where searches are stored"),
+    search: str = typer.Argument(..., help="The search's folder, its spec YAML, or its name (newest folder of it)"),
+    storage_path: Optional[str] = typer.Option(
+        None, help="Where searches are stored (default: the spec's storage_path, else ./ray_results)"),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for report.html and the PNGs (default: "
                                       "<search folder>/report)"),
     ui_url: Optional[str] = typer.Option(None, help="MLflow UI the trial links open (default: the tracking "
                                          "server, else http://127.0.0.1:5000)"),
 ) -> None:
     """Write the search report (one HTML file with the plots, and the PNGs) of a finished or running search."""
-    from mritune.platform.runner import find_experiment
+    from mritune.platform.runner import locate_search
     from mritune.platform.search_report.build import write_search_report
 
-    files = write_search_report(find_experiment(search, storage_path), out_dir=out, ui_url=ui_url)
+    files = write_search_report(locate_search(search, storage_path=storage_path), out_dir=out, ui_url=ui_url)
     typer.echo(f"Report: {files.html}")

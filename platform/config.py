@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
 from mritune.trainables.errors import MissingInputError, UserInputError
@@ -113,9 +113,19 @@ class SearchSpec(_Strict):
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
+    # A local folder or a pyarrow URI (s3://, gs://...): where trials keep checkpoints (platform/storage.py).
     storage_path: str = "./ray_results"
+    # Declares a local storage_path to be mounted by every node (NFS); a cluster of several nodes refuses it else.
+    storage_shared: bool = False
     failure: FailureSection = Field(default_factory=FailureSection)
     trainable: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("storage_path")
+    @classmethod
+    def _storage_path_usable(cls, value: str) -> str:
+        from mritune.platform.storage import check_storage_path
+
+        return check_storage_path(value)
 
     @model_validator(mode="after")
     def _searched_not_fixed(self) -> "SearchSpec":

@@ -5,20 +5,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
+from mritune.platform import storage
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
+from mritune.platform.storage import StorageLocation
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
-from mritune.trainables.errors import AccessDenied, MissingInputError
+from mritune.trainables.errors import MissingInputError
 
 STATE_FILE = "mritune_search.json"
 DEFAULT_STORAGE_PATH = SearchSpec.model_fields["storage_path"].default  # ./ray_results
@@ -45,7 +45,7 @@ class SearchOutcome:
 @dataclass(frozen=True)
 class _SearchContext:
     spec: SearchSpec
-    experiment_path: Path
+    experiment_path: StorageLocation  # a local folder or a URI (platform/storage.py)
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -114,13 +114,14 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
 
     # A relative SQLite path made absolute: trial processes started elsewhere must write the same file. A new
     # SQLite store is created on first use, so only a server is checked.
-    check_storage_writable(storage_root(spec.storage_path))
+    location = storage.parse_location(spec.storage_path)
+    storage.check_storage_usable(location)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.uri, absolute_sqlite=True)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
-    cluster = _connect_and_check(spec, address, uri, verbose=verbose)
+    cluster = _connect_and_check(spec, address, uri, location, verbose=verbose)
     experiment_id = ensure_experiment(spec.experiment, uri)
-    experiment_path = storage_root(spec.storage_path) / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = location.child(f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     parent_run_id = tracking_runs.start_search_run(
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
@@ -164,13 +165,14 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     from mritune.platform import tracking_runs
 
     experiment_path = locate_search(search, storage_path=storage_path, overrides=overrides)
-    state = json.loads((experiment_path / STATE_FILE).read_text())
-    spec = parse_spec(state["spec"], source=str(experiment_path / STATE_FILE))
+    state_file = experiment_path.child(STATE_FILE)
+    state = json.loads(storage.read_bytes(state_file))
+    spec = parse_spec(state["spec"], source=str(state_file))
     uri = state["tracking_uri"]
-    check_storage_writable(experiment_path)
+    storage.check_storage_usable(experiment_path)
     check_tracking_reachable(uri, sqlite_must_exist=False)
     dataset = load_data(spec)
-    _connect_and_check(spec, address, uri, verbose=verbose)
+    _connect_and_check(spec, address, uri, experiment_path.parent, verbose=verbose)
     context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"],
                              verbose=verbose)
     tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
@@ -187,46 +189,11 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     return _fit_and_finish(context, tuner, dataset)
 
 
-def storage_root(storage_path: str) -> Path:
-    """Where a spec's ``storage_path`` puts its searches: the one place a storage path becomes a location
-    (``run_search`` writes there, ``resume_search`` reads there)."""
-    return Path(storage_path).resolve()
-
-
-# Written and removed before a search starts: a storage that cannot take this cannot take a checkpoint either.
-_STORAGE_PROBE_BYTES = 1 << 20
-
-
-def check_storage_writable(root: Path) -> None:
-    """Refuse, before anything starts, a storage folder that cannot be created or written (read-only, full).
-
-    Raises:
-        AccessDenied: The folder cannot be created, or a 1 MiB probe file cannot be written there.
-    """
-    probe = root / f".mritune-write-probe-{os.getpid()}"
-    created = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as file:
-            file.write(b"\0" * _STORAGE_PROBE_BYTES)
-            file.flush()
-            os.fsync(file.fileno())
-    except OSError as exc:
-        raise AccessDenied(f"storage_path {root} cannot hold the search's checkpoints ({exc.strerror or exc}); "
-                           "choose a writable folder with free space") from None
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
-        for folder in created:  # leave nothing behind: a later check may still refuse the search
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-
-def locate_search(search: str, *, storage_path: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
-    """The experiment folder of a search given as its folder, its spec file or its name (see ``resume_search``)."""
+def locate_search(search: str, *, storage_path: str | None = None,
+                  overrides: tuple[str, ...] = ()) -> StorageLocation:
+    """The experiment folder of a search given as its folder (or URI), its spec file or its name (see
+    ``resume_search``); a spec's search is looked for under the spec's ``storage_path``."""
     direct = Path(search)
-    if (direct / STATE_FILE).is_file():
-        return direct.resolve()
     if direct.suffix in (".yaml", ".yml") and direct.is_file():
         from mritune.platform.config import load_spec
 
@@ -235,41 +202,43 @@ def locate_search(search: str, *, storage_path: str | None = None, overrides: tu
     return find_experiment(search, storage_path or DEFAULT_STORAGE_PATH)
 
 
-def find_experiment(name_or_path: str, storage_path: str) -> Path:
-    """A search folder given by path, or the newest `<storage>/<name>-<timestamp>` for a name."""
-    direct = Path(name_or_path)
-    if (direct / STATE_FILE).is_file():
-        return direct.resolve()
-    root = storage_root(storage_path)
-    candidates = sorted(p for p in root.glob(f"{name_or_path}-*") if (p / STATE_FILE).is_file())
+def find_experiment(name_or_path: str, storage_path: str) -> StorageLocation:
+    """A search folder given by path or URI, or the newest `<storage>/<name>-<timestamp>` for a name."""
+    direct = storage.parse_location(name_or_path)
+    if storage.is_file(direct.child(STATE_FILE)):
+        return direct
+    root = storage.parse_location(storage_path)
+    candidates = [folder for folder in storage.folders_named(root, f"{name_or_path}-")
+                  if storage.is_file(folder.child(STATE_FILE))]
     if not candidates:
         raise MissingInputError(
             f"no search named {name_or_path!r} under {root}; pass the search folder path "
             f"(it holds {STATE_FILE}), its spec file, or --storage-path"
         )
-    return candidates[-1].resolve()
+    return candidates[-1]
 
 
-def _connect_and_check(spec: SearchSpec, address: str | None, uri: str, *, verbose: bool = False):
+def _connect_and_check(spec: SearchSpec, address: str | None, uri: str, location: StorageLocation, *,
+                       verbose: bool = False):
     from mritune.platform.cluster import check_resources, connect_ray, require_remote_tracking
     from mritune.platform.console import worker_runtime_env
 
     cluster = connect_ray(address, runtime_env=worker_runtime_env(verbose=verbose))
     check_resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, cluster=cluster)
     require_remote_tracking(uri, cluster)
+    storage.require_shared_storage(location, shared=spec.storage_shared, cluster=cluster)
     return cluster
 
 
 def _write_state(context: _SearchContext) -> None:
-    context.experiment_path.mkdir(parents=True, exist_ok=True)
     state = {
         "spec": context.spec.model_dump(mode="json"),
         "tracking_uri": context.tracking_uri,
         "experiment_id": context.experiment_id,
         "parent_run_id": context.parent_run_id,
     }
-    (context.experiment_path / STATE_FILE).write_text(json.dumps(state, indent=2))
-    (context.experiment_path / "spec.yaml").write_text(spec_to_yaml(context.spec))
+    storage.write_text(context.experiment_path.child(STATE_FILE), json.dumps(state, indent=2))
+    storage.write_text(context.experiment_path.child("spec.yaml"), spec_to_yaml(context.spec))
 
 
 def _trainable(context: _SearchContext, dataset):
@@ -352,7 +321,7 @@ def _build_tuner(context: _SearchContext, dataset):
         ),
         run_config=tune.RunConfig(
             name=context.experiment_path.name,
-            storage_path=str(context.experiment_path.parent),
+            storage_path=str(context.experiment_path.parent),  # a local folder or a pyarrow URI
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
             callbacks=[closer, *search_views.search_callbacks(
@@ -430,15 +399,17 @@ def _end_unfinished_search(context: _SearchContext, *, status: str, reason: str)
         logger.exception("could not mark the search run %s %s", context.parent_run_id, status)
 
 
-def _searcher_state(experiment_path: Path) -> dict | None:
+def _searcher_state(experiment_path: StorageLocation | Path) -> dict | None:
     """The searcher's observations as Tune last saved them (mritune's searchers save a JSON state dict)."""
-    saved = sorted(experiment_path.glob("searcher-state-*"), key=lambda p: p.stat().st_mtime)
-    if not saved:
+    if not isinstance(experiment_path, StorageLocation):
+        experiment_path = storage.parse_location(str(experiment_path))
+    saved = storage.newest_file(experiment_path, "searcher-state-")
+    if saved is None:
         logger.info("no searcher state in %s: the search summary has no searcher observations", experiment_path)
         return None
     try:
-        return json.loads(saved[-1].read_text())
+        return json.loads(storage.read_bytes(saved))
     except (UnicodeDecodeError, json.JSONDecodeError):
         # Not one of mritune's searchers (those save JSON): nothing readable to log.
-        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved[-1])
+        logger.warning("searcher state %s is not JSON; the search summary has no searcher observations", saved)
         return None

@@ -12,24 +12,30 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from mritune.platform.local_services import alive_ray_nodes, mlflow_healthy, ray_node_command, ray_node_env
+
+# The process helpers live in the product (`mritune cluster local` uses them too); re-exported for the tests.
+from mritune.platform.processes import (  # noqa: F401
+    console_script as _console_script,
+    free_ports,
+    start_in_new_session,
+    stop_session,
+    wait_until,
+)
 
 # Generous: five engineers share two cores, and under that load a Ray node or `mlflow server` (database
 # migrations, then uvicorn) has been seen to take 70-90 s to come up.
 RAY_START_TIMEOUT_S = 180.0
 MLFLOW_START_TIMEOUT_S = 240.0
 CLUSTER_START_ATTEMPTS = 2
-STOP_GRACE_S = 15.0
 # Auth settings that must not leak from the outer environment into the processes started here.
 _RAY_ENV_DROPPED = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE")
 
@@ -56,62 +62,9 @@ class RayCluster:
 # Helpers (importable by tests: `from tests.fixtures_processes import wait_until, ray_auth_env`)
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free right now on 127.0.0.1 (all held open together so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def short_temp_dir(prefix: str) -> Path:
     """A fresh folder under /tmp: Ray's unix socket paths must stay under ~107 characters."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def wait_until(condition: Callable[[], object], *, timeout_s: float, what: str,
-               process: subprocess.Popen | None = None, log: Path | None = None, interval_s: float = 0.25):
-    """Poll `condition` until it returns something truthy; fail with `what` (and the log's tail) at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {process.returncode}{_log_tail(log)}")
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what}: not within {timeout_s:.0f} s{_log_tail(log)}")
-
-
-def start_in_new_session(command: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-
-
-def stop_session(*processes: subprocess.Popen) -> None:
-    """Stop every process of the sessions these processes lead: SIGTERM to each leader, a grace period, SIGKILL.
-
-    `ray start --block` shuts its node down in order on SIGTERM (about 3 s); signalling every process at once
-    is slower, because gcs_server and raylet then wait out their own timeouts. Several sessions are stopped
-    together so their grace periods overlap.
-    """
-    sessions = [process.pid for process in processes]
-    for session in sessions:
-        _signal(session, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline and any(_live_session_pids(session) for session in sessions):
-        time.sleep(0.2)
-    for session in sessions:
-        for pid in _live_session_pids(session):
-            _signal(pid, signal.SIGKILL)
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_GRACE_S)
 
 
 @contextlib.contextmanager
@@ -141,39 +94,6 @@ def ray_auth_env(env: dict[str, str]) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Ray
-
-
-def _ray_node_command(*, head: bool, gcs_port: int, ports: list[int], num_cpus: int, temp_dir: Path,
-                      dashboard_port: int | None = None) -> list[str]:
-    agent_listen, agent_grpc, metrics, runtime_env_agent, node_manager, object_manager, client_server = ports
-    command = [
-        _console_script("ray"), "start", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", "--num-gpus=0",
-        f"--dashboard-agent-listen-port={agent_listen}", f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env_agent}",
-        f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
-        f"--temp-dir={temp_dir}",
-    ]
-    if head:
-        command += ["--head", f"--port={gcs_port}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dashboard_port}", f"--ray-client-server-port={client_server}"]
-    else:
-        command += [f"--address=127.0.0.1:{gcs_port}"]
-    return command
-
-
-def _alive_nodes(dashboard_url: str, token: str) -> int:
-    import requests
-
-    try:
-        answer = requests.get(f"{dashboard_url}/api/v0/nodes", headers={"Authorization": f"Bearer {token}"},
-                              timeout=5)
-    except requests.exceptions.RequestException:
-        return 0
-    if answer.status_code != 200:
-        return 0
-    nodes = answer.json().get("data", {}).get("result", {}).get("result", [])
-    return sum(1 for node in nodes if node.get("state") == "ALIVE")
 
 
 @contextlib.contextmanager
@@ -211,19 +131,15 @@ def _new_cluster_settings(cpus_per_node: tuple[int, ...], name: str) -> RayClust
 
 
 def _start_nodes(cluster: RayCluster, cpus_per_node: tuple[int, ...], processes: list[subprocess.Popen]) -> None:
-    # The venv's bin first on PATH: job entrypoints such as `python -c ...` or `mritune search` must find it.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    # No idle workers started ahead of need: they only add load while the nodes come up.
-    env = {**cluster.subprocess_env(), "RAY_USAGE_STATS_ENABLED": "0", "PATH": path,
-           "RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
+    env = ray_node_env(cluster.env)
     gcs_port = int(cluster.gcs_address.rsplit(":", 1)[1])
     dashboard_port = int(cluster.dashboard_url.rsplit(":", 1)[1])
     for index, num_cpus in enumerate(cpus_per_node):
-        command = _ray_node_command(head=index == 0, gcs_port=gcs_port, ports=free_ports(7), num_cpus=num_cpus,
-                                    temp_dir=cluster.temp_dir, dashboard_port=dashboard_port)
+        command = ray_node_command(head=index == 0, gcs_port=gcs_port, num_cpus=num_cpus,
+                                   temp_dir=cluster.temp_dir, dashboard_port=dashboard_port)
         log = cluster.temp_dir / f"node{index}.log"
         processes.append(start_in_new_session(command, env=env, log=log))
-        wait_until(lambda: _alive_nodes(cluster.dashboard_url, cluster.token) >= index + 1,
+        wait_until(lambda: alive_ray_nodes(cluster.dashboard_url, cluster.token) >= index + 1,
                    timeout_s=RAY_START_TIMEOUT_S, what=f"Ray node {index} coming up", process=processes[-1], log=log)
 
 
@@ -248,15 +164,6 @@ def two_node_cluster() -> Iterator[RayCluster]:
 # MLflow
 
 
-def _mlflow_healthy(url: str) -> bool:
-    import requests
-
-    try:
-        return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.exceptions.RequestException:
-        return False
-
-
 def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
     """An `mlflow server` on 127.0.0.1:``port`` over ``root``'s SQLite store and artifacts, answering /health;
     started again with the same arguments it serves the same runs (a restart). Stop it with ``stop_session``."""
@@ -269,7 +176,7 @@ def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
     log = root / "server.log"
     process = start_in_new_session(command, env=env, log=log)
     try:
-        wait_until(lambda: _mlflow_healthy(url), timeout_s=MLFLOW_START_TIMEOUT_S, what="mlflow server coming up",
+        wait_until(lambda: mlflow_healthy(url), timeout_s=MLFLOW_START_TIMEOUT_S, what="mlflow server coming up",
                    process=process, log=log)
     except BaseException:
         stop_session(process)
@@ -293,39 +200,3 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _live_session_pids(session: int) -> list[int]:
-    """Processes (not zombies) whose session id is `session`, read from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[3]) == session and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def _console_script(name: str) -> str:
-    """The venv's own `ray` / `mlflow` executable, whatever PATH says."""
-    beside_python = Path(sys.executable).parent / name
-    found = str(beside_python) if beside_python.exists() else shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"no `{name}` executable beside {sys.executable} or on PATH")
-    return found
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def _log_tail(log: Path | None, lines: int = 15) -> str:
-    if log is None or not log.exists():
-        return ""
-    return "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mritune.deploy.tracking_uri import is_remote_uri
 from mritune.platform.report import LOCAL_UI_URL
 from mritune.trainables.errors import MissingInputError
+
+if TYPE_CHECKING:
+    from mritune.platform.storage import StorageLocation
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +28,15 @@ class ReportFiles:
     images: dict[str, Path]  # section id -> PNG
 
 
-def write_search_report(experiment_path: str | Path, *, out_dir: str | Path | None = None, log_to_run: bool = False,
+def write_search_report(experiment_path: "str | Path | StorageLocation", *, out_dir: str | Path | None = None, log_to_run: bool = False,
                         ui_url: str | None = None) -> ReportFiles:
     """Write the report of the search in ``experiment_path`` (finished or running) to ``out_dir``.
 
     Args:
-        experiment_path: The search folder (it holds ``mritune_search.json``); ``runner.find_experiment`` finds it
-            from a name.
-        out_dir: Where to write ``report.html`` and the PNGs; None: ``<experiment_path>/report``.
+        experiment_path: The search folder (it holds ``mritune_search.json``), local or a storage URI;
+            ``runner.find_experiment`` finds it from a name.
+        out_dir: Where to write ``report.html`` and the PNGs; None: ``<experiment_path>/report`` for a local
+            folder, a new temporary folder for a URI (the report is drawn on this machine).
         log_to_run: Also log them to the search's parent run, under ``report/``.
         ui_url: The MLflow UI the trial links point to; None: an http(s) tracking server itself, else the address
             ``mlflow ui`` serves on by default.
@@ -53,18 +59,23 @@ def write_search_report(experiment_path: str | Path, *, out_dir: str | Path | No
     from mritune.platform.search_report.collect import collect_search
     from mritune.platform.search_report.importance import param_importance
 
-    folder = Path(experiment_path)
-    state_file = folder / STATE_FILE
-    if not state_file.is_file():
+    from mritune.platform import storage
+
+    folder = storage.parse_location(str(experiment_path))
+    state_file = folder.child(STATE_FILE)
+    if not storage.is_file(state_file):
         raise MissingInputError(f"{folder} is not a search folder (no {STATE_FILE})")
-    state = json.loads(state_file.read_text())
+    state = json.loads(storage.read_bytes(state_file))
     uri = state["tracking_uri"]
     record = collect_search(
         spec=parse_spec(state["spec"], source=str(state_file)), tracking_uri=uri,
         experiment_id=state["experiment_id"], parent_run_id=state["parent_run_id"],
         ui_url=ui_url or (uri if is_remote_uri(uri) else LOCAL_UI_URL),
     )
-    out = Path(out_dir) if out_dir is not None else folder / "report"
+    if out_dir is not None:
+        out = Path(out_dir)
+    else:
+        out = Path(tempfile.mkdtemp(prefix="mritune-report-")) if folder.is_uri else Path(folder.value) / "report"
     out.mkdir(parents=True, exist_ok=True)
     importance = param_importance(record)
     images = {

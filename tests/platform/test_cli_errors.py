@@ -91,7 +91,7 @@ def test_resume_looks_under_the_specs_storage_path(store, tmp_path):
     folder = Path(spec.storage_path) / f"{spec.name}-20260101-000000"
     folder.mkdir(parents=True)
     (folder / "mritune_search.json").write_text("{}")
-    assert locate_search(str(spec_file)) == folder.resolve()
+    assert locate_search(str(spec_file)).value == str(folder.resolve())
 
 
 def test_debug_shows_the_traceback_of_a_user_error(tmp_path):

@@ -31,7 +31,8 @@ def run_mritune(args: list[str], *, env: dict, cwd: Path, timeout: float = 600) 
 def test_two_node_search_places_trials_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    spec_file = write_spec(tmp_path, mlflow_server, "search.algorithm=random")
+    # Both nodes run on this machine, so its folder is storage they share (test_cluster_local.py uses S3).
+    spec_file = write_spec(tmp_path, mlflow_server, "search.algorithm=random", "storage_shared=true")
     env = two_node_cluster.subprocess_env()
     done = run_mritune(["search", str(spec_file), "--address", two_node_cluster.gcs_address], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

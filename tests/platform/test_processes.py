@@ -1,0 +1,34 @@
+"""Stopping by pid (platform/processes.py): a recorded pid is only stopped while it is the process recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mritune.platform import local_cluster
+from mritune.platform.processes import ServiceProcess, live_session_pids, start_in_new_session, stop_sessions
+
+
+def test_a_reused_pid_is_not_ours_and_down_leaves_it_alone(tmp_path):
+    sleeper = start_in_new_session(["sleep", "300"], env=dict(os.environ), log=tmp_path / "sleep.log")
+    try:
+        recorded = ServiceProcess.of("sleeper", sleeper)
+        assert recorded.is_alive()
+        impostor = ServiceProcess(name="ray-head", pid=sleeper.pid, start_ticks=recorded.start_ticks + 1)
+        assert not impostor.is_alive()
+
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        (state_dir / local_cluster.STATE_FILE).write_text(json.dumps({
+            "processes": [vars(impostor)], "temp_dirs": [],
+        }))
+        assert local_cluster.down(state_dir=state_dir) == []
+        assert sleeper.poll() is None and not state_dir.exists()
+
+        stop_sessions([recorded.pid], grace_s=5)
+        sleeper.wait(timeout=10)
+        assert not live_session_pids(recorded.pid) and not recorded.is_alive()
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
