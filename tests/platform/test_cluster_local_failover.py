@@ -1,11 +1,14 @@
 """Kill a worker node in the middle of a search on `mritune cluster local`: its trial resumes on another node from
-the checkpoint in S3, and no trial is lost. Slow (a three-node cluster and a search of four 12-epoch trials)."""
+the checkpoint in S3, and no trial is lost (issue 12's fault scenario 2, ending with the fault suite's checker).
+Slow (a three-node cluster and a search of four 12-epoch trials)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -41,6 +44,7 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
                             log=tmp_path / "search.log", interval_s=1.0)
         for pid in live_session_pids(victim):  # SIGKILL: the node dies at once, it does not drain
             os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
         assert search.wait(timeout=1200) == 0, (tmp_path / "search.log").read_text()[-3000:]
 
         output = (tmp_path / "search.log").read_text()
@@ -53,8 +57,32 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
         # The trial the node took down went on from its checkpoint in S3: it trained fewer epochs after its
         # restore than it reports in all, instead of training all of them again.
         assert any(trial.last_result["iterations_since_restore"] < EPOCHS for trial in trials)
+        _check_nothing_lost(cluster, client, killed_at)
     finally:
         local_cluster.down(state_dir=state_dir)
+
+
+def _check_nothing_lost(cluster, client, killed_at: float) -> None:
+    """The fault suite's checker over the search's MLflow record, and the scenario's figures for the README."""
+    from mritune.platform import storage
+    from mritune.platform.runner import STATE_FILE, find_experiment
+    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
+    from tests.faults.checker import assert_nothing_lost, record_scenario, tune_trial_ids
+
+    experiment = find_experiment("tiny-classifier", cluster.storage_path)
+    state = json.loads(storage.read_bytes(experiment.child(STATE_FILE)))
+    summary = assert_nothing_lost(cluster.tracking_uri, state["parent_run_id"],
+                                  trial_ids=tune_trial_ids(str(experiment)), parent_status="FINISHED")
+    runs = client.search_runs([state["experiment_id"]], f"tags.mlflow.parentRunId = '{state['parent_run_id']}'")
+    restored = [run for run in runs if RESTORED_FROM_TAG in run.data.tags]
+    assert restored, "no trial run records a restore from its checkpoint"
+    resumed_at = min(m.timestamp / 1000.0 for run in restored
+                     for m in client.get_metric_history(run.info.run_id, "epoch") if m.timestamp / 1000.0 > killed_at)
+    record_scenario(2, {"injected": "SIGKILL of a worker node (all its processes) of `cluster local up --workers 2` "
+                                    "under a trial past its first epoch",
+                        "restored_from_epoch": [int(run.data.tags[RESTORED_FROM_TAG]) for run in restored],
+                        "epochs_redone": sum(int(run.data.tags.get(EPOCHS_REDONE_TAG, 0)) for run in restored),
+                        "recovery_s": round(resumed_at - killed_at, 1), "runs_lost": summary["runs_lost"]})
 
 
 def _worker_with_checkpointed_trial(sessions: list[int], client) -> int | None:

@@ -16,7 +16,7 @@ from mritune.platform.search_report import data as d
 from mritune.platform.search_report.build import write_search_report
 from mritune.platform.search_report.html import SECTIONS
 from tests.fixtures_processes import (
-    MLFLOW_START_TIMEOUT_S, _console_script, _mlflow_healthy, free_ports, start_in_new_session, stop_session,
+    MLFLOW_START_TIMEOUT_S, _console_script, mlflow_healthy, free_ports, start_in_new_session, stop_session,
     wait_until,
 )
 from tests.platform.search_helpers import child_runs, tiny_spec
@@ -127,7 +127,7 @@ def test_mlflow_ui_opens_on_the_search_and_its_trials(classifier_search, mlflow_
 
     spec, outcome = classifier_search
     url, process, log = mlflow_ui
-    wait_until(lambda: _mlflow_healthy(url), timeout_s=MLFLOW_START_TIMEOUT_S, what="mlflow ui coming up",
+    wait_until(lambda: mlflow_healthy(url), timeout_s=MLFLOW_START_TIMEOUT_S, what="mlflow ui coming up",
                process=process, log=log)
     browser.get(experiment_url(url, outcome.experiment_id))
     parent = wait_until(lambda: _by_text(browser, spec.name), timeout_s=UI_DEADLINE_S,
