@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark modules
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MRITUNE = str(Path(sys.executable).with_name("mritune"))
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -54,11 +56,9 @@ def measure(tracking_uri: str, experiment: str, started: float, wall: float, slo
     client = MlflowClient(tracking_uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     trials = client.search_runs([experiment_id], "tags.`mritune.role` = 'trial'")
-    first, later = [], []
-    for run in trials:
-        history = sorted(client.get_metric_history(run.info.run_id, "train_seconds"), key=lambda m: m.step)
-        first += [m.value for m in history[:1]]
-        later += [m.value for m in history[1:]]
+    from platform_overhead import epoch_seconds
+
+    first, later = epoch_seconds(client, trials)
     epochs = len(first) + len(later)
     steady = statistics.median(later or first)
     return {

@@ -101,6 +101,16 @@ def search_spec(args, workdir: Path, mode: str):
     return load_spec(packaged_config("classifier-quick.yaml"), overrides)
 
 
+def epoch_seconds(client, runs) -> tuple[list[float], list[float]]:
+    """The trials' first-epoch and later-epoch training times (``train_seconds``): tracing vs steady epochs."""
+    first, later = [], []
+    for run in runs:
+        history = sorted(client.get_metric_history(run.info.run_id, "train_seconds"), key=lambda m: m.step)
+        first += [m.value for m in history[:1]]
+        later += [m.value for m in history[1:]]
+    return first, later
+
+
 def run_search_measured(args, workdir: Path, mode: str) -> dict:
     from mlflow.tracking import MlflowClient
 
@@ -113,11 +123,7 @@ def run_search_measured(args, workdir: Path, mode: str) -> dict:
     wall = time.perf_counter() - start
     client = MlflowClient(outcome.tracking_uri)
     runs = client.search_runs([outcome.experiment_id], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
-    first, later = [], []
-    for run in runs:
-        history = sorted(client.get_metric_history(run.info.run_id, "train_seconds"), key=lambda m: m.step)
-        first += [m.value for m in history[:1]]
-        later += [m.value for m in history[1:]]
+    first, later = epoch_seconds(client, runs)
     epochs = len(first) + len(later)
     steady = statistics.median(later or first)
     slots = spec.search.max_concurrent
