@@ -194,6 +194,9 @@ def main() -> None:
     if args.table:
         print(markdown_table(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return
+    unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
+    if unknown or args.seeds < 1:
+        raise SystemExit(f"error: unknown strategy {unknown[0]!r}" if unknown else "error: --seeds must be >= 1")
     chosen = [s for s in STRATEGIES if s in args.strategies.split(",")]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     runs = []
@@ -204,15 +207,21 @@ def main() -> None:
                 run = run_one(strategy, seed, args, Path(tmp))
                 print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
                 runs.append(run)
+                result = write_result(runs, args)  # after every run: an interrupted study is still reportable
+    plot(runs, args)
+    print(markdown_table(result))
+
+
+def write_result(runs: list[dict], args) -> dict:
     result = {
         "benchmark": "search_value", "spec": args.spec, "overrides": args.set, "budget_s": args.budget,
-        "target_val_macro_f1": args.target, "seeds": args.seeds, "machine": f"{os.cpu_count()} CPUs, "
-        f"{stdlib_platform.machine()}", "summary": summarise(runs, args), "runs": runs,
+        "target_val_macro_f1": args.target, "seeds": args.seeds, "runs_done": len(runs),
+        "machine": f"{os.cpu_count()} CPUs, {stdlib_platform.machine()}", "summary": summarise(runs, args),
+        "runs": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
-    plot(runs, args)
-    print(markdown_table(result))
+    return result
 
 
 if __name__ == "__main__":
