@@ -49,11 +49,11 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
 
         output = (tmp_path / "search.log").read_text()
         rows = [line for line in output.splitlines() if line.startswith("| ") and " | OK | " in line]
-        # Tune's own account: a trial errored when its node died, and was retried to the end.
-        assert "errored after" in output and "terminated successfully after retrying" in output, output[-3000:]
         assert len(rows) == 4 and all(f" | OK | {EPOCHS} | " in row for row in rows), output[-3000:]
         trials = ExperimentAnalysis(str(find_experiment("tiny-classifier", cluster.storage_path))).trials
         assert all(trial.last_result["training_iteration"] == EPOCHS for trial in trials)
+        # Tune's own account: a trial failed when its node died, and was retried to the end.
+        assert any(trial.num_failures >= 1 for trial in trials), [trial.num_failures for trial in trials]
         # The trial the node took down went on from its checkpoint in S3: it trained fewer epochs after its
         # restore than it reports in all, instead of training all of them again.
         assert any(trial.last_result["iterations_since_restore"] < EPOCHS for trial in trials)
