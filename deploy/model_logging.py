@@ -15,12 +15,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from mritune.deploy.model_files import CONFIG_ARTIFACT, CONFIG_FILE, KERAS_ARTIFACT
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 _CODE_TEMPLATE = '''"""MLflow models-from-code entry point, written by mritune.deploy.model_logging."""
 import mlflow
 
 from mritune.deploy.{module} import {factory}
-from mritune.trainables.errors import MissingInputError, UserInputError
 
 mlflow.models.set_model({factory}())
 '''

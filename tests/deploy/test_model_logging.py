@@ -125,3 +125,17 @@ def test_file_paths_are_read_locally_but_refused_in_a_serving_environment(pulled
     monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
     with pytest.raises(Exception, match="image 0: (not valid base64|not an image)"):
         model.predict(pd.DataFrame({"image": [str(image)]}))
+
+
+def test_logging_a_file_that_is_not_a_keras_model_is_a_user_error(tmp_path):
+    """Checked before anything is logged, with mritune's user-error types (one line in the CLI)."""
+    from mritune.deploy.model_logging import log_classifier_model
+    from mritune.trainables.errors import MissingInputError, UserInputError
+
+    (tmp_path / "model.h5").write_bytes(b"not a model")
+    with pytest.raises(UserInputError, match="not a native Keras file"):
+        log_classifier_model(keras_path=str(tmp_path / "model.h5"), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
+                             metadata={})
+    with pytest.raises(MissingInputError, match="does not exist"):
+        log_classifier_model(keras_path=str(tmp_path / "missing.keras"), image_size=IMAGE_SIZE,
+                             class_names=CLASS_NAMES, metadata={})
