@@ -16,6 +16,7 @@ import time
 import typer
 from ray.tune import Callback
 
+from mritune.platform.run_callbacks import searched_values
 from mritune.platform.tracking import is_finite_number
 
 # Environment of every Ray worker process (ray.init's runtime_env) in quiet mode.
@@ -116,7 +117,7 @@ class ConsoleProgress(Callback):
         value = self._best_values.get(trial.trial_id)
         if value is not None:
             self._best = value if self._best is None else self._pick(self._best, value)
-        params = " ".join(f"{key}={_short(trial.config.get(key))}" for key in self._searched)
+        params = searched_values(trial.config, self._searched)
         score = "-" if value is None else f"{value:.4f}"
         self._echo(f"[{self._elapsed()}] trial {trial.trial_id} {what}: {self._metric} {score} | {params}")
 
@@ -126,7 +127,3 @@ class ConsoleProgress(Callback):
     def _elapsed(self) -> str:
         seconds = int(time.monotonic() - self._started)
         return f"{seconds // 60:02d}:{seconds % 60:02d}"
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

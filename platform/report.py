@@ -18,13 +18,14 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
         value = row[metric]
         cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
                  "-" if row.get("best_epoch") is None else str(row["best_epoch"])]
-        cells += [_short(row.get(k)) for k in varying]
+        cells += [short_value(row.get(k)) for k in varying]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def short_value(value, digits: int = 4) -> str:
+    """A hyperparameter's value as tables, reports and progress lines show it: floats to ``digits`` digits."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves

@@ -83,8 +83,11 @@ class TrialRunNamer(Callback):
 
 def trial_run_name(number: int, config: dict, searched: list[str]) -> str:
     """``#3 learning_rate=0.00378 dense_units=32``: the trial's number and its searched values, short."""
-    values = []
-    for key in searched:
-        value = config.get(key)
-        values.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join([f"#{number}", *values])[:250]
+    return " ".join(part for part in (f"#{number}", searched_values(config, searched)) if part)[:250]
+
+
+def searched_values(config: dict, searched: list[str]) -> str:
+    """``learning_rate=0.00378 dense_units=32``: the searched values, as run names and progress lines show them."""
+    from mritune.platform.report import short_value
+
+    return " ".join(f"{key}={short_value(config.get(key), digits=3)}" for key in searched)

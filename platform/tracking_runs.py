@@ -193,18 +193,15 @@ def _convergence_plot(table: list[dict], *, metric: str, mode: str, path: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mritune.platform.search_report.data import best_so_far
+
     ordered = sorted(table, key=lambda row: str(row["trial_id"]))
     values = [row[metric] for row in ordered]
-    best_so_far, current = [], None
-    for value in values:
-        if value is not None:
-            current = value if current is None else (max(current, value) if mode == "max" else min(current, value))
-        best_so_far.append(current)
+    best = dict(best_so_far(list(enumerate(values, start=1)), mode=mode))  # trial index -> best up to it
+    indices = range(1, len(values) + 1)
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(range(1, len(values) + 1), [v if v is not None else float("nan") for v in values], "o", alpha=0.5,
-              label="trial")
-    axis.step(range(1, len(values) + 1), [v if v is not None else float("nan") for v in best_so_far], where="post",
-              label="best so far")
+    axis.plot(indices, [v if v is not None else float("nan") for v in values], "o", alpha=0.5, label="trial")
+    axis.step(indices, [best.get(i, float("nan")) for i in indices], where="post", label="best so far")
     axis.set_xlabel("trial index")
     axis.set_ylabel(metric)
     axis.legend()

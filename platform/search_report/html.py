@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from mritune.platform.report import short_value
 from mritune.platform.search_report.data import SearchRecord, idle_gaps, slot_utilisation, timeline
 from mritune.platform.search_report.importance import Importance
 
@@ -91,13 +92,9 @@ def _trial_table(record: SearchRecord) -> str:
         value = "-" if score.value is None else f"{score.value:.4f}"
         cells = [str(trial.number), f"<a href='{_e(record.run_url(trial.run_id))}'>{_e(trial.trial_id)}</a>",
                  _e(trial.outcome), str(trial.last_epoch), value, _e(score.epoch if score.epoch else "-"),
-                 *[_e(_short(trial.config.get(n, "-"))) for n in names]]
+                 *[_e(short_value(trial.config.get(n, "-"))) for n in names]]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table class='trials'>{''.join(rows)}</table>"
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _decision(record: SearchRecord) -> str:
