@@ -10,6 +10,8 @@ logged with `log_classifier_model` / `log_generator_model` exactly as the platfo
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import socket
 from dataclasses import dataclass
@@ -75,45 +77,54 @@ def build_tiny_generator(path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def sqlite_store(root: Path, experiment_name: str):
+    """A SQLite tracking store and registry in ``root`` with one experiment (artifacts under ``root``), set as the
+    process's tracking URI for the block; yields ``(uri, client, experiment_id)``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root}/mlruns.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mlflow.set_tracking_uri(uri)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            yield uri, client, client.create_experiment(experiment_name, artifact_location=str(root / "artifacts"))
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Registry:
     import mlflow
-    from mlflow import MlflowClient
 
     from mritune.deploy.model_logging import log_classifier_model, log_generator_model
     from mritune.trainables.data.classes import CLASS_NAMES
 
     _few_tf_threads()
     root = tmp_path_factory.mktemp("deploy-registry")
-    uri = f"sqlite:///{root}/mlruns.db"
     classifier_keras = build_tiny_classifier(root / "model.keras")
     generator_keras = build_tiny_generator(root / "generator.keras")
     metadata = {"dataset_fingerprint": FINGERPRINT, "mritune_version": "test"}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mlflow.set_tracking_uri(uri)
-        try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            experiment = client.create_experiment("deploy-tests", artifact_location=str(root / "artifacts"))
-            with mlflow.start_run(experiment_id=experiment) as run:
-                mlflow.log_metric("test_macro_f1", 0.75)
-                classifier = log_classifier_model(
-                    keras_path=str(classifier_keras), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
-                    metadata={**metadata, "class_names": list(CLASS_NAMES), "image_size": IMAGE_SIZE},
-                )
-                generator = log_generator_model(
-                    keras_path=str(generator_keras), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM, metadata=metadata
-                )
-            tags = {"dataset_fingerprint": FINGERPRINT, "search": "deploy-tests", "run_id": run.info.run_id}
-            for name, info, aliases in (
-                (CLASSIFIER, classifier, ("champion", "challenger")),
-                (GENERATOR, generator, ("champion",)),
-            ):
-                for alias in aliases:
-                    version = mlflow.register_model(info.model_uri, name, tags=tags).version
-                    client.set_registered_model_alias(name, alias, version)
-        finally:
-            mlflow.set_tracking_uri(None)
+    with sqlite_store(root, "deploy-tests") as (uri, client, experiment):
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_metric("test_macro_f1", 0.75)
+            classifier = log_classifier_model(
+                keras_path=str(classifier_keras), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
+                metadata={**metadata, "class_names": list(CLASS_NAMES), "image_size": IMAGE_SIZE},
+            )
+            generator = log_generator_model(
+                keras_path=str(generator_keras), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM, metadata=metadata
+            )
+        tags = {"dataset_fingerprint": FINGERPRINT, "search": "deploy-tests", "run_id": run.info.run_id}
+        for name, info, aliases in (
+            (CLASSIFIER, classifier, ("champion", "challenger")),
+            (GENERATOR, generator, ("champion",)),
+        ):
+            for alias in aliases:
+                version = mlflow.register_model(info.model_uri, name, tags=tags).version
+                client.set_registered_model_alias(name, alias, version)
     return Registry(
         tracking_uri=uri, root=root, classifier_keras=classifier_keras, generator_keras=generator_keras,
         classifier_run_id=run.info.run_id,

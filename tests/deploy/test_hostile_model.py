@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.deploy.conftest import IMAGE_SIZE, free_port, subprocess_env
+from tests.deploy.conftest import IMAGE_SIZE, free_port, sqlite_store, subprocess_env
 
 HOSTILE = "hostile-classifier"
 
@@ -37,7 +37,6 @@ def build_hostile_classifier(path: Path, marker: Path) -> Path:
 def hostile_registry(tmp_path_factory) -> tuple[str, Path]:
     """A SQLite registry whose ``hostile-classifier@champion`` is the hostile model, logged as mritune logs one."""
     import mlflow
-    from mlflow import MlflowClient
 
     from mritune.deploy.model_logging import log_classifier_model
     from mritune.trainables.data.classes import CLASS_NAMES
@@ -45,20 +44,12 @@ def hostile_registry(tmp_path_factory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("hostile")
     marker = root / "payload-ran"
     keras_path = build_hostile_classifier(root / "hostile.keras", marker)
-    uri = f"sqlite:///{root}/mlruns.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mlflow.set_tracking_uri(uri)
-        try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            experiment = client.create_experiment("hostile", artifact_location=str(root / "artifacts"))
-            with mlflow.start_run(experiment_id=experiment):
-                info = log_classifier_model(keras_path=str(keras_path), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
-                                            metadata={"dataset_fingerprint": "fp-hostile"})
-            version = mlflow.register_model(info.model_uri, HOSTILE).version
-            client.set_registered_model_alias(HOSTILE, "champion", version)
-        finally:
-            mlflow.set_tracking_uri(None)
+    with sqlite_store(root, "hostile") as (uri, client, experiment):
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_classifier_model(keras_path=str(keras_path), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
+                                        metadata={"dataset_fingerprint": "fp-hostile"})
+        version = mlflow.register_model(info.model_uri, HOSTILE).version
+        client.set_registered_model_alias(HOSTILE, "champion", version)
     marker.unlink()  # it ran while the model was built; from here on it must not run again
     return uri, marker
 
