@@ -8,6 +8,7 @@ Scaling to the backbone's range happens inside the model, so deploy feeds the sa
 from __future__ import annotations
 
 import urllib.error
+import weakref
 from pathlib import Path
 
 from mritune.trainables.classifier.backbones import (
@@ -21,16 +22,19 @@ from mritune.trainables.classifier.backbones import (
 from mritune.trainables.classifier.config import ClassifierConfig
 from mritune.trainables.errors import MissingInputError, ServiceUnavailable, UserInputError
 
-# Batch-norm moving statistics. Keras' default momentum (0.99; MobileNetV2's 0.999) averages over ~100 (~1000)
-# steps, more than a quick search's few epochs of ~20 steps hold, and while the weights move fast even a
-# 10-step average (0.9) lags them: measured on the quick data, eval-mode predictions collapsed to one class at
-# random epochs while the same weights with batch statistics scored macro-F1 0.85. With 0.0 the statistics are
-# the last training batch's (fit's shuffled batches are class-mixed), which tracked the weights: val macro-F1
-# rose steadily to 0.82-0.85. A short last batch makes noisier statistics: prefer batch sizes dividing the split.
-SMALL_CNN_BN_MOMENTUM = 0.0
-# Keras applications from scratch (MobileNetV2's 52 BN layers, DenseNet's, ...) get the 10-step average (measured
-# on MobileNetV2, not as closely as small_cnn).
-FROM_SCRATCH_BN_MOMENTUM = 0.9
+# Batch-norm statistics for evaluation are recomputed after every epoch ("precise BN", Wu & Johnson 2021): the
+# weights frozen, the moving mean and variance become the true average of the batch statistics over
+# PRECISE_BN_BATCHES training batches (recompute_batch_norm_statistics). A running average during training lags
+# weights that move fast: with Keras' default momentum (0.99, ~100 steps) eval-mode predictions of a quick
+# search's few epochs of ~20 steps collapsed to one class; the earlier workaround, momentum 0 (the last training
+# batch's statistics), learned but made val scores jump from epoch to epoch (benchmarks/precise_bn.py measures
+# both). The momentum below only shapes the statistics between two recomputations, which nothing reads.
+BN_MOMENTUM = 0.99
+# Full training batches whose statistics are averaged (fvcore's default is 200; the quick data's train split
+# holds 21 batches of 32, so this is one pass over it). 0 turns the recomputation off (the benchmark's "before").
+PRECISE_BN_BATCHES = 50
+# model -> its traced training-mode forward pass (one trace per model, dropped with the model).
+_TRAINING_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # ImageNet statistics of Keras' "torch" (DenseNet) and "caffe" (ResNet50) preprocess_input modes.
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -121,19 +125,88 @@ def _application(backbone: Backbone, config: ClassifierConfig):
                 "the Keras cache ~/.keras/models); set weights to none or to the path of a local weights file"
             ) from exc
         raise
-    if weights is None:  # pretrained statistics are worth keeping; ones from scratch must converge quickly
-        set_bn_momentum(model, FROM_SCRATCH_BN_MOMENTUM)
     freeze_backbone(model, config.fine_tune_fraction)
     return model
 
 
-def set_bn_momentum(model, momentum: float) -> None:
-    """Set every BatchNormalization layer's momentum (read at each training step, so it works after building)."""
+def batch_norm_layers(model) -> list:
+    """Every BatchNormalization layer in ``model``, nested models included, in call order."""
     import keras
 
+    found = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
+def recompute_batch_norm_statistics(model, images, *, batch_size: int, seed: int,
+                                    max_batches: int | None = None) -> int:
+    """Set the moving statistics of ``model``'s training batch-norm layers to their average over training batches.
+
+    The forward passes run in training mode (batch statistics, augmentation on, as in training) with no weight
+    update; each trainable BatchNormalization layer's moving mean and variance end as the plain mean of the
+    batches' statistics. Frozen layers (``trainable`` False, e.g. a pretrained backbone's lower part) run in
+    inference mode and keep theirs. Only full batches are used, drawn in a random order from ``seed``, unless
+    the split is smaller than one batch.
+
+    Args:
+        model: A built Keras model.
+        images: The training split, as the model takes it (float32, N×S×S×1).
+        batch_size: Images per batch (the training batch size: statistics depend on it).
+        seed: Which images make the batches.
+        max_batches: At most this many batches (default ``PRECISE_BN_BATCHES``); 0 leaves the model alone.
+
+    Returns:
+        The number of batches averaged (0 when the model has no trainable batch norm or ``max_batches`` is 0).
+
+    Example:
+        >>> recompute_batch_norm_statistics(model, x_train, batch_size=32, seed=3)  # doctest: +SKIP
+        21
+    """
+    import numpy as np
+
+    layers = [layer for layer in batch_norm_layers(model) if layer.trainable]
+    limit = PRECISE_BN_BATCHES if max_batches is None else max_batches
+    if not layers or limit <= 0 or len(images) == 0:
+        return 0
+    order = np.random.default_rng(seed).permutation(len(images))
+    count = min(limit, max(1, len(images) // batch_size))
+    momenta = [layer.momentum for layer in layers]
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
+    forward = _training_forward(model)
+    try:
+        for layer in layers:  # each forward pass leaves exactly its batch's statistics in the moving ones
+            layer.momentum = 0.0
+        for k in range(count):
+            forward(images[order[k * batch_size : (k + 1) * batch_size]])
+            for total, layer in zip(sums, layers):
+                total[0] += np.asarray(layer.moving_mean)
+                total[1] += np.asarray(layer.moving_variance)
+        for (mean_sum, variance_sum), layer in zip(sums, layers):
+            layer.moving_mean.assign(mean_sum / count)
+            layer.moving_variance.assign(variance_sum / count)
+    finally:
+        for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+    return count
+
+
+def _training_forward(model):
+    """``model(x, training=True)``; traced once per model under TensorFlow (eager calls cost ~20 ms a batch)."""
+    import keras
+
+    forward = _TRAINING_FORWARDS.get(model)
+    if forward is None:
+        forward = lambda x: model(x, training=True)  # noqa: E731
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            forward = tf.function(forward, reduce_retracing=True)
+        _TRAINING_FORWARDS[model] = forward
+    return forward
 
 
 def freeze_backbone(backbone, fine_tune_fraction: float) -> None:
@@ -175,7 +248,7 @@ def _small_cnn(config: ClassifierConfig):
     x = inputs
     for filters in (32, 64, 128):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer)(x)
-        x = keras.layers.BatchNormalization(momentum=SMALL_CNN_BN_MOMENTUM)(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)

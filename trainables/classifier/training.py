@@ -27,6 +27,7 @@ from mritune.trainables.classifier import MODEL_FILE, TASK
 from mritune.trainables.classifier.config import ClassifierConfig
 from mritune.trainables.classifier.evaluation import classifier_test_evaluation
 from mritune.trainables.classifier.metrics import classification_metrics
+from mritune.trainables.classifier.model import recompute_batch_norm_statistics
 from mritune.trainables.compiled_steps import BatchPredictor, build_optimizer
 from mritune.trainables.data.arrays import as_model_input, check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
@@ -70,6 +71,7 @@ def train_classifier(
     resume_from: str | None = None,
     workdir: str | None = None,
     evaluate_test: bool = True,
+    test_every_epoch: bool = False,
 ) -> TrainingResult:
     """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``.
 
@@ -84,6 +86,8 @@ def train_classifier(
         workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
         evaluate_test: After the last epoch, also report the test split's metrics and plots (``mritune train``).
             A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
+        test_every_epoch: Also report the test split's metrics (``test_macro_f1``, ``test_loss``, ...) every epoch,
+            for a recorded learning-curve table (``benchmarks/curves``); nothing that selects a model reads them.
 
     Returns:
         The last epoch's metrics, model path and artifacts.
@@ -120,7 +124,7 @@ def train_classifier(
         model = keras.saving.load_model(Path(resume_from) / MODEL_FILE, safe_mode=True)
     build_optimizer(model)  # one trace of the train step instead of two (see compiled_steps)
     handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model,
-                        evaluate_test=evaluate_test)
+                        evaluate_test=evaluate_test, test_every_epoch=test_every_epoch)
     model.fit(
         arrays.x_train,
         keras.utils.to_categorical(arrays.y_train, len(arrays.class_names)),
@@ -151,9 +155,9 @@ class _EpochEnd:
     """End-of-epoch work, wired into ``model.fit`` through a LambdaCallback: metrics, checkpoint, report."""
 
     def __init__(self, *, cfg: ClassifierConfig, arrays: ClassifierArrays, report: Report, workdir: Path, model,
-                 evaluate_test: bool = True):
+                 evaluate_test: bool = True, test_every_epoch: bool = False):
         self.cfg, self.arrays, self.report, self.workdir, self.model = cfg, arrays, report, workdir, model
-        self.evaluate_test = evaluate_test
+        self.evaluate_test, self.test_every_epoch = evaluate_test, test_every_epoch
         self.result: TrainingResult | None = None
         self._started = 0.0
         self._predictor = BatchPredictor(model=model, batch_size=max(cfg.batch_size, 64))
@@ -177,7 +181,12 @@ class _EpochEnd:
                 f"classifier diverged at epoch {epoch}: training loss is {train_loss}; lower learning_rate"
             )
         metrics: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds}
+        # Evaluation (and the checkpoint) use batch-norm statistics of these weights, not a lagging average.
+        recompute_batch_norm_statistics(self.model, self.arrays.x_train, batch_size=self.cfg.batch_size,
+                                        seed=epoch_seed(self.cfg.seed, epoch))
         metrics.update(self._evaluate("val", self.arrays.x_val, self.arrays.y_val))
+        if self.test_every_epoch:
+            metrics.update(self._evaluate("test", self.arrays.x_test, self.arrays.y_test))
         folder = epoch_dir(self.workdir, epoch)
         self.model.save(folder / MODEL_FILE)
         artifacts: dict[str, str] = {}
