@@ -74,11 +74,8 @@ def _assert_registration(client, model_name, parent_run_id, runs, search_metric,
     ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
     assert len(ours) <= 1, f"search {parent_run_id} registered {len(ours)} versions"
     if ours and search_metric:
-        best = max if search_mode == "max" else min
-        scores = {run.data.tags["mritune.trial_id"]: best(m.value for m in client.get_metric_history(
-            run.info.run_id, search_metric)) for run in runs if run.info.status != "FAILED"
-            and search_metric in run.data.metrics}
-        assert ours[0].tags["trial_id"] == best(scores, key=scores.get), (ours[0].tags["trial_id"], scores)
+        ranked = _ranked_from_runs(client, runs, search_metric, search_mode)
+        assert ours[0].tags["trial_id"] == ranked[0].trial_id, (ours[0].tags["trial_id"], ranked)
     assert not [v.version for v in versions if v.tags.get(PROMOTION_TAG) == PENDING], "a gate never finished"
     if gate_metric is None:
         return
@@ -89,6 +86,22 @@ def _assert_registration(client, model_name, parent_run_id, runs, search_metric,
     finite = {version: x for version, x in value.items() if not math.isnan(x)}
     best_version = (max if gate_mode == "max" else min)(finite, key=finite.get)
     assert finite[champion.version] == finite[best_version], (champion.version, finite)
+
+
+def _ranked_from_runs(client, runs, metric: str, mode: str) -> list:
+    """The trials ranked by the platform's one rule (``platform/ranking``: ties included), from their MLflow runs."""
+    from mritune.platform.ranking import TrialScore, best_of, sort_scores
+
+    scores = []
+    for run in runs:
+        if run.info.status == "FAILED" or metric not in run.data.metrics:
+            continue
+        history = client.get_metric_history(run.info.run_id, metric)
+        best = best_of(((m.value, m.step, None) for m in history), mode=mode)
+        scores.append(TrialScore(trial_id=run.data.tags["mritune.trial_id"], status="OK",
+                                 epochs=max(m.step for m in history), value=best[0] if best else None,
+                                 epoch=best[1] if best else None))
+    return sort_scores(scores, mode=mode)
 
 
 def record_scenario(number: int, figures: dict) -> None:
