@@ -13,6 +13,7 @@ writes (no cloudpickle). This module travels inside the registered model (``mode
 from __future__ import annotations
 
 import base64
+import logging
 import binascii
 import os
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from mritune.deploy.model_files import (
     read_config,
 )
 from mritune.deploy.ood_guard import (
+    NO_GUARD_MESSAGE,
     OOD_COLUMNS,
     GuardVerdicts,
     ImageBatch,
@@ -43,6 +45,7 @@ from mritune.deploy.ood_guard import (
 from mritune.trainables.data.preprocess import ImageDecodeError, decode_image
 from mritune.trainables.errors import UserInputError
 
+logger = logging.getLogger(__name__)
 PROB_PREFIX = "prob_"
 # MLflow sets this in its scoring server; file paths are then refused so clients cannot probe the server's disk.
 SERVING_ENV_FLAG = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
@@ -218,6 +221,8 @@ def classifier_python_model():
         def load_context(self, context):
             config = read_config(Path(context.artifacts[CONFIG_ARTIFACT]))
             guard_path = context.artifacts.get(GUARD_ARTIFACT)  # absent: registered before the OOD guard
+            if guard_path is None:
+                logger.warning(NO_GUARD_MESSAGE)
             self.predictor = ClassifierPredictor(
                 keras_model=load_keras_model(context.artifacts[KERAS_ARTIFACT]),
                 image_size=int(config["image_size"]),

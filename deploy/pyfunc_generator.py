@@ -11,6 +11,7 @@ travels inside the registered model (``model_logging.PYFUNC_MODULES``).
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,18 @@ from mritune.deploy.model_files import (
     load_keras_model,
     read_config,
 )
-from mritune.deploy.ood_guard import OOD_COLUMNS, GuardVerdicts, ImageBatch, OODGuard, empty_record, load_guard
+from mritune.deploy.ood_guard import (
+    NO_GUARD_MESSAGE,
+    OOD_COLUMNS,
+    GuardVerdicts,
+    ImageBatch,
+    OODGuard,
+    empty_record,
+    load_guard,
+)
 from mritune.trainables.errors import UserInputError
 
+logger = logging.getLogger(__name__)
 MAX_SAMPLES = 4096
 SAMPLE_BATCH_SIZE = 64
 
@@ -118,6 +128,8 @@ def generator_python_model():
         def load_context(self, context):
             config = read_config(Path(context.artifacts[CONFIG_ARTIFACT]))
             guard_path = context.artifacts.get(GUARD_ARTIFACT)  # absent: registered before the OOD guard
+            if guard_path is None:
+                logger.warning(NO_GUARD_MESSAGE)
             self.sampler = GeneratorSampler(
                 keras_model=load_keras_model(context.artifacts[KERAS_ARTIFACT]),
                 latent_dim=int(config["latent_dim"]),

@@ -161,3 +161,20 @@ def test_logging_a_file_that_is_not_a_keras_model_is_a_user_error(tmp_path):
     with pytest.raises(MissingInputError, match="does not exist"):
         log_classifier_model(keras_path=str(tmp_path / "missing.keras"), image_size=IMAGE_SIZE,
                              class_names=CLASS_NAMES, metadata={})
+
+
+def test_a_model_registered_before_the_guard_loads_with_empty_guard_columns_said_once(registry, legacy_model, caplog):
+    import logging
+
+    from mritune.deploy.ood_guard import NO_GUARD_MESSAGE
+
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mritune.deploy.pyfunc_classifier"):
+            model = mlflow.pyfunc.load_model(legacy_model)
+            frame = model.predict(pd.DataFrame({"image": [_png(np.full((40, 40), v, dtype=np.uint8)) for v in (0, 90)]}))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert list(frame.columns) == ["class"] + [f"prob_{c}" for c in CLASS_NAMES] + list(OOD_COLUMNS)
+    assert frame[list(OOD_COLUMNS)].isna().all().all() and frame["class"].notna().all()
+    assert [r.getMessage() for r in caplog.records].count(NO_GUARD_MESSAGE) == 1
