@@ -57,7 +57,6 @@ def log_classifier_model(*, keras_path: str, image_size: int, class_names: Seque
 
     ``guard_path``: the OOD guard's ``ood_guard.json`` (``deploy/ood_fit.py``); None logs a model without one.
     """
-    import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
