@@ -136,6 +136,7 @@ def summarise(rows: list[dict], table, args, names: list[str]) -> dict:
         "command": "python benchmarks/search_study.py " + " ".join(sys.argv[1:]),
         "methods": methods, "summary": summary,
         "goals": stats.goals(summary, curves, max_t=table.max_t, asha_methods=asha, random_asha=random_asha),
+        "by_budget": stats.best_by_budget(summary),
         "curves": curves,
     }
 
@@ -153,6 +154,18 @@ def markdown_table(result: dict) -> str:
         reach = entry[budgets[-1]][f"epochs_to_{stats.TARGET_REGRET}"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if reach is None else f'{reach:.0f}'} "
                      f"| {entry[budgets[-1]]['iqm_test_macro_f1']:.3f} | {entry[budgets[-1]]['searcher_s_per_run']} |")
+    return "\n".join(lines)
+
+
+def recommendation_table(result: dict) -> str:
+    """Which method to use at which budget: the lowest IQM regret, and the methods statistically tied with it."""
+    lines = ["| budget (fte) | lowest IQM regret | tied with it (95% intervals overlap) | random search among them? |",
+             "|---|---|---|---|"]
+    for budget, entry in result["by_budget"].items():
+        tied = [name for name in entry["tied"] if name != entry["best"]]
+        has_random = any(name.startswith("random") for name in [entry["best"], *tied])
+        lines.append(f"| {budget} | {entry['best']} ({entry['iqm_regret']:.4f}) | {', '.join(tied) or '-'} "
+                     f"| {'yes' if has_random else 'no'} |")
     return "\n".join(lines)
 
 
@@ -200,6 +213,8 @@ def main() -> None:
         result = json.loads(Path(args.report).read_text())
         plot(result, FIGURES / f"{Path(args.report).stem}.png")
         print(markdown_table(result))
+        print()
+        print(recommendation_table(result))
         return
     try:
         names = expand_methods(args.methods)
