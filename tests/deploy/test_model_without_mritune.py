@@ -58,10 +58,14 @@ def bare_venv(tmp_path_factory, pulled_classifier) -> Path:
     return folder
 
 
-def _bare_env(registry) -> dict:
-    """No mritune anywhere on the path: not the repository (cwd elsewhere), not PYTHONPATH."""
+def _bare_env(registry, venv: Path) -> dict:
+    """No mritune anywhere on the path: not the repository (cwd elsewhere), not PYTHONPATH, and no other virtual
+    environment's programs: ``mlflow models serve`` starts ``uvicorn`` by name, which must be the bare one's."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV")}
-    return {**env, "MLFLOW_TRACKING_URI": registry.tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2",
+    others = [part for part in env.get("PATH", "").split(os.pathsep)
+              if part and not (Path(part) / "activate").is_file()]  # drop every venv's bin folder
+    return {**env, "PATH": os.pathsep.join([str(venv / "bin"), *others]), "VIRTUAL_ENV": str(venv),
+            "MLFLOW_TRACKING_URI": registry.tracking_uri, "TF_CPP_MIN_LOG_LEVEL": "2",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
@@ -87,7 +91,7 @@ def test_the_champion_loads_and_predicts_with_its_guard_without_mritune(bare_ven
     (tmp_path / "payload.json").write_text(json.dumps({"images": images}))
     (tmp_path / "predict.py").write_text(_PREDICT_SCRIPT)
     result = subprocess.run([str(bare_venv / "bin" / "python"), "predict.py", "payload.json"], capture_output=True,
-                            text=True, timeout=600, cwd=tmp_path, env=_bare_env(registry))
+                            text=True, timeout=600, cwd=tmp_path, env=_bare_env(registry, bare_venv))
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -113,7 +117,7 @@ def test_mlflow_models_serve_answers_with_the_guard_without_mritune(bare_venv, r
     command = [str(bare_venv / "bin" / "mlflow"), "models", "serve", "-m", f"models:/{CLASSIFIER}@champion",
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     log = tmp_path / "serve.log"
-    process = start_in_new_session(command, env=_bare_env(registry), log=log)
+    process = start_in_new_session(command, env=_bare_env(registry, bare_venv), log=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _pings(base), timeout_s=SERVE_START_TIMEOUT_S, what="mlflow models serve",
@@ -133,7 +137,7 @@ def test_a_model_registered_before_the_guard_still_needs_mritune(bare_venv, regi
     """The contrast: an old model's code imports the installed mritune, so a bare environment cannot load it."""
     script = f"import mlflow; mlflow.pyfunc.load_model({legacy_model!r})"
     result = subprocess.run([str(bare_venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
-                            timeout=600, cwd=tmp_path, env=_bare_env(registry))
+                            timeout=600, cwd=tmp_path, env=_bare_env(registry, bare_venv))
     assert result.returncode != 0 and "No module named 'mritune'" in result.stderr, result.stderr[-2000:]
 
 
