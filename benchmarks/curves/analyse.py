@@ -1,4 +1,4 @@
-"""What the recorded table holds: which hyperparameters matter (fANOVA), how noisy a training is, how early
+"""What the recorded table holds: which hyperparameters matter (fANOVA, and each one's effect near the optimum), how noisy a training is, how early
 epochs rank configurations, and how its scores are spread.
 
     python benchmarks/curves/analyse.py [--table benchmarks/curves/classifier_32px.jsonl]
@@ -39,6 +39,30 @@ def importances(table, *, seed: int = 0) -> dict[str, float]:
                                                   value=table.score(row)))
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     return {k: round(v, 4) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
+
+
+def sensitivity_at_best(table, *, grid: int = 21, seed: int = 0) -> dict[str, dict]:
+    """How much each hyperparameter alone moves the score near the optimum, which fANOVA's variance shares hide
+    when two hyperparameters dominate the whole space: a random forest on (unit cube -> score), swept one
+    hyperparameter at a time across its range from the best recorded configuration. ``range`` is the predicted
+    score's max - min along the sweep (what setting that one hyperparameter wrong costs), ``best_at`` the
+    predicted best value; ``seed_noise`` in the summary is the yardstick."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    scores = table.score_by_epoch[:, -1]
+    forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=seed)
+    forest.fit(table.units, scores)
+    best = table.units[int(np.argmax(scores))]
+    out = {}
+    for d, param in enumerate(table.space.params):
+        values = np.linspace(0.0, 1.0, grid)
+        points = np.repeat(best[None, :], grid, axis=0)
+        points[:, d] = values
+        predicted = forest.predict(points)
+        best_value = table.space.decode(points[int(np.argmax(predicted))])[param.name]
+        out[param.name] = {"range": round(float(predicted.max() - predicted.min()), 4),
+                           "best_at": best_value if isinstance(best_value, (int, str)) else float(f"{best_value:.3g}")}
+    return dict(sorted(out.items(), key=lambda item: -item[1]["range"]))
 
 
 def seed_noise(table) -> dict:
@@ -94,14 +118,16 @@ def main() -> None:
         "seeds": list(table.seeds), "epochs": table.max_t, "space": table.header["space"],
         "fixed": table.header["fixed"], "data": table.header["data"],
         "dataset_fingerprint": table.header["dataset_fingerprint"], "command": table.header["command"],
-        "fanova_importance": importances(table), "seed_noise": seed_noise(table),
+        "fanova_importance": importances(table), "sensitivity_at_best": sensitivity_at_best(table),
+        "seed_noise": seed_noise(table),
         "early_ranking": early_ranking(table), "scores": score_spread(table),
         "epoch_seconds_median": {"first": round(float(np.nanmedian(seconds[..., 0])), 3),
                                  "later": round(float(np.nanmedian(seconds[..., 1:])), 3)},
         "recorded_trainings": int(np.sum(~np.isnan(table.curves[..., 0, 0]))),
     }
     Path(args.out).write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: summary[k] for k in ("configs", "fanova_importance", "seed_noise", "early_ranking",
+    print(json.dumps({k: summary[k] for k in ("configs", "fanova_importance", "sensitivity_at_best", "seed_noise",
+                                              "early_ranking",
                                               "scores", "epoch_seconds_median")}, indent=1))
 
 
