@@ -32,9 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TABLE = Path(__file__).resolve().parent / "classifier_32px.jsonl"
 # The --fast quick start's data and resolution (platform/quickstart.py's overrides of the quick spec).
 FAST_RESOLUTION = ("data.synthetic.n=960", "data.synthetic.size=32", "trainable.image_size=32")
-METRICS = ("val_macro_f1", "val_loss", "test_macro_f1", "seconds")
-FORMAT_VERSION = 1
 EXIT_MORE_TO_DO = 3
+
+
+def _table_format():
+    from mritune.search.replay import FORMAT_VERSION, METRIC_NAMES  # the reader's definition of the format
+
+    return FORMAT_VERSION, METRIC_NAMES
 
 
 def load_recording_spec(spec_path: Path, overrides: list[str]):
@@ -50,12 +54,13 @@ def table_header(spec, data, args) -> dict:
     space = convert_ray_space(param_space(spec))
     fixed = {k: v for k, v in spec.fixed_config().items() if k not in spec.search.space}
     fixed["epochs"] = args.epochs
+    table_format, metrics = _table_format()
     return {
-        "kind": "header", "format": FORMAT_VERSION, "task": spec.task,
+        "kind": "header", "format": table_format, "task": spec.task,
         "space": spec.search.space, "fixed": fixed, "data": spec.data.model_dump(mode="json"),
         "dataset_fingerprint": data.fingerprint, "unit_dim": space.dim, "epochs": args.epochs,
         "sequence": {"kind": "sobol", "scramble": True, "seed": args.sobol_seed},
-        "metrics": list(METRICS), "spec": str(Path(args.spec).resolve().relative_to(ROOT)),
+        "metrics": list(metrics), "spec": str(Path(args.spec).resolve().relative_to(ROOT)),
         "command": "python benchmarks/curves/record.py " + " ".join(sys.argv[1:]),
     }
 
