@@ -281,7 +281,7 @@ def main() -> None:
                         "and its env.sh sourced)")
     parser.add_argument("--time-scale", type=float, default=0.1)
     parser.add_argument("--kill-at", type=int, default=None, help="SIGKILL the driver after about N trials ended "
-                        "(on runs of more than 2N trials) and resume")
+                        "(on runs of at least 2N trials) and resume")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -295,7 +295,7 @@ def main() -> None:
         for store in args.stores.split(","):
             for concurrent in [int(c) for c in args.concurrent.split(",")]:
                 for trials in [int(t) for t in args.trials.split(",")]:
-                    kill = args.kill_at if args.kill_at and trials > 2 * args.kill_at else None
+                    kill = args.kill_at if args.kill_at and trials >= 2 * args.kill_at else None
                     row = run_one(args, trials=trials, concurrent=concurrent, store=store, kill_at=kill)
                     rows.append(row)
                     args.out.write_text(json.dumps(rows, indent=1))

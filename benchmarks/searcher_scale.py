@@ -2,6 +2,8 @@
 
     python benchmarks/searcher_scale.py latency             # suggest() at 100, 300, 1000 observations (6-D)
     python benchmarks/searcher_scale.py selection           # regret when the fit cap bites: which subset
+    python benchmarks/searcher_scale.py fits                # regret at 100: background vs inline fits, bayes_opt v0
+    python benchmarks/searcher_scale.py mobster-fits        # the same for MobsterSearch (simulated ASHA)
     python benchmarks/searcher_scale.py stalls              # Ray Tune's driver loop at 1000 observations
     python benchmarks/searcher_scale.py report              # the tables again from benchmarks/results/
 
@@ -31,6 +33,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,7 +77,9 @@ def make_searcher(name: str, variant: str, *, seed: int, function: str = "hartma
 
 @contextlib.contextmanager
 def sparse_gp(inducing: int):
-    """GPyOptSearch fits GPy's SparseGPRegression (``inducing`` points, as GPyOpt's ``sparse=True``) inside."""
+    """GPyOptSearch fits GPy's SparseGPRegression inside, with ``inducing`` inducing inputs kept at a random subset
+    of the observations (GPyOpt's ``sparse=True`` also optimizes their 6 x ``inducing`` coordinates, which cost
+    40 s a fit at 110 observations here)."""
     import mritune.search.gpyopt_model as gpyopt_model
 
     exact = gpyopt_model.gp_model
@@ -87,9 +92,11 @@ def sparse_gp(inducing: int):
         model = exact(X[:2], Y[:2], None, settings)  # GPyOpt's wrapper, its kernel and bounds
         kernel = model.model.kern.copy()
         model.sparse, model.num_inducing = True, inducing
-        model.model = GPy.models.SparseGPRegression(X, Y, kernel=kernel, num_inducing=inducing)
+        Z = X[np.random.default_rng(len(X)).choice(len(X), size=inducing, replace=False)]
+        model.model = GPy.models.SparseGPRegression(X, Y, kernel=kernel, Z=Z)
         gp = model.model
         gp.update_model(False)
+        gp.inducing_inputs.fix()
         gp.kern.lengthscale.constrain_bounded(0.03, 2.0, warning=False)
         gp.kern.variance.constrain_bounded(0.05, 20.0, warning=False)
         gp.Gaussian_noise.constrain_bounded(1e-6, 0.5, warning=False)
@@ -160,14 +167,22 @@ def _time_suggestions(name: str, variant: str, n_obs: int, repeats: int) -> dict
 
 
 def latency(args: argparse.Namespace) -> None:
+    """Rows are saved as they are measured (an interrupted run keeps them; a row measured again replaces its own)."""
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = []
+    path = RESULTS / "searcher_scale_latency.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    wanted = None if args.variants == ",".join(SELECTION_VARIANTS) else set(args.variants.split(","))
     for name in args.searchers.split(","):
         for variant in list(VARIANTS) + (list(GPYOPT_EXTRA) if name == "gpyopt" else []):
+            if wanted is not None and variant not in wanted:
+                continue
             for n_obs in sizes:
-                rows.append(time_suggestions(name, variant, n_obs, args.repeats, args.inducing))
-                _print_latency(rows[-1])
-    _write("latency", {"args": vars(args), "rows": rows})
+                row = time_suggestions(name, variant, n_obs, args.repeats, args.inducing)
+                rows = [r for r in rows if (r["searcher"], r["variant"], r["observations"]) != (name, variant, n_obs)]
+                rows.append(row)
+                _print_latency(row)
+                _write("latency", {"repeats": args.repeats, "inducing": args.inducing, "rows": rows,
+                                   "load_average": os.getloadavg()})
     print(latency_table(rows))
 
 
@@ -179,20 +194,40 @@ def _print_latency(row: dict) -> None:
 
 
 def latency_table(rows: list[dict]) -> str:
+    """Median (max) suggest() seconds: wall, and the calling thread's CPU (what it costs on an idle machine)."""
     sizes = sorted({r["observations"] for r in rows})
-    lines = ["| searcher | variant | " + " | ".join(f"n={n}: median (max) s" for n in sizes)
-             + " | background fit at the largest n: median (max) s |", "|---" * (len(sizes) + 3) + "|"]
+    lines = ["| searcher | fit | " + " | ".join(f"n={n}: wall median (max) / thread CPU median s" for n in sizes)
+             + " | background fit at n=1000: median s |", "|---" * (len(sizes) + 3) + "|"]
     keys = list(dict.fromkeys((r["searcher"], r["variant"]) for r in rows))
     for name, variant in keys:
         cells, fit_cell = [], "-"
         for n in sizes:
             row = next((r for r in rows if (r["searcher"], r["variant"], r["observations"]) == (name, variant, n)),
                        None)
-            cells.append("-" if row is None else f"{np.median(row['wall_s']):.3f} ({np.max(row['wall_s']):.2f})")
-            if row is not None and variant == "background" and row.get("fit_s"):
-                fit_cell = f"{np.median(row['fit_s']):.2f} ({np.max(row['fit_s']):.2f})"
+            if row is None:
+                cells.append("-")
+                continue
+            cells.append(f"{np.median(row['wall_s']):.3f} ({np.max(row['wall_s']):.2f}) / "
+                         f"{np.median(row['thread_cpu_s']):.3f}")
+            if variant == "background" and row.get("fit_s") and n == max(sizes):
+                fit_cell = f"{np.median(row['fit_s']):.2f}"
         lines.append(f"| {name} | {variant} | " + " | ".join(cells) + f" | {fit_cell} |")
     return "\n".join(lines)
+
+
+def report(args: argparse.Namespace) -> None:
+    """Every table again from benchmarks/results/searcher_scale_*.json."""
+    latency_file = RESULTS / "searcher_scale_latency.json"
+    if latency_file.exists():
+        print(latency_table(json.loads(latency_file.read_text())["rows"]), "\n")
+    for raw in sorted(RESULTS.glob("searcher_scale_selection_*.raw.json")) + [RESULTS / "searcher_scale_fits.raw.json"]:
+        if raw.exists():
+            print(raw.name)
+            selection_report(raw)
+            print()
+    stalls_file = RESULTS / "searcher_scale_stalls.json"
+    if stalls_file.exists():
+        print(stalls_table(json.loads(stalls_file.read_text())["rows"]))
 
 
 # -------------------------------------------------------------------------------------------------- selection
@@ -470,7 +505,7 @@ def _write(part: str, payload: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("latency", "selection", "fits", "mobster-fits", "stalls"))
+    parser.add_argument("part", choices=("latency", "selection", "fits", "mobster-fits", "stalls", "report"))
     parser.add_argument("--searchers", default=",".join(SEARCHERS))
     parser.add_argument("--sizes", default="100,300,1000")
     parser.add_argument("--repeats", type=int, default=10)
@@ -486,7 +521,7 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=16, help="stalls: trials at a time")
     args = parser.parse_args()
     {"latency": latency, "selection": selection, "fits": fits, "mobster-fits": mobster_fits,
-     "stalls": stalls}[args.part](args)
+     "stalls": stalls, "report": report}[args.part](args)
 
 
 if __name__ == "__main__":
