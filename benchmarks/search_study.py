@@ -11,7 +11,8 @@ Every (method, seed) is one search of ``WORKERS`` concurrent trials over the tab
 ``benchmarks/curves/record.py``) until the trials together trained ``--budget-fte`` full trainings' worth of
 epochs (fte x max_t), on the simulated backend (``study/simulate.py``: an event queue in recorded seconds, Ray's
 own scheduler objects) or through real Ray Tune (``study/tune_backend.py``). Methods are built from the quick spec
-as ``mritune search`` builds them (``study/methods.py``). A seed pairs the methods: the same first points and the
+as ``mritune search`` builds them (``study/methods.py``) and, unless ``--continuous``, restricted to the recorded
+configurations (each suggested once; ``restrict_to``). A seed pairs the methods: the same first points and the
 same recorded seed for the n-th trial. Regret, score and the pick follow ``mritune.search.replay``'s definitions.
 
 Rows are appended to ``<json>.raw.jsonl`` as runs finish (an interrupted study resumes; git-ignored); ``--json``
@@ -26,7 +27,6 @@ import json
 import os
 import platform as stdlib_platform
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -56,26 +56,22 @@ def run_one(task: tuple) -> dict:
     name, seed, args = task
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mritune.search.replay import RecordedCurves
-    from study.methods import build_method, method_spec
-    from study.simulate import first_points, simulate
+    from study.run import run_method
 
     table = RecordedCurves.load(args["table"])
-    method = parse_method(name)
-    spec = method_spec(method, seed=seed, max_t=table.max_t, first_points=first_points(table, seed, WORKERS),
-                       space=table.header["space"])
-    searcher, scheduler, space = build_method(spec)
-    budget = args["budget_fte"] * table.max_t
+    restricted = not args["continuous"]
     started = time.perf_counter()
-    if args["backend"] == "tune":
-        from study.tune_backend import run_tune
-
-        with tempfile.TemporaryDirectory(prefix="mritune-study-") as storage:
-            result = run_tune(table, searcher, scheduler, space, seed=seed, budget_epochs=budget, workers=WORKERS,
-                              time_scale=args["time_scale"], storage=storage, name=f"study-{seed}")
-    else:
-        result = simulate(table, searcher, scheduler, space, seed=seed, budget_epochs=budget, workers=WORKERS)
+    result = run_method(table, name, seed, budget_fte=args["budget_fte"], backend=args["backend"],
+                        restricted=restricted, time_scale=args["time_scale"])
     return {"method": name, "seed": seed, "backend": args["backend"], "budget_fte": args["budget_fte"],
+            "restricted": restricted,
             "table_configs": len(table.configs), "wall_s": round(time.perf_counter() - started, 1), **result}
+
+
+def run_key(row: dict) -> tuple:
+    """What makes two rows the same run (a resumed study skips it; the summary reads only the current ones)."""
+    return (row["method"], row["seed"], row["backend"], row["budget_fte"], row["table_configs"],
+            row.get("restricted", True))
 
 
 def read_rows(raw: Path) -> list[dict]:
@@ -85,12 +81,11 @@ def read_rows(raw: Path) -> list[dict]:
 
 
 def run_study(args, names: list[str], seeds: list[int], raw: Path, table) -> None:
-    key = lambda row: (row["method"], row["seed"], row["backend"], row["budget_fte"], row["table_configs"])  # noqa
-    done = {key(row) for row in read_rows(raw)}
+    done = {run_key(row) for row in read_rows(raw)}
     settings = {"table": str(args.table), "budget_fte": args.budget_fte, "backend": args.backend,
-                "time_scale": args.time_scale}
+                "time_scale": args.time_scale, "continuous": args.continuous}
     todo = [(name, seed, settings) for seed in seeds for name in names
-            if (name, seed, args.backend, args.budget_fte, len(table.configs)) not in done]
+            if (name, seed, args.backend, args.budget_fte, len(table.configs), not args.continuous) not in done]
     print(f"{len(todo)} runs to do ({len(done)} in {raw.name})", flush=True)
     jobs = 1 if args.backend == "tune" else args.jobs
     with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else _Inline() as pool:
@@ -119,8 +114,8 @@ def summarise(rows: list[dict], table, args, names: list[str]) -> dict:
     grid = np.unique(np.linspace(1, args.budget_fte * table.max_t, 101).round().astype(int))
     summary, curves, methods = {}, {}, {}
     for name in names:
-        runs = [r for r in rows if r["method"] == name and r["backend"] == args.backend
-                and r["budget_fte"] == args.budget_fte and r["table_configs"] == len(table.configs)]
+        runs = [r for r in rows if run_key(r)[:1] == (name,) and
+                run_key(r)[2:] == (args.backend, args.budget_fte, len(table.configs), not args.continuous)]
         if not runs:
             continue
         for run in runs:
@@ -133,6 +128,7 @@ def summarise(rows: list[dict], table, args, names: list[str]) -> dict:
     asha = {n for n in summary if methods[n]["scheduler"] == "asha"}
     return {
         "benchmark": "search_study", "backend": args.backend, "workers": WORKERS, "budget_fte": args.budget_fte,
+        "restricted_to_recorded_configurations": not args.continuous,
         "table": {"path": str(Path(args.table).resolve().relative_to(ROOT)), "configs": len(table.configs),
                   "seeds": list(table.seeds), "max_t": table.max_t, "best_score": round(table.best_score, 5),
                   "dataset_fingerprint": table.header["dataset_fingerprint"]},
@@ -140,6 +136,7 @@ def summarise(rows: list[dict], table, args, names: list[str]) -> dict:
         "command": "python benchmarks/search_study.py " + " ".join(sys.argv[1:]),
         "methods": methods, "summary": summary,
         "goals": stats.goals(summary, curves, max_t=table.max_t, asha_methods=asha, random_asha=random_asha),
+        "by_budget": stats.best_by_budget(summary),
         "curves": curves,
     }
 
@@ -157,6 +154,18 @@ def markdown_table(result: dict) -> str:
         reach = entry[budgets[-1]][f"epochs_to_{stats.TARGET_REGRET}"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {'-' if reach is None else f'{reach:.0f}'} "
                      f"| {entry[budgets[-1]]['iqm_test_macro_f1']:.3f} | {entry[budgets[-1]]['searcher_s_per_run']} |")
+    return "\n".join(lines)
+
+
+def recommendation_table(result: dict) -> str:
+    """Which method to use at which budget: the lowest IQM regret, and the methods statistically tied with it."""
+    lines = ["| budget (fte) | lowest IQM regret | tied with it (95% intervals overlap) | random search among them? |",
+             "|---|---|---|---|"]
+    for budget, entry in result["by_budget"].items():
+        tied = [name for name in entry["tied"] if name != entry["best"]]
+        has_random = any(name.startswith("random") for name in [entry["best"], *tied])
+        lines.append(f"| {budget} | {entry['best']} ({entry['iqm_regret']:.4f}) | {', '.join(tied) or '-'} "
+                     f"| {'yes' if has_random else 'no'} |")
     return "\n".join(lines)
 
 
@@ -195,12 +204,17 @@ def main() -> None:
     parser.add_argument("--backend", choices=("simulated", "tune"), default="simulated")
     parser.add_argument("--time-scale", type=float, default=0.1, help="tune backend: wall s per recorded s")
     parser.add_argument("--jobs", type=int, default=1, help="simulated backend: runs in parallel processes")
+    parser.add_argument("--continuous", action="store_true",
+                        help="searchers propose anywhere and get the nearest recording (default: they choose among "
+                             "the recorded configurations, each once, as Syne Tune's restrict_configurations)")
     parser.add_argument("--report", metavar="JSON", help="print the table of a written study and redraw its figure")
     args = parser.parse_args()
     if args.report:
         result = json.loads(Path(args.report).read_text())
         plot(result, FIGURES / f"{Path(args.report).stem}.png")
         print(markdown_table(result))
+        print()
+        print(recommendation_table(result))
         return
     try:
         names = expand_methods(args.methods)

@@ -28,10 +28,23 @@ def trial_slots(seed: int, n_seeds: int, count: int = 20_000) -> np.ndarray:
     return np.random.default_rng([seed, 1]).integers(n_seeds, size=count)
 
 
-def first_points(table, seed: int, count: int) -> list[dict]:
-    """The first configurations every method tries for a study seed (uniform in the table's unit cube)."""
+def first_points(table, seed: int, count: int, *, restricted: bool = True) -> list[dict]:
+    """The first configurations every method tries for a study seed: recorded ones drawn without replacement
+    (``restricted``), else uniform points of the table's unit cube."""
     rng = np.random.default_rng([seed, 2])
+    if restricted:
+        return [dict(table.configs[i]) for i in rng.choice(len(table.configs), size=count, replace=False)]
     return [table.space.decode(u) for u in rng.random((count, table.space.dim))]
+
+
+def prepare_searcher(searcher, table, param_space: dict, *, restricted: bool, mode: str = "max") -> None:
+    """What Tune does before the first suggestion (search properties), then, for a ``restricted`` study, limit
+    the searcher to the table's configurations (``restrict_to``, as Syne Tune's ``restrict_configurations``):
+    with a sparse table, 1-nearest-neighbour answers would give a model-based searcher that proposes near its
+    incumbent the same recorded configuration again and again."""
+    searcher.set_search_properties(METRIC, mode, param_space)
+    if restricted:
+        getattr(searcher, "searcher", searcher).restrict_to(list(table.configs))  # inside the ConcurrencyLimiter
 
 
 @dataclass
@@ -74,6 +87,11 @@ class Trace:
             if self.pick.epochs:
                 self._record(epochs_used, seconds)
 
+    def trials_run(self) -> list[list]:
+        """[index, recorded row, epochs trained, best val reported, errored] of every trial, in start order."""
+        return [[t.index, t.row, t.epochs, None if t.best == -math.inf else t.best, t.errored]
+                for t in sorted(self.trials.values(), key=lambda t: t.index)]
+
     def _record(self, epochs_used: int, seconds: float) -> None:
         pick = self.pick
         regret = self.table.best_score - self.table.score(pick.row, max(1, pick.epochs))
@@ -107,12 +125,13 @@ class _TrialRef:
     trial_id: str  # all the scheduler reads from a trial
 
 
-def simulate(table, searcher, scheduler, param_space: dict, *, seed: int, budget_epochs: int,
-             workers: int = 4, mode: str = "max") -> dict:
-    """Run one search until the trials together trained ``budget_epochs`` epochs; return its trace and counts."""
+def simulate(table, searcher, scheduler, *, seed: int, budget_epochs: int, workers: int = 4) -> dict:
+    """Run one search until the trials together trained ``budget_epochs`` epochs; return its trace and counts.
+
+    ``searcher`` has its search properties already (``prepare_searcher``).
+    """
     from ray.tune.schedulers import TrialScheduler
 
-    searcher.set_search_properties(METRIC, mode, param_space)  # what Tune does before the first suggestion
     call = _Timed(searcher)
     slots = trial_slots(seed, len(table.seeds))
     trace, queue = Trace(table=table), []
@@ -167,4 +186,4 @@ def simulate(table, searcher, scheduler, param_space: dict, *, seed: int, budget
         else:
             heapq.heappush(queue, (now + float(trial.curve.seconds[trial.epochs]), trial.index, trial))
     return {"trace": trace.points, "trials": started, "epochs": epochs_used, "seconds": round(now, 1),
-            "searcher_s": round(call.seconds, 2)}
+            "searcher_s": round(call.seconds, 2), "trials_run": trace.trials_run()}

@@ -110,5 +110,19 @@ def goals(summary: dict, curves: dict, *, max_t: int, asha_methods: set[str], ra
     return out
 
 
+def best_by_budget(summary: dict) -> dict:
+    """Per budget: the method with the lowest IQM regret and every method whose interval overlaps its interval."""
+    out = {}
+    budgets = sorted({b for entry in summary.values() for b in entry}, key=int)
+    for budget in budgets:
+        rows = {name: entry[budget] for name, entry in summary.items() if budget in entry}
+        best = min(rows, key=lambda name: rows[name]["iqm_regret"])
+        high = rows[best]["ci95"][1]
+        out[budget] = {"best": best, "iqm_regret": rows[best]["iqm_regret"],
+                       "tied": sorted((n for n in rows if rows[n]["ci95"][0] <= high),
+                                      key=lambda n: rows[n]["iqm_regret"])}
+    return out
+
+
 def _largest(entry: dict) -> str:
     return max((k for k in entry if k.isdigit()), key=int)

@@ -39,8 +39,10 @@ def trial_index(trial_dir_name: str) -> int:
     return int(match.group(1)) - 1
 
 
-def run_tune(table, searcher, scheduler, param_space: dict, *, seed: int, budget_epochs: int, workers: int,
+def run_tune(table, searcher, scheduler, constants: dict, *, seed: int, budget_epochs: int, workers: int,
              time_scale: float, storage: str, name: str) -> dict:
+    """One replayed search through Tune; ``searcher`` has its search properties already (``prepare_searcher``),
+    so the Tuner gets only the spec's constant settings as its ``param_space``."""
     import ray
     from ray import tune
     from ray.tune import Callback
@@ -83,7 +85,7 @@ def run_tune(table, searcher, scheduler, param_space: dict, *, seed: int, budget
                                      time_scale=time_scale)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 2 / workers}),
-        param_space=param_space,
+        param_space=constants,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=100_000,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0, stop=EpochBudget(),
@@ -93,4 +95,5 @@ def run_tune(table, searcher, scheduler, param_space: dict, *, seed: int, budget
     if "broken" in state:
         raise RuntimeError(f"a replay trial failed before its first epoch: {state['broken']}")
     return {"trace": trace.points, "trials": len(trace.trials), "epochs": state["epochs"],
-            "seconds": round((time.perf_counter() - state["start"]) / time_scale, 1), "searcher_s": None}
+            "seconds": round((time.perf_counter() - state["start"]) / time_scale, 1), "searcher_s": None,
+            "trials_run": trace.trials_run()}
