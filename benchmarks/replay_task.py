@@ -16,7 +16,6 @@ evaluate), and ``scale.py`` turns registration off, so no pyfunc is logged.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mritune.trainables.classifier.config import ClassifierConfig
 from mritune.trainables.reporting import EpochReport, TrainingResult
 from mritune.trainables.tasks import Task, register_task
 
@@ -34,34 +34,15 @@ TIME_SCALE_ENV = "MRITUNE_REPLAY_TIME_SCALE"
 _TABLES: dict[str, Any] = {}  # path -> RecordedCurves, loaded once per process
 
 
-@dataclass(frozen=True)
-class ReplayConfig:
-    """The recorded classifier's settings (the table's space and fixed keys); nothing here changes a curve but the
-    searched values, which pick the nearest recorded configuration."""
+@dataclass(frozen=True, kw_only=True)
+class ReplayConfig(ClassifierConfig):
+    """The recorded classifier's settings, validated as the classifier validates them, with the table's fixed
+    values as defaults; nothing here changes a curve but the searched values, which pick the nearest recorded
+    configuration."""
 
-    learning_rate: float = 1e-3
-    dense_units: int = 64
-    dropout: float = 0.2
-    class_weighting: str = "none"
-    batch_size: int = 32
-    l2: float = 1e-4
-    epochs: int = 16
     backbone: str = "small_cnn"
     image_size: int = 32
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ReplayConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown replay setting {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
-        config = cls(**values)
-        if not 1 <= int(config.epochs):
-            raise ValueError(f"epochs must be >= 1, got {config.epochs!r}")
-        return config
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    epochs: int = 16
 
 
 def table():
