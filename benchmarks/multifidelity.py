@@ -46,9 +46,11 @@ ASHA = {"max_t": 9, "grace_period": 1, "reduction_factor": 3}  # levels 1, 3, 9
 def make_searcher(method: str, seed: int, workers: int):
     from mritune.search.factory import build_searcher
 
-    if method.startswith("mobster"):
+    if method.startswith("mobster"):  # mobster_joint, mobster_per_rung; "_inline": hyperparameters fitted inline
+        model = method.removeprefix("mobster_").removesuffix("_inline")
+        fit = "inline" if method.endswith("_inline") else "background"
         return build_searcher("mobster", metric="loss", mode="min", seed=seed, max_concurrent=workers,
-                              model=method.removeprefix("mobster_"), **ASHA)
+                              model=model, model_fit=fit, **ASHA)
     if method == "tpe":
         import optuna
 

@@ -2,12 +2,21 @@
 
     python benchmarks/search_quality.py --seeds 10 --evals 40 --workers 4
     python benchmarks/search_quality.py --functions branin --methods gpyopt_kb,random --seeds 2   # quick look
+    # issue 25: background hyperparameter fits against inline ones, and bayes_opt before that issue
+    python benchmarks/search_quality.py --evals 100 --seeds 3 \
+        --methods gpyopt_kb,gpyopt_kb_inline,bayesopt,bayesopt_inline,bayesopt_v0 \
+        --out benchmarks/results/search_quality_fits.jsonl
 
 Each (seed, function, method) is one ``Tuner.fit`` of ``--evals`` trials, ``--workers`` at a time (the
 ``*_1w`` methods run one at a time). Runs are appended to benchmarks/results/search_quality.jsonl as they finish,
 so a partial run is reportable: ``--report-only`` rebuilds the tables and PNG from that file.
 Simple regret = best value found - f*. Tables: median [IQR] regret after all evaluations, and median number of
 evaluations to reach the function's regret threshold (">N" when fewer than half the seeds got there).
+
+``*_inline``: the searcher with ``model_fit="inline"`` (hyperparameters refitted inside suggest(); the default is a
+background thread). ``bayesopt_v0``: ``BayesOptSearch`` as it was before issue 25 (its module read from git commit
+``V0_COMMIT``), for the regret the bounded, background-fitted searchers must keep. The JSON and PNG are named after
+``--out``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from functions import FUNCTIONS  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 # gpyopt_kb_std: kriging believer on plainly standardized targets, to show what the default log warp does.
 METHODS = ("gpyopt_kb", "gpyopt_cl", "gpyopt_lp", "gpyopt_kb_1w", "gpyopt_kb_std", "bayesopt", "random",
-           "optuna_tpe")
+           "optuna_tpe", "gpyopt_kb_inline", "bayesopt_inline", "bayesopt_v0")
+V0_COMMIT = "6da005d"  # main before issue 25's searcher changes
 
 
 def make_searcher(method: str, seed: int):
@@ -38,12 +48,29 @@ def make_searcher(method: str, seed: int):
         return OptunaSearch(metric="f", mode="min", sampler=optuna.samplers.TPESampler(seed=seed))
     from mritune.search.factory import build_searcher
 
+    if method == "bayesopt_v0":
+        return _v0_module("search/bayesopt_searcher.py").BayesOptSearch(metric="f", mode="min",
+                                                                         random_state_seed=seed)
+    fit = {"model_fit": "inline"} if method.endswith("_inline") else {}
+    method = method.removesuffix("_inline")
     if method.startswith("gpyopt"):
         strategy = {"kb": "kriging_believer", "cl": "constant_liar", "lp": "local_penalization"}[method.split("_")[1]]
         transform = "standardize" if method.endswith("_std") else "log"
         return build_searcher("gpyopt", metric="f", mode="min", seed=seed, pending_strategy=strategy,
-                              target_transform=transform)
-    return build_searcher(method, metric="f", mode="min", seed=seed)
+                              target_transform=transform, **fit)
+    return build_searcher(method, metric="f", mode="min", seed=seed, **fit)
+
+
+def _v0_module(path: str):
+    """A searcher module as it was at ``V0_COMMIT`` (it imports today's searcher_base, whose API it used)."""
+    import subprocess
+    import types
+
+    source = subprocess.run(["git", "show", f"{V0_COMMIT}:{path}"], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"v0_{Path(path).stem}")
+    exec(compile(source, f"{V0_COMMIT}:{path}", "exec"), module.__dict__)  # noqa: S102 (our own history)
+    return module
 
 
 def objective(config: dict) -> None:
@@ -157,8 +184,8 @@ def report(jsonl: Path) -> None:
     rows = [r for r in rows if len(r["regret_curve"]) == full_length]
     print(summarize(rows), "\n")
     print(ratio_table(rows))
-    (RESULTS / "search_quality.json").write_text(json.dumps(rows))
-    plot_curves(rows, RESULTS / "search_quality_regret.png")
+    jsonl.with_suffix(".json").write_text(json.dumps(rows))
+    plot_curves(rows, jsonl.with_name(jsonl.stem + "_regret.png"))
 
 
 def main() -> None:

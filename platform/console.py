@@ -4,6 +4,10 @@ Quiet (the default): Ray's own progress output is off (``RunConfig(verbose=0)``)
 TensorFlow's C++ log at ERROR (``TF_CPP_MIN_LOG_LEVEL=2``: its start-up INFO/WARNING lines go, errors stay) and
 their TensorFlow, Ray Train and MLflow Python loggers at WARNING; :class:`ConsoleProgress` prints the trials.
 ``--verbose`` (``verbose=True``) keeps everything as Ray and TensorFlow print it.
+
+At a thousand trials a line per trial is a thousand lines: the first ``TRIAL_LINES`` trials that end get a line
+each; after them only a trial that sets a new best, or one of the first ``FAILED_LINES`` failures, does, and the
+summary every 30 s counts the others (one line says so when the folding starts).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ QUIET_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNIN
 # Python loggers that print start-up or per-checkpoint INFO lines in each trial process.
 _QUIET_LOGGERS = ("tensorflow", "absl", "ray.train", "ray.tune", "mlflow")
 SUMMARY_EVERY_S = 30.0
+TRIAL_LINES = 50  # trials that get a line each, whatever they did
+FAILED_LINES = 10  # failures that get a line each, whenever they happen
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +71,19 @@ class ConsoleProgress(Callback):
     """Driver-side Tune callback: a line per finished, stopped or failed trial, and a summary every 30 s."""
 
     def __init__(self, *, metric: str, mode: str, epochs: int, searched: list[str], echo=typer.echo,
-                 summary_every_s: float = SUMMARY_EVERY_S):
+                 summary_every_s: float = SUMMARY_EVERY_S, trial_lines: int = TRIAL_LINES,
+                 failed_lines: int = FAILED_LINES, clock=time.monotonic):
         self._metric, self._mode, self._epochs, self._searched = metric, mode, epochs, searched
         self._echo = echo
         self._summary_every_s = summary_every_s
-        self._started = time.monotonic()
+        self._trial_lines, self._failed_lines = trial_lines, failed_lines
+        self._clock = clock
+        self._started = clock()
         self._last_summary = self._started
         self._counts = {"done": 0, "stopped": 0, "failed": 0}
+        self._failure_lines = 0  # failures that got a line
         self._best: float | None = None
+        self._best_trial: str | None = None
         self._best_values: dict[str, float] = {}  # trial id -> its best metric so far
 
     def setup(self, **info):
@@ -91,15 +102,15 @@ class ConsoleProgress(Callback):
         stopped = epochs < self._epochs
         self._counts["stopped" if stopped else "done"] += 1
         what = f"stopped by ASHA at epoch {epochs}" if stopped else f"completed {epochs} epochs"
-        self._trial_line(trial, what)
+        self._trial_ended(trial, what, failed=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._counts["failed"] += 1
         error = getattr(trial, "error_file", None) or getattr(trial, "path", "")
-        self._trial_line(trial, f"FAILED (error in {error})")
+        self._trial_ended(trial, f"FAILED (error in {error})", failed=True)
 
     def on_step_end(self, iteration, trials, **info):
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_summary >= self._summary_every_s:
             self._last_summary = now
             self._echo(self.summary(trials))
@@ -110,20 +121,31 @@ class ConsoleProgress(Callback):
     def summary(self, trials) -> str:
         running = sum(1 for trial in trials if trial.status == "RUNNING")
         best = "-" if self._best is None else f"{self._best:.4f}"
+        by = "" if self._best_trial is None else f" (trial {self._best_trial})"
         return (f"[{self._elapsed()}] {self._counts['done']} done, {running} running, {self._counts['stopped']} "
-                f"stopped by ASHA, {self._counts['failed']} failed; best {self._metric} {best}")
+                f"stopped by ASHA, {self._counts['failed']} failed; best {self._metric} {best}{by}")
 
-    def _trial_line(self, trial, what: str) -> None:
+    def _trial_ended(self, trial, what: str, *, failed: bool) -> None:
         value = self._best_values.get(trial.trial_id)
-        if value is not None:
-            self._best = value if self._best is None else self._pick(self._best, value)
-        params = searched_values(trial.config, self._searched)
-        score = "-" if value is None else f"{value:.4f}"
-        self._echo(f"[{self._elapsed()}] trial {trial.trial_id} {what}: {self._metric} {score} | {params}")
+        new_best = value is not None and (self._best is None or (value != self._best
+                                                                  and self._pick(self._best, value) == value))
+        if new_best:
+            self._best, self._best_trial = value, trial.trial_id
+        ended = sum(self._counts.values())
+        if ended <= self._trial_lines or new_best or (failed and self._failure_lines < self._failed_lines):
+            self._failure_lines += int(failed)
+            params = searched_values(trial.config, self._searched)
+            score = "-" if value is None else f"{value:.4f}"
+            mark = " (new best)" if new_best and ended > self._trial_lines else ""
+            self._echo(f"[{self._elapsed()}] trial {trial.trial_id} {what}: {self._metric} {score}{mark} | {params}")
+        if ended == self._trial_lines:
+            self._echo(f"[{self._elapsed()}] {ended} trials have ended; from here on a trial gets a line only when "
+                       f"it sets a new best or is one of the first {self._failed_lines} failures, and the summary "
+                       f"every {self._summary_every_s:.0f} s counts the rest")
 
     def _pick(self, a: float, b: float) -> float:
         return max(a, b) if self._mode == "max" else min(a, b)
 
     def _elapsed(self) -> str:
-        seconds = int(time.monotonic() - self._started)
+        seconds = int(self._clock() - self._started)
         return f"{seconds // 60:02d}:{seconds % 60:02d}"

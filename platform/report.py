@@ -10,6 +10,7 @@ from mritune.deploy.tracking_uri import is_remote_uri
 
 
 def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
+    """The best ``limit`` rows as a Markdown table, then how many more there are (the report lists them all)."""
     config_keys = sorted({k for row in rows[:limit] for k in row if k.startswith("config.")})
     varying = [k for k in config_keys if len({repr(row.get(k)) for row in rows}) > 1][:6]
     header = ["trial", "status", "epochs", metric, "at epoch", *[k[len("config."):] for k in varying]]
@@ -20,6 +21,8 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
                  "-" if row.get("best_epoch") is None else str(row["best_epoch"])]
         cells += [short_value(row.get(k)) for k in varying]
         lines.append("| " + " | ".join(cells) + " |")
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, MOBSTER_MODELS, PENDING_STRATEGIES,
+from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, MOBSTER_MODELS, MODEL_FITS, PENDING_STRATEGIES,
                                     TARGET_TRANSFORMS, Option, option_problem)
 
 # name -> (module, class): one registry that the spec schema, the factory and the docs read.
@@ -23,16 +23,21 @@ _SEARCHER_CLASSES = {
 # name -> the options a spec may give it (search.options), checked at parse time without importing the searcher.
 # Keep in step with the constructors' keywords (tests/search/test_factory.py compares them).
 _COUNT = Option(minimum=1)
+# How a GP searcher bounds its cost at many observations (search/fit_subset.py, search/model_fit.py).
+_SCALE_OPTIONS = {"max_fit_points": Option(minimum=10, nullable=True), "model_fit": Option(choices=MODEL_FITS)}
 SEARCHER_OPTIONS: dict[str, dict[str, Option]] = {
     "gpyopt": {"n_initial_points": _COUNT, "acquisition": Option(choices=ACQUISITIONS),
                "pending_strategy": Option(choices=PENDING_STRATEGIES),
-               "target_transform": Option(choices=TARGET_TRANSFORMS), "blas_threads": Option(nullable=True)},
+               "target_transform": Option(choices=TARGET_TRANSFORMS), "blas_threads": Option(nullable=True),
+               **_SCALE_OPTIONS},
     "bayesopt": {"n_initial_points": _COUNT, "acquisition": Option(choices=ACQUISITIONS),
-                 "pending_strategy": Option(choices=BAYESOPT_PENDING), "blas_threads": Option(nullable=True)},
+                 "pending_strategy": Option(choices=BAYESOPT_PENDING), "blas_threads": Option(nullable=True),
+                 **_SCALE_OPTIONS},
     "random": {"n_initial_points": _COUNT, "blas_threads": Option(nullable=True)},
     "tpe": {"n_initial_points": _COUNT},
     "mobster": {"n_initial_points": _COUNT, "model": Option(choices=MOBSTER_MODELS), "refit_every": _COUNT,
-                "max_fit_points": Option(minimum=10), "blas_threads": Option(nullable=True)},
+                "max_fit_points": Option(minimum=10), "blas_threads": Option(nullable=True),
+                "model_fit": Option(choices=MODEL_FITS)},
 }
 # ASHA's settings, which a multi-fidelity searcher takes from the scheduler section (never from search.options):
 # searcher name -> it takes them. The runner passes them through with_scheduler_settings.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mritune.search.model_fit import INLINE_BELOW, HyperparameterFits
 from mritune.search.options import ACQUISITIONS, PENDING_STRATEGIES, TARGET_TRANSFORMS  # noqa: F401 (re-exported)
 
 
@@ -37,43 +38,69 @@ class ModelSettings:
 
 
 class WarmGP:
-    """A GPyOpt GPModel on standardized targets whose kernel hyperparameters carry over between fits."""
+    """A GPyOpt GPModel on standardized targets whose kernel hyperparameters carry over between fits.
 
-    def __init__(self, settings: ModelSettings) -> None:
+    ``fit`` asks ``fits`` (``search/model_fit.py``) for a hyperparameter fit, inline or in the background, and
+    conditions ``model`` on the data it is given with the latest fitted hyperparameters (no optimization there).
+    """
+
+    def __init__(self, settings: ModelSettings, fits: HyperparameterFits) -> None:
         self._settings = settings
-        self.model = None  # GPyOpt.models.GPModel
-        self.n_fits = 0
-        self.hyperparameters: list[float] | None = None
+        self.fits = fits
+        self.model = None  # GPyOpt.models.GPModel, conditioned on the last fit()'s data
+        self.n_fits = 0  # hyperparameter fits started (inline or in the background)
+
+    @property
+    def hyperparameters(self) -> list[float] | None:
+        return self.fits.latest()
 
     def fit(self, X: np.ndarray, y_std: np.ndarray) -> None:
         Y = y_std.reshape(-1, 1)
-        warm = self._fresh(X, Y, self.hyperparameters) if self.hyperparameters is not None else None
+        start = self.fits.latest()
         # Few points: fits are cheap and unstable, so always compare against a cold start.
-        cold_due = warm is None or len(y_std) < 20 or self.n_fits % self._settings.cold_start_every == 0
-        candidates = [m for m in (warm, self._fresh(X, Y, None) if cold_due else None) if m is not None]
-        for candidate in candidates:
-            candidate.updateModel(X, Y, None, None)
-        self.model = max(candidates, key=lambda m: float(m.model.log_likelihood()))
-        self.hyperparameters = [float(v) for v in self.model.model.optimizer_array]
-        self.n_fits += 1
+        cold = start is None or len(y_std) < 20 or self.n_fits % self._settings.cold_start_every == 0
+        X_fit, Y_fit, settings = X.copy(), Y.copy(), self._settings  # the fit may outlive this call
+        started = self.fits.request(lambda: fit_hyperparameters(X_fit, Y_fit, start, cold=cold, settings=settings),
+                                    inline=start is None or len(y_std) < INLINE_BELOW)
+        self.n_fits += int(started)
+        self.model = gp_model(X, Y, self.fits.latest(), settings)
 
-    def _fresh(self, X: np.ndarray, Y: np.ndarray, start: list[float] | None):
-        import GPy
-        from GPyOpt.models import GPModel
 
-        kernel = GPy.kern.Matern52(X.shape[1], variance=1.0, lengthscale=0.3, ARD=True)
-        model = GPModel(kernel=kernel, noise_var=1e-2, exact_feval=False, optimize_restarts=1,
-                        max_iters=self._settings.max_iters, verbose=False)
-        model._create_model(X, Y)
-        # Bounds keep the fit away from degenerate optima on few points (targets are standardized, inputs in [0,1]).
-        # The upper lengthscale bound matters most: on a handful of points ML-II likes to call a dimension
-        # irrelevant (lengthscale -> inf), and EI then sweeps that dimension's edges.
-        model.model.kern.lengthscale.constrain_bounded(0.03, 2.0, warning=False)
-        model.model.kern.variance.constrain_bounded(0.05, 20.0, warning=False)
-        model.model.Gaussian_noise.constrain_bounded(1e-6, 0.5, warning=False)
-        if start is not None and len(start) == len(model.model.optimizer_array):
-            model.model.optimizer_array = np.asarray(start)
-        return model
+def fit_hyperparameters(X: np.ndarray, Y: np.ndarray, start: list[float] | None, *, cold: bool,
+                        settings: ModelSettings) -> list[float]:
+    """ML-II kernel hyperparameters on (X, Y): warm from ``start`` and/or cold from the defaults, the likelier."""
+    candidates = [gp_model(X, Y, start, settings) if start is not None else None,
+                  gp_model(X, Y, None, settings) if cold else None]
+    candidates = [m for m in candidates if m is not None]
+    for candidate in candidates:
+        candidate.updateModel(X, Y, None, None)
+    best = max(candidates, key=lambda m: float(np.squeeze(m.model.log_likelihood())))
+    return [float(v) for v in best.model.optimizer_array]
+
+
+def gp_model(X: np.ndarray, Y: np.ndarray, start: list[float] | None, settings: ModelSettings):
+    """A GPyOpt GPModel on (X, Y) with hyperparameters ``start`` (its optimizer array), else GPy's defaults."""
+    import GPy
+    from GPyOpt.models import GPModel
+
+    kernel = GPy.kern.Matern52(X.shape[1], variance=1.0, lengthscale=0.3, ARD=True)
+    model = GPModel(kernel=kernel, noise_var=1e-2, exact_feval=False, optimize_restarts=1,
+                    max_iters=settings.max_iters, verbose=False)
+    model._create_model(X, Y)
+    gp = model.model
+    # Each change below would recompute the posterior (GPy/paramz observers: 40 ms each at 200 points); with
+    # updates off they are applied together, and turning updates back on computes it once.
+    gp.update_model(False)
+    # Bounds keep the fit away from degenerate optima on few points (targets are standardized, inputs in [0,1]).
+    # The upper lengthscale bound matters most: on a handful of points ML-II likes to call a dimension
+    # irrelevant (lengthscale -> inf), and EI then sweeps that dimension's edges.
+    gp.kern.lengthscale.constrain_bounded(0.03, 2.0, warning=False)
+    gp.kern.variance.constrain_bounded(0.05, 20.0, warning=False)
+    gp.Gaussian_noise.constrain_bounded(1e-6, 0.5, warning=False)
+    if start is not None and len(start) == len(gp.optimizer_array):
+        gp.optimizer_array = np.asarray(start)
+    gp.update_model(True)
+    return model
 
 
 def standardize(y: np.ndarray) -> np.ndarray:

@@ -11,6 +11,10 @@ Running trials are accounted for with ``pending_strategy``: ``kriging_believer``
 posterior mean), ``constant_liar`` (pretend each returns the best value so far) or ``local_penalization``
 (González et al. 2016: multiply the acquisition by exclusion zones around running points, sized by a Lipschitz
 estimate). See ``mritune.search.observations`` for how early-stopped, failed and non-finite trials are treated.
+
+Many observations: the GP is fitted on at most ``max_fit_points`` of them (the best plus a spread of the rest,
+``search/fit_subset.py``), and with ``model_fit="background"`` the kernel hyperparameters are refitted on a
+background thread while ``suggest()`` answers from the last fitted ones (``search/model_fit.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import dataclasses
 
 import numpy as np
 
+from mritune.search.fit_subset import FitSubset
 from mritune.search.gpyopt_model import (ACQUISITIONS, PENDING_STRATEGIES, TARGET_TRANSFORMS, ModelSettings,
                                          WarmGP, acquisition_with_pending, gp_targets, minimize_acquisition,
                                          unit_design_space)
-from mritune.search.searcher_base import UnitCubeSearcher, check_option
+from mritune.search.model_fit import HyperparameterFits
+from mritune.search.searcher_base import DEFAULT_MAX_FIT_POINTS, UnitCubeSearcher, check_max_fit_points, check_option
 from mritune.search.space import SearchSpace
 
 
@@ -42,11 +48,16 @@ class GPyOptSearch(UnitCubeSearcher):
         target_transform: ``"log"`` (of the shifted minimized values) or ``"standardize"``, before the GP fit.
         random_state_seed: Seed of the random design and the acquisition optimizer (same seed, same sequence).
         blas_threads: BLAS threads while fitting (None: leave as is); more threads cost more on small matrices.
+        max_fit_points: The GP is fitted on at most this many observations, the best plus a spread of the rest
+            (at least 10; None: all of them).
+        model_fit: ``"background"`` (kernel hyperparameters refitted on a thread while ``suggest()`` answers from
+            the last fitted ones) or ``"inline"`` (refitted inside ``suggest()``; the same seed then gives the same
+            sequence whatever the timing).
         model_settings: GP and acquisition-optimizer knobs (``ModelSettings``); the three options above win.
 
     Raises:
         ValueError: An option outside the values listed, ``mode`` other than min/max, ``n_initial_points`` < 1,
-            or an unsupported domain in ``space`` (the message names the key).
+            ``max_fit_points`` < 10, or an unsupported domain in ``space`` (the message names the key).
 
     Example:
         >>> from ray import tune
@@ -60,20 +71,34 @@ class GPyOptSearch(UnitCubeSearcher):
                  mode: str | None = None, points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5,
                  acquisition: str = "EI", pending_strategy: str = "kriging_believer",
                  target_transform: str = "log", random_state_seed: int | None = None,
-                 blas_threads: int | None = 1, model_settings: ModelSettings | None = None) -> None:
+                 blas_threads: int | None = 1, max_fit_points: int | None = DEFAULT_MAX_FIT_POINTS,
+                 model_fit: str = "background", model_settings: ModelSettings | None = None) -> None:
         check_option("acquisition", acquisition, ACQUISITIONS)
         check_option("pending_strategy", pending_strategy, PENDING_STRATEGIES)
         check_option("target_transform", target_transform, TARGET_TRANSFORMS)
+        check_max_fit_points(max_fit_points)
         super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
                          n_initial_points=n_initial_points, random_state_seed=random_state_seed,
                          blas_threads=blas_threads)
         self._settings = dataclasses.replace(model_settings or ModelSettings(), acquisition=acquisition,
                                              pending_strategy=pending_strategy,
                                              target_transform=target_transform)
-        self._gp = WarmGP(self._settings)
+        self._fit_subset = FitSubset(max_points=max_fit_points)
+        self._gp = WarmGP(self._settings, HyperparameterFits(model_fit=model_fit, blas_threads=blas_threads))
+
+    @property
+    def fits(self) -> HyperparameterFits:
+        """Where its hyperparameter fits run, and how many ran each way."""
+        return self._gp.fits
+
+    @fits.setter
+    def fits(self, fits: HyperparameterFits) -> None:
+        self._gp.fits = fits
 
     def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
                  rng: np.random.Generator) -> np.ndarray:
+        chosen = self._fit_subset.select(X, y)
+        X, y = X[chosen], y[chosen]
         y_std = gp_targets(y, self._settings.target_transform)
         self._gp.fit(X, y_std)
         design_space = unit_design_space(X.shape[1])
@@ -82,9 +107,10 @@ class GPyOptSearch(UnitCubeSearcher):
 
     def _model_state(self) -> dict:
         # Kernel hyperparameters are a hint for the first refit after restore, not the model itself.
-        return {"hyperparameters": self._gp.hyperparameters, "n_fits": self._gp.n_fits}
+        return {"hyperparameters": self.fits.peek(), "n_fits": self._gp.n_fits}
 
     def _set_model_state(self, state: dict) -> None:
-        self._gp = WarmGP(self._settings)
-        self._gp.hyperparameters = state.get("hyperparameters")
+        fits = HyperparameterFits(model_fit=self.fits.model_fit, blas_threads=self._blas_threads)
+        fits.set_latest(state.get("hyperparameters"))
+        self._gp = WarmGP(self._settings, fits)
         self._gp.n_fits = int(state.get("n_fits", 0))

@@ -23,9 +23,11 @@ at the top level sees only the few trials that got there, and the lower levels' 
 about the top one; the joint kernel lets the many cheap low-rung results inform the top level through the
 resource correlation, and a running trial's fantasy at its next rung also shrinks the variance at the top.
 
-Bounded cost: at most ``max_fit_points`` observations are fitted (all at and above the target level, a seeded
-random subset below), and hyperparameters are refitted every ``refit_every`` suggestions (the posterior is
-recomputed every time). The state is the shared JSON state plus the rung values and the kernel hyperparameters.
+Bounded cost: at most ``max_fit_points`` observations are fitted (all at and above the target level, or the best
+plus a spread of them when they alone are too many; then a spread of the lower levels' observations,
+``search/fit_subset.py``), and hyperparameters are refitted every ``refit_every`` suggestions (the posterior is
+recomputed every time), on a background thread by default (``model_fit``, ``search/model_fit.py``). The state is
+the shared JSON state plus the rung values and the kernel hyperparameters.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ import logging
 
 import numpy as np
 
+from mritune.search.fit_subset import FitSubset, spread
 from mritune.search.gpyopt_model import ModelSettings, gp_targets, minimize_acquisition
 from mritune.search.mobster_model import MODELS, JointGP, RungGP, expected_improvement, fit_shared
+from mritune.search.model_fit import INLINE_BELOW, HyperparameterFits
 from mritune.search.observations import STATUS_ERROR
 from mritune.search.rungs import RungLog, asha_levels
 from mritune.search.searcher_base import UnitCubeSearcher, _blas_limit, check_option
@@ -64,12 +68,15 @@ class MobsterSearch(UnitCubeSearcher):
         model: ``"joint"`` or ``"per_rung"`` (module docstring).
         refit_every: Refit kernel hyperparameters every this many model-based suggestions (at least 1).
         max_fit_points: At most this many rung observations are fitted (at least 10).
-        random_state_seed: Seed of the design, the subsampling and the acquisition search.
+        random_state_seed: Seed of the design and the acquisition search.
         blas_threads: BLAS threads while fitting (None: leave as is).
+        model_fit: ``"background"`` (hyperparameters refitted on a thread while ``suggest()`` answers from the
+            last fitted ones) or ``"inline"`` (refitted inside ``suggest()``; same seed, same sequence).
 
     Raises:
         ValueError: Bad ASHA settings (``max_t``/``grace_period`` not positive integers, ``grace_period > max_t``,
-            ``reduction_factor <= 1``), ``model`` not one of the two, ``refit_every`` < 1, ``max_fit_points`` < 10,
+            ``reduction_factor <= 1``), ``model`` or ``model_fit`` not one of theirs, ``refit_every`` < 1,
+            ``max_fit_points`` < 10,
             ``mode`` other than min/max, or an unsupported domain in ``space`` (the message names the key).
 
     Example:
@@ -84,7 +91,7 @@ class MobsterSearch(UnitCubeSearcher):
                  space: dict | SearchSpace | None = None, metric: str | None = None, mode: str | None = None,
                  points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5, model: str = "joint",
                  refit_every: int = 5, max_fit_points: int = 150, random_state_seed: int | None = None,
-                 blas_threads: int | None = 1) -> None:
+                 blas_threads: int | None = 1, model_fit: str = "background") -> None:
         check_option("model", model, MODELS)
         for name, value, low in (("refit_every", refit_every, 1), ("max_fit_points", max_fit_points, 10)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -96,9 +103,9 @@ class MobsterSearch(UnitCubeSearcher):
         self._max_t = int(max_t)
         self._model_name = model
         self._refit_every = refit_every
-        self._max_fit_points = max_fit_points
+        self._fit_subset = FitSubset(max_points=max_fit_points)
         self._rungs = RungLog(levels)
-        self._theta: list[float] | None = None
+        self.fits = HyperparameterFits(model_fit=model_fit, blas_threads=blas_threads)
         self._n_fits = 0
 
     @property
@@ -147,13 +154,13 @@ class MobsterSearch(UnitCubeSearcher):
         if not rows:
             return None
         sign = -1.0 if self._mode == "max" else 1.0
-        X = np.vstack([self._space.encode(configs[o.trial_id]) for o in rows])
+        X = np.vstack([self._log.encoded(o.trial_id, configs[o.trial_id], self._space.encode) for o in rows])
         return X, np.array([o.level for o in rows]), np.array([sign * o.value for o in rows])
 
     def _pending_design(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self._log.pending:
             return None
-        X = np.vstack([self._space.encode(c) for c in self._log.pending.values()])
+        X = self._log.pending_design(self._space.encode)
         return X, np.array([self._rungs.next_level(trial_id) for trial_id in self._log.pending])
 
     def _target_level(self, levels: np.ndarray, dim: int) -> int:
@@ -165,7 +172,7 @@ class MobsterSearch(UnitCubeSearcher):
     def _propose_at_rung(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
                          pending: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         target = self._target_level(levels, X.shape[1])
-        keep = self._subsample(levels, target)
+        keep = self._subsample(X, levels, y, target)
         X, levels, y = X[keep], levels[keep], y[keep]
         refit = self._n_fits == 0 or len(y) < _ALWAYS_REFIT_BELOW \
             or (self._n_suggested - self._n_initial) % self._refit_every == 0
@@ -173,39 +180,56 @@ class MobsterSearch(UnitCubeSearcher):
             score, at_target = self._joint_acquisition(X, levels, y, pending, target, refit)
         else:
             score, at_target = self._per_rung_acquisition(X, levels, y, pending, target, refit)
-        if refit:
-            self._n_fits += 1
         return minimize_acquisition(score, X[at_target], y[at_target], ModelSettings(), self._rng)
 
-    def _subsample(self, levels: np.ndarray, target: int) -> np.ndarray:
-        """Indices fitted: every observation at or above the target level, a random subset of the rest."""
+    def _subsample(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray, target: int) -> np.ndarray:
+        """Indices fitted: every observation at or above the target level (the best plus a spread of them when
+        they alone exceed ``max_fit_points``), then a spread of the lower levels' in (config, level)."""
         top = np.flatnonzero(levels >= target)
+        cap = self._fit_subset.max_points
+        if len(top) >= cap:
+            return np.sort(top[self._fit_subset.select(X[top], y[top])])
         below = np.flatnonzero(levels < target)
-        room = max(self._max_fit_points - len(top), 0)
-        if len(below) > room:
-            below = np.sort(self._rng.choice(below, size=room, replace=False))
-        chosen = np.sort(np.concatenate([top, below]))
-        return chosen[-self._max_fit_points:] if len(chosen) > self._max_fit_points else chosen
+        Z = np.column_stack([X, levels / self._max_t])
+        return np.sort(np.concatenate([top, spread(Z, cap - len(top), chosen=top, candidates=below)]))
 
     def _cold_start_due(self, n_points: int) -> bool:
         # Few points: warm starts get stuck in spiky optima (a tiny lengthscale), and cold fits are cheap.
         return n_points < _ALWAYS_REFIT_BELOW or self._n_fits % 4 == 0
 
-    def _warm_started(self, gp):
-        """``gp`` starting from the last fitted hyperparameters (kept in the state), when they fit its shape."""
-        if self._theta is not None and len(self._theta) == len(gp.theta):
-            gp.theta = np.asarray(self._theta)
+    def _fitted(self, gp):
+        """``gp`` with the last fitted hyperparameters (kept in the state), when they fit its shape."""
+        theta = self.fits.latest()
+        if theta is not None and len(theta) == len(gp.theta):
+            gp.theta = np.asarray(theta)
         return gp
+
+    def _request_fit(self, fit, *, dim: int, n_points: int) -> None:
+        """Refit the hyperparameters with ``fit(gp, cold)`` on a fresh GP of this model, inline or in the
+        background (``self.fits``); the GP in use is never touched by the fit."""
+        start = self.fits.latest()
+        model, cold = (JointGP if self._model_name == "joint" else RungGP), self._cold_start_due(n_points)
+
+        def fitted_theta() -> list[float]:
+            gp = model(dim)
+            if start is not None and len(start) == len(gp.theta):
+                gp.theta = np.asarray(start)
+            fit(gp, cold)
+            return [float(v) for v in gp.theta]
+
+        started = self.fits.request(fitted_theta, inline=start is None or n_points < INLINE_BELOW)
+        self._n_fits += int(started)
 
     def _joint_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
                            pending: tuple[np.ndarray, np.ndarray] | None, target: int,
                            refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
-        gp = self._warm_started(JointGP(X.shape[1]))
         Z = np.column_stack([X, levels / self._max_t])
         y_std = gp_targets(y, "log")
         if refit:
-            gp.fit_hyperparameters(Z, y_std, max_iter=50, cold=self._cold_start_due(len(y)))
-            self._theta = [float(v) for v in gp.theta]
+            Z_fit, y_fit = Z.copy(), y_std.copy()  # the fit may outlive this call
+            self._request_fit(lambda gp, cold: gp.fit_hyperparameters(Z_fit, y_fit, max_iter=50, cold=cold),
+                              dim=X.shape[1], n_points=len(y))
+        gp = self._fitted(JointGP(X.shape[1]))
         gp.condition(Z, y_std)
         if pending is not None:  # kriging believer at each running trial's next level
             Z_pending = np.column_stack([pending[0], pending[1] / self._max_t])
@@ -216,13 +240,13 @@ class MobsterSearch(UnitCubeSearcher):
     def _per_rung_acquisition(self, X: np.ndarray, levels: np.ndarray, y: np.ndarray,
                               pending: tuple[np.ndarray, np.ndarray] | None, target: int,
                               refit: bool) -> tuple[_EIAtLevel, np.ndarray]:
-        gp = self._warm_started(RungGP(X.shape[1]))
         by_level = {level: (X[levels == level], gp_targets(y[levels == level], "log"))
                     for level in np.unique(levels)}
         if refit:
-            data = [(Xl, yl) for Xl, yl in by_level.values() if len(yl) >= 2]
-            fit_shared(gp, data, max_iter=50, cold=self._cold_start_due(len(y)))
-            self._theta = [float(v) for v in gp.theta]
+            data = [(Xl.copy(), yl.copy()) for Xl, yl in by_level.values() if len(yl) >= 2]
+            self._request_fit(lambda gp, cold: fit_shared(gp, data, max_iter=50, cold=cold), dim=X.shape[1],
+                              n_points=len(y))
+        gp = self._fitted(RungGP(X.shape[1]))
         X_t, y_t = by_level[target]
         gp.condition(X_t, y_t)
         if pending is not None:
@@ -247,11 +271,12 @@ class MobsterSearch(UnitCubeSearcher):
 
     def _model_state(self) -> dict:
         # Kernel hyperparameters: a warm start for the next fit, not the model.
-        return {"model": self._model_name, "hyperparameters": self._theta, "n_fits": self._n_fits}
+        return {"model": self._model_name, "hyperparameters": self.fits.peek(), "n_fits": self._n_fits}
 
     def _set_model_state(self, state: dict) -> None:
         same_model = state.get("model") == self._model_name
-        self._theta = state.get("hyperparameters") if same_model else None
+        self.fits = HyperparameterFits(model_fit=self.fits.model_fit, blas_threads=self._blas_threads)
+        self.fits.set_latest(state.get("hyperparameters") if same_model else None)
         self._n_fits = int(state.get("n_fits", 0)) if same_model else 0
 
 

@@ -15,6 +15,7 @@ PENDING_STRATEGIES = ("kriging_believer", "constant_liar", "local_penalization")
 TARGET_TRANSFORMS = ("log", "standardize")
 BAYESOPT_PENDING = ("kriging_believer", "constant_liar")
 MOBSTER_MODELS = ("joint", "per_rung")  # search/mobster_model.py: a joint freeze-thaw GP, or one GP per rung
+MODEL_FITS = ("background", "inline")  # search/model_fit.py: where kernel hyperparameters are fitted
 
 
 @dataclass(frozen=True, kw_only=True)

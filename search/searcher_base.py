@@ -18,11 +18,14 @@ import numpy as np
 # factory imports those lazily, so `import mritune.search.space` or the factory stays light.
 from ray.tune.search import Searcher
 
+from mritune.search.model_fit import blas_limit as _blas_limit
 from mritune.search.observations import STATE_VERSION, ObservationLog, check_state
 from mritune.search.space import SearchSpace
 from mritune.search.space_ray import convert_ray_space
 
 _DUPLICATE_TOL = 1e-9
+# Observations a model-based searcher fits at most (search/fit_subset.py); chosen by benchmarks/searcher_scale.py.
+DEFAULT_MAX_FIT_POINTS = 200
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,12 @@ def check_option(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     """A searcher's string option must be one of ``allowed``: raise naming the option and the choices."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_max_fit_points(value: Any) -> None:
+    """``max_fit_points`` is an integer >= 10, or None (fit every observation)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 10):
+        raise ValueError(f"max_fit_points must be an integer >= 10 or None, got {value!r}")
 
 
 class UnitCubeSearcher(Searcher):
@@ -219,22 +228,3 @@ def _not_json(value: Any) -> Any:
         return value.item()
     raise TypeError(f"searcher state holds a {type(value).__name__} ({value!r}), which JSON cannot store; "
                     "use numbers, strings, booleans or None as choice values")
-
-
-class _blas_limit:
-    """Limit BLAS threads while a model is fitted: on small matrices extra threads cost more than they give."""
-
-    def __init__(self, threads: int | None) -> None:
-        self._threads = threads
-        self._limiter = None
-
-    def __enter__(self):
-        if self._threads:
-            from threadpoolctl import threadpool_limits
-
-            self._limiter = threadpool_limits(limits=self._threads, user_api="blas")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._limiter is not None:
-            self._limiter.restore_original_limits()

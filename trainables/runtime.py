@@ -2,7 +2,8 @@
 
 Called once at the start of a trial (in the trial's own worker process), before any model is built. Ray gives a
 trial a CPU share and possibly a fraction of a GPU; TensorFlow would otherwise use every core of the machine and
-grab all GPU memory, starving the other trials that share the node or the GPU.
+grab all GPU memory, starving the other trials that share the node or the GPU. A fraction of a GPU caps the
+trial's TensorFlow memory to its share of the device (``gpu_share.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class RuntimeSettings:
     gpus: int  # GPUs visible to this process
     mixed_precision: bool
     speedups: bool = True
+    gpu_memory_limit_mb: int | None = None  # TensorFlow's cap per GPU for a fractional share (None: growth)
 
 
 def threads_for_cpus(cpus: float | None) -> int | None:
@@ -55,9 +57,11 @@ def threads_for_cpus(cpus: float | None) -> int | None:
 
 
 def configure_runtime(
-    *, cpus: float | None = None, mixed_precision: bool | None = None, speedups: bool = True
+    *, cpus: float | None = None, gpus: float | None = None, mixed_precision: bool | None = None,
+    speedups: bool = True,
 ) -> RuntimeSettings:
-    """Set threads to the trial's CPU share, memory growth on every GPU and (on a GPU, unless disabled) mixed precision.
+    """Set threads to the trial's CPU share, the GPUs' memory (a fractional ``gpus`` share: capped to it; else
+    growth) and (on a GPU, unless disabled) mixed precision.
 
     ``mixed_precision=None`` means "on when a GPU is present"; on CPU it is always off (float16 is slow there and
     would change results). ``speedups`` False selects the old inference and optimizer paths (``SPEEDUPS_ENV``).
@@ -68,15 +72,17 @@ def configure_runtime(
 
     backend = keras.backend.backend()
     threads = threads_for_cpus(cpus)
-    applied, gpus = True, 0
+    applied, visible, limit = True, 0, None
     if backend == "tensorflow":
+        from mritune.trainables.gpu_share import configure_tensorflow_gpus
+
         applied = _set_tensorflow_threads(threads)
-        gpus = _enable_tensorflow_memory_growth()
-    use_mixed = bool(gpus) and mixed_precision is not False
+        visible, limit = configure_tensorflow_gpus(gpus)
+    use_mixed = bool(visible) and mixed_precision is not False
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     return RuntimeSettings(
-        backend=backend, threads=threads, threads_applied=applied, gpus=gpus, mixed_precision=use_mixed,
-        speedups=speedups,
+        backend=backend, threads=threads, threads_applied=applied, gpus=visible, mixed_precision=use_mixed,
+        speedups=speedups, gpu_memory_limit_mb=limit,
     )
 
 
@@ -96,15 +102,3 @@ def _set_tensorflow_threads(threads: int | None) -> bool:
         logger.warning("TensorFlow threads left as they were (%s); wanted %d", exc, threads)
         return False
     return True
-
-
-def _enable_tensorflow_memory_growth() -> int:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError as exc:  # the GPU was already initialised; growth cannot change any more
-            logger.warning("memory growth not changed on %s: %s", gpu.name, exc)
-    return len(gpus)

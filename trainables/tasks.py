@@ -5,6 +5,10 @@ imported; the registry imports the built-in task packages on first lookup. The s
 the Tune trainables, the test evaluation and the registry's promotion gate all read these entries, so a third
 task is one more package with one ``register_task`` call (and a line in ``_BUILTIN_TASK_PACKAGES``).
 
+More task packages (outside mritune, e.g. ``benchmarks/replay_task.py``) are named in the environment variable
+``MRITUNE_TASK_PACKAGES`` (comma-separated importable modules), read on every lookup, so the trial workers, which
+inherit the driver's environment, know the same tasks as the driver.
+
 Entries are cheap to build: what imports TensorFlow (the training function, the checkpoint evaluator) is held as
 a ``"module:attribute"`` reference and imported only when called, so validating a spec stays fast.
 """
@@ -12,6 +16,7 @@ a ``"module:attribute"`` reference and imported only when called, so validating 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 from mritune.trainables.errors import UserInputError
@@ -20,6 +25,7 @@ Direction = Literal["min", "max"]
 
 # Imported (in this order) before the first lookup, so every built-in task has registered itself.
 _BUILTIN_TASK_PACKAGES = ("mritune.trainables.classifier", "mritune.trainables.dcgan")
+EXTRA_TASK_PACKAGES_ENV = "MRITUNE_TASK_PACKAGES"  # more task modules to import, comma-separated
 _TASKS: dict[str, "Task"] = {}
 
 
@@ -116,6 +122,16 @@ def get_task(name: str) -> Task:
 def _load_builtin_tasks() -> None:
     for package in _BUILTIN_TASK_PACKAGES:
         importlib.import_module(package)
+    for package in (name.strip() for name in os.environ.get(EXTRA_TASK_PACKAGES_ENV, "").split(",")):
+        if not package:
+            continue
+        try:
+            importlib.import_module(package)
+        except ModuleNotFoundError as exc:
+            if exc.name != package:
+                raise  # the package exists but one of its imports is missing: a bug there, keep the traceback
+            raise UserInputError(f"{EXTRA_TASK_PACKAGES_ENV} names {package!r}, which Python cannot import; "
+                                 "fix the name or add its folder to PYTHONPATH") from None
 
 
 def _resolve(reference: str) -> Any:

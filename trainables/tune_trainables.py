@@ -2,9 +2,9 @@
 
 Used as ``tune.with_parameters(make_trainable("classifier", observer_factory=f), data=dataset)``: the dataset
 travels once through the Ray object store, never re-read from disk per trial. Inside a trial: TensorFlow threads
-follow the trial's CPU share (memory growth and mixed precision where a GPU is present), the training resumes
-from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported with its checkpoint, and the platform's
-observer (if any) sees on_start / on_epoch / on_end.
+follow the trial's CPU share, GPU memory its GPU share (capped to a fraction of a device, else grown; mixed
+precision on a GPU), the training resumes from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported
+with its checkpoint, and the platform's observer (if any) sees on_start / on_epoch / on_end.
 
 A trial stopped early by the scheduler (ASHA) is ended by Ray inside ``tune.report`` (``sys.exit(0)``): its
 observer then gets on_end with the status ``reporting.final_trial_status`` decides (KILLED before the last epoch)
@@ -36,11 +36,20 @@ THREAD_TIMEOUT_S = "20"
 
 def trial_cpus() -> float | None:
     """The CPUs Ray reserved for this trial (None outside a Tune trial's resources)."""
+    return _trial_resource("CPU")
+
+
+def trial_gpus() -> float | None:
+    """The share of GPUs Ray reserved for this trial (0.25: a quarter of one device; None: none)."""
+    return _trial_resource("GPU")
+
+
+def _trial_resource(name: str) -> float | None:
     from ray import tune
 
     resources = tune.get_context().get_trial_resources()
     required = getattr(resources, "required_resources", None) or {}
-    return required.get("CPU")
+    return required.get(name)
 
 
 def make_trainable(
@@ -60,7 +69,7 @@ def make_trainable(
         # Read by Ray in this worker process (reset_config runs here), so setting it here reaches nothing else.
         os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", THREAD_TIMEOUT_S)
         free_keras_state()  # a reused actor: nothing of the previous trial's models or traced functions survives
-        configure_runtime(cpus=trial_cpus(), speedups=speedups)
+        configure_runtime(cpus=trial_cpus(), gpus=trial_gpus(), speedups=speedups)
         observer = observer_factory() if observer_factory else None
         if observer:
             observer.on_start(dict(config), tune.get_context().get_trial_id())

@@ -85,7 +85,14 @@ def method_spec(method: Method, *, seed: int, max_t: int, first_points: list[dic
     raw = yaml.safe_load(QUICK_SPEC.read_text())
     if raw["search"]["space"] != space:
         raise SystemExit("error: the quick spec's space differs from the recorded table's; record a new table")
-    raw["search"].update(algorithm=method.searcher, options=dict(method.options), seed=seed,
+    from mritune.search.factory import SEARCHER_OPTIONS
+
+    options = dict(method.options)
+    if "model_fit" in SEARCHER_OPTIONS.get(method.searcher, {}):
+        # A replay has no wall clock for a background kernel fit to race against: fits run inline, so a seed
+        # repeats exactly (search/model_fit.py), unless the method names model_fit itself.
+        options.setdefault("model_fit", "inline")
+    raw["search"].update(algorithm=method.searcher, options=options, seed=seed,
                          max_concurrent=WORKERS, points_to_evaluate=first_points, num_samples=10_000)
     raw["scheduler"] = {"name": method.scheduler, "max_t": max_t, "grace_period": method.grace_period,
                         "reduction_factor": method.reduction_factor}

@@ -15,6 +15,7 @@ from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
 from mritune.platform.search_report.data import (
     COMPLETED, FAILED, KILLED, RUNNING, STOPPED, ChampionDecision, EpochPoint, SearchRecord, SpaceParam, TrialRecord,
 )
+from mritune.platform.search_report.histories import child_runs, metric_histories
 from mritune.platform.tracking import TRIAL_ID_TAG, TRIAL_STARTED_TAG
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,9 @@ def collect_search(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, p
     parent = client.get_run(parent_run_id)
     origin_s = parent.info.start_time / 1000.0
     space = space_params(spec)
-    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                              max_results=5000)
-    trials = [_trial_record(client, run, spec.metric, space, origin_s) for run in runs]
+    runs = child_runs(client, experiment_id, parent_run_id)
+    histories = metric_histories(client, [run.info.run_id for run in runs], spec.metric)
+    trials = [_trial_record(run, histories[run.info.run_id], space, origin_s) for run in runs]
     trials = _numbered(trials)
     end_s = (parent.info.end_time / 1000.0 if parent.info.end_time else time.time()) - origin_s
     return SearchRecord(
@@ -56,9 +57,9 @@ def space_params(spec: SearchSpec) -> list[SpaceParam]:
             for p in space.params]
 
 
-def _trial_record(client, run, metric: str, space: list[SpaceParam], origin_s: float) -> TrialRecord:
+def _trial_record(run, history: list, space: list[SpaceParam], origin_s: float) -> TrialRecord:
     tags = run.data.tags
-    history = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+    history = sorted(history, key=lambda m: m.step)
     curve = tuple(EpochPoint(epoch=int(m.step), value=float(m.value), time_s=m.timestamp / 1000.0 - origin_s)
                   for m in history)
     started = float(tags.get(TRIAL_STARTED_TAG, run.info.start_time / 1000.0)) - origin_s

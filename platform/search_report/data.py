@@ -15,6 +15,14 @@ from mritune.platform.ranking import TrialScore, best_of, sort_scores
 # How a trial ended, as the report names it (from the run's status and the driver's `stopped_by` tag).
 COMPLETED, STOPPED, FAILED, RUNNING, KILLED = "completed", "stopped by ASHA", "failed", "running", "killed"
 
+# Legible at a thousand trials: the parallel coordinates and learning curves draw the TOP_TRIALS best trials in
+# colour on top of the others in faint grey; the timeline labels its bars while there are at most
+# TIMELINE_LABELS_MAX of them (then only the top trials'); the page's trial table shows the TABLE_ROWS best and
+# folds the rest under a "N more trials" line.
+TOP_TRIALS = 20
+TIMELINE_LABELS_MAX = 80
+TABLE_ROWS = 50
+
 
 @dataclass(frozen=True, kw_only=True)
 class EpochPoint:
@@ -96,6 +104,10 @@ class SearchRecord:
         by_id = {trial.trial_id: trial for trial in self.trials}
         scores = sort_scores([trial.score(self.mode) for trial in self.trials], mode=self.mode)
         return [(score, by_id[score.trial_id]) for score in scores]
+
+    def ranked_trials(self) -> list[TrialRecord]:
+        """The trials best first (unscored ones last), as ``ranked`` orders them."""
+        return [trial for _, trial in self.ranked()]
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"

@@ -7,7 +7,8 @@ import html
 from pathlib import Path
 
 from mritune.platform.report import short_value
-from mritune.platform.search_report.data import SearchRecord, idle_gaps, slot_utilisation, timeline
+from mritune.platform.search_report.data import (TABLE_ROWS, TOP_TRIALS, SearchRecord, idle_gaps, slot_utilisation,
+                                                  timeline)
 from mritune.platform.search_report.importance import Importance
 
 # Section ids, in page order: the browser test checks each is present.
@@ -16,7 +17,8 @@ SECTIONS = ("summary", "best-so-far", "parallel-coordinates", "importance", "lea
 
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f0f0f0}img{max-width:100%}section{margin-bottom:2em}.note{color:#555;font-size:0.9em}"""
+th{background:#f0f0f0}img{max-width:100%}section{margin-bottom:2em}.note{color:#555;font-size:0.9em}
+details summary{cursor:pointer;margin:0.5em 0}"""
 
 
 def render(record: SearchRecord, importance: Importance, images: dict[str, Path]) -> str:
@@ -28,7 +30,7 @@ def render(record: SearchRecord, importance: Importance, images: dict[str, Path]
         _section("summary", "Summary", _summary(record)),
         _section("best-so-far", "Best so far", _img(images, "best-so-far")),
         _section("parallel-coordinates", "Parallel coordinates",
-                 "<p class='note'>One line per scored trial, coloured by its score.</p>"
+                 f"<p class='note'>One line per scored trial, coloured by its score{_faded_note(record)}.</p>"
                  + _img(images, "parallel-coordinates")),
         _section("importance", "Hyperparameter importance", f"<p class='note'>{_e(importance.note)}</p>"
                  + _img(images, "importance")),
@@ -84,17 +86,32 @@ def _timeline_note(record: SearchRecord) -> str:
             f"a second or more ({idle:.0f} slot-seconds).</p>")
 
 
+def _faded_note(record: SearchRecord) -> str:
+    scored = sum(1 for score, _ in record.ranked() if score.value is not None)
+    if scored <= TOP_TRIALS:
+        return ""
+    return f"; the best {TOP_TRIALS} on top in colour, the other {scored - TOP_TRIALS} faint grey behind them"
+
+
 def _trial_table(record: SearchRecord) -> str:
+    """Every trial, best first: the best ``TABLE_ROWS`` in view, the others folded under one line."""
     names = [p.name for p in record.space]
-    header = ["#", "trial", "outcome", "epochs", record.metric, "at epoch", *names]
-    rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    header = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in
+                              ["#", "trial", "outcome", "epochs", record.metric, "at epoch", *names]) + "</tr>"
+    rows = []
     for score, trial in record.ranked():
         value = "-" if score.value is None else f"{score.value:.4f}"
         cells = [str(trial.number), f"<a href='{_e(record.run_url(trial.run_id))}'>{_e(trial.trial_id)}</a>",
                  _e(trial.outcome), str(trial.last_epoch), value, _e(score.epoch if score.epoch else "-"),
                  *[_e(short_value(trial.config.get(n, "-"))) for n in names]]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class='trials'>{''.join(rows)}</table>"
+    shown = f"<table class='trials'>{header}{''.join(rows[:TABLE_ROWS])}</table>"
+    if len(rows) <= TABLE_ROWS:
+        return shown
+    more = len(rows) - TABLE_ROWS
+    return (f"<p class='note'>The best {TABLE_ROWS} of {len(rows)} trials; {more} more below.</p>{shown}"
+            f"<details id='more-trials'><summary>{more} more trials (ranks {TABLE_ROWS + 1} to {len(rows)})</summary>"
+            f"<table class='trials'>{header}{''.join(rows[TABLE_ROWS:])}</table></details>")
 
 
 def _decision(record: SearchRecord) -> str:

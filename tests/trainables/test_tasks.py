@@ -44,3 +44,23 @@ def test_unknown_task_and_conflicting_registration_are_refused():
     with pytest.raises(ValueError, match="search_metric"):
         dataclasses.replace(get_task("dcgan"), search_metric="val_macro_f1")
     assert isinstance(get_task("dcgan"), Task)
+
+
+def test_more_task_packages_come_from_the_environment(tmp_path, monkeypatch):
+    """MRITUNE_TASK_PACKAGES: the benchmark's replay task, registered in a fresh process as trial workers do."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    env = {**os.environ, "MRITUNE_TASK_PACKAGES": "replay_task", "PYTHONPATH": str(benchmarks)}
+    out = subprocess.run([sys.executable, "-c", "from mritune.trainables.tasks import task_names, get_task; "
+                          "print(task_names(), get_task('replay').search_metric)"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "('classifier', 'dcgan', 'replay') val_macro_f1"
+    monkeypatch.setenv("MRITUNE_TASK_PACKAGES", "no_such_task_module")
+    with pytest.raises(ValueError, match="MRITUNE_TASK_PACKAGES names 'no_such_task_module', which Python cannot "
+                                         "import; fix the name or add its folder to PYTHONPATH"):
+        get_task("classifier")
