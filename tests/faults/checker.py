@@ -69,7 +69,7 @@ def _assert_contiguous_epochs(client, run) -> int:
 
 
 def _assert_registration(client, model_name, parent_run_id, runs, search_metric, search_mode, gate_metric,
-                         gate_mode, gate_rule) -> None:
+                         gate_mode, gate_rule: str = "interval") -> None:
     from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG
 
     versions = client.search_model_versions(f"name='{model_name}'")
