@@ -135,7 +135,7 @@ def compare(*, value: float, interval: Interval | None, champion_tags: dict, cha
     if rule == SINGLE_RULE:
         ours, what, note = value, f"{metric} {value:.4g}", " (single-number rule)"
     elif interval is None:
-        ours, what, note = value, f"{metric} {value:.4g} (no interval: re-runs off)", ""
+        ours, what, note = value, f"{metric} {value:.4g} (no interval)", ""
     else:
         ours = interval.low if mode == "max" else interval.high
         what = f"{metric} {interval.text()}: its {'lower' if mode == 'max' else 'upper'} bound {ours:.4g}"

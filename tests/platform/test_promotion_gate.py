@@ -114,7 +114,7 @@ def test_a_challenger_without_an_interval_compares_its_number_with_the_champions
     _crown(client, tmp_path, f1=0.80, interval=(0.70, 0.64, 0.76))
     alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.72, metric="test_macro_f1",
                                     mode="max", interval=None)
-    assert alias == CHAMPION and "no interval: re-runs off" in reason and "mean 0.7" in reason
+    assert alias == CHAMPION and "0.72 (no interval) beats" in reason and "mean 0.7" in reason
 
 
 def test_for_a_lower_is_better_metric_the_upper_bound_must_beat_the_mean(client, tmp_path):

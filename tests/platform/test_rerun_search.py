@@ -162,6 +162,34 @@ def test_the_report_shows_the_winners_curse_with_its_plot(searched, browser, tmp
     assert "lower bound" in browser.find_element("id", "champion").text or "no champion" in section.text
 
 
+def test_a_rerun_that_diverges_on_its_seed_is_recorded_and_its_configuration_not_chosen(searched):
+    """SGD at learning rate 1.0 with l2 1.0 diverges in epoch 2 (fault scenario 7's recipe): as a re-run it comes
+    back as a result with its error, not as an exception, and the summary never chooses its configuration."""
+    from dataclasses import replace
+
+    from mritune.platform.ranking import TrialScore
+    from mritune.platform.rerun import train_on_seeds
+    from mritune.platform.rerun_summary import ConfigReruns, summarise
+    from mritune.platform.runner import load_data
+    from mritune.platform.storage import parse_location
+
+    spec, outcome = searched
+    good = outcome.reruns.configs[0]
+    bad = TrialScore(trial_id="diverging", status="OK", epochs=2, value=0.9, epoch=2, config={
+        "backbone": "small_cnn", "image_size": 32, "batch_size": 32, "dense_units": 8, "learning_rate": 1.0,
+        "optimizer": "sgd", "l2": 1.0, "class_weighting": "none"})
+    results = train_on_seeds(spec=spec, dataset=load_data(spec), jobs=[(bad, 5)], indices=None,
+                             destination=parse_location(outcome.experiment_path).child("diverging"), echo=print)
+    assert len(results) == 1 and not results[0].ok and "diverged" in results[0].error
+    assert results[0].val is None and results[0].checkpoint is None
+    diverging = ConfigReruns(rank=1, trial_id="diverging", trial_value=0.9, epoch=2, searched={},
+                             results=tuple(results))
+    summary = summarise(configs=[diverging, replace(good, rank=2)], metric="val_macro_f1", mode="max",
+                        gate_metric="test_macro_f1", gate_mode="max", seeds=(5,), n_test_images=0,
+                        image_resamples=0, seconds=0.0)
+    assert summary.chosen == 1 and summary.chosen_config.trial_id == good.trial_id
+
+
 def _predict(keras_path: Path, images: np.ndarray) -> np.ndarray:
     import keras
 
