@@ -18,6 +18,7 @@ and ``docs/img/winners_curse.png``.
 
     python benchmarks/winners_curse.py [--searches 5] [--fresh-seeds 10] [--resume]
     python benchmarks/winners_curse.py --table        # the README's figures from the committed JSON
+    python benchmarks/winners_curse.py --plot         # the figure again from the committed JSON
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def plot(result: dict) -> None:
     figure, (curse, fresh) = plt.subplots(1, 2, figsize=(12, 4.5))
     for x, s in enumerate(searches):
         w = s["winner"]
+        values = [w["best_val"], w["rerun_val_mean"], w["rerun_test_mean"], w["own_checkpoint_test"]]
+        curse.vlines(x, min(values), max(values), color="#dddddd", linewidth=6, zorder=0)
         curse.plot([x], [w["best_val"]], "*", color="#08519c", markersize=13, label="best val (search)" if x == 0 else None)
         curse.plot([x], [w["rerun_val_mean"]], "o", color="#6baed6", label="its re-runs: val mean" if x == 0 else None)
         curse.plot([x], [w["rerun_test_mean"]], "s", color="#fd8d3c", label="its re-runs: test mean" if x == 0 else None)
@@ -183,7 +186,7 @@ def plot(result: dict) -> None:
         axis.set_xticks(range(len(searches)), labels)
         axis.set_ylabel("macro-F1")
         axis.set_title(title, fontsize=10)
-        axis.legend(fontsize=8, loc="lower left")
+        axis.legend(fontsize=8, loc="best", framealpha=0.6)
     figure.suptitle(f"quick workload ({result['workload']}), 2-core CPU", fontsize=10)
     figure.tight_layout()
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +216,12 @@ def main() -> None:
     parser.add_argument("--fresh-seeds", type=int, default=10)
     parser.add_argument("--resume", action="store_true", help="keep the searches already in the JSON")
     parser.add_argument("--table", action="store_true", help="print the saved JSON's table and summary and stop")
+    parser.add_argument("--plot", action="store_true", help="draw the figure from the saved JSON and stop")
     parser.add_argument("--set", action="append", default=[], help="spec override, as mritune search --set")
     args = parser.parse_args()
+    if args.plot:
+        plot(json.loads(RESULTS.read_text()))
+        return
     if args.table:
         result = json.loads(RESULTS.read_text())
         print(markdown_table(result))
