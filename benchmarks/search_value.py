@@ -14,6 +14,9 @@ every curve) and ``docs/img/search_value.png`` (median and IQR of the anytime cu
     python benchmarks/search_value.py --table        # the README's table from the committed JSON
     python benchmarks/search_value.py --seeds 3 --strategies mobster+asha,gpyopt+asha,random+asha \
         --name search_value_mobster                 # the multi-fidelity searcher on the same workload
+    python benchmarks/search_value.py --seeds 3 --budget 900 --strategies default,random+fifo \
+        --set data.synthetic.size=32 --set trainable.image_size=32 --set scheduler.max_t=16 \
+        --set search.max_concurrent=4 --set resources.cpu=0.5 --name search_live   # the study's live check
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import os
 import platform as stdlib_platform
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the search study's method names (study/methods.py)
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FIGURE = ROOT / "docs" / "img" / "search_value.png"
@@ -46,11 +51,8 @@ def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
     from mritune.platform.config import load_spec
     from mritune.platform.runner import run_search
 
-    algorithm, scheduler = STRATEGIES[strategy]
-    options = "{n_initial_points: 4}" if algorithm in ("gpyopt", "tpe", "mobster") else "{}"
     overrides = [
-        *args.set, f"search.algorithm={algorithm}", f"search.options={options}", f"scheduler.name={scheduler}",
-        f"search.seed={seed}", "search.num_samples=1000", f"search.time_budget_s={args.budget}",
+        *args.set, *strategy_overrides(strategy), f"search.seed={seed}", "search.num_samples=1000", f"search.time_budget_s={args.budget}",
         f"tracking.uri=sqlite:///{workdir}/mlruns.db", f"tracking.experiment=bench-{strategy}",
         f"registry.model_name=bench-{strategy.replace('+', '-')}-{seed}", f"storage_path={workdir}/ray_results",
         f"name=value-{strategy.replace('+', '-')}-{seed}",
@@ -68,6 +70,21 @@ def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
         "winner_test_macro_f1": registration.metrics.get("test_macro_f1") if registration else None,
         "majority_test_macro_f1": registration.metrics.get("test_macro_f1_majority") if registration else None,
     }
+
+
+def strategy_overrides(strategy: str) -> list[str]:
+    """The spec overrides of a strategy: one of STRATEGIES, or a search study method (``study/methods.py``:
+    ``default``, ``random+fifo``, ``gpyopt[acquisition=LCB]+asha-g1r3``) with its searcher, options and ASHA."""
+    if strategy in STRATEGIES:
+        algorithm, scheduler = STRATEGIES[strategy]
+        options = "{n_initial_points: 4}" if algorithm in ("gpyopt", "tpe", "mobster") else "{}"
+        return [f"search.algorithm={algorithm}", f"search.options={options}", f"scheduler.name={scheduler}"]
+    from study.methods import parse_method
+
+    method = parse_method(strategy)
+    return [f"search.algorithm={method.searcher}", f"search.options={json.dumps(method.options)}",
+            f"scheduler.name={method.scheduler}", f"scheduler.grace_period={method.grace_period}",
+            f"scheduler.reduction_factor={method.reduction_factor}"]
 
 
 def anytime_curve(outcome) -> tuple[list[tuple[float, float]], int, int]:
@@ -109,7 +126,7 @@ def quartiles(values: list[float]) -> dict | None:
 
 def summarise(runs: list[dict], args) -> dict:
     summary = {}
-    for strategy in STRATEGIES:
+    for strategy in dict.fromkeys([*STRATEGIES, *(run["strategy"] for run in runs)]):
         mine = [run for run in runs if run["strategy"] == strategy]
         if not mine:
             continue
@@ -158,7 +175,7 @@ def plot(runs: list[dict], args) -> None:
 
     grid = np.linspace(0, args.budget, 61)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for strategy in STRATEGIES:
+    for strategy in dict.fromkeys(run["strategy"] for run in runs):
         curves = [[best_at(run["curve"], t) for t in grid] for run in runs if run["strategy"] == strategy]
         if not curves:
             continue
@@ -194,10 +211,14 @@ def main() -> None:
     if args.table:
         print(markdown_table(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return
-    unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
-    if unknown or args.seeds < 1:
-        raise SystemExit(f"error: unknown strategy {unknown[0]!r}" if unknown else "error: --seeds must be >= 1")
-    chosen = [s for s in STRATEGIES if s in args.strategies.split(",")]
+    chosen = list(dict.fromkeys(args.strategies.split(",")))
+    try:
+        for strategy in chosen:
+            strategy_overrides(strategy)
+    except ValueError as exc:
+        raise SystemExit(f"error: unknown strategy: {exc}") from None
+    if args.seeds < 1:
+        raise SystemExit("error: --seeds must be >= 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     runs = []
     with tempfile.TemporaryDirectory(prefix="mritune-search-value-") as tmp:

@@ -1,4 +1,8 @@
-"""Batch prediction over files, folders and globs; unreadable files are reported per file, the rest predicted."""
+"""Batch prediction over files, folders and globs; unreadable files are reported per file, the rest predicted.
+
+Every predicted file also gets the OOD guard's ``ood_score``, ``in_distribution`` and ``ood_reason`` (empty for a
+model registered without a guard, see ``deploy/ood_guard.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mritune.deploy.ood_guard import OOD_COLUMNS, OOD_REASON, OOD_SCORE
 from mritune.deploy.pyfunc_classifier import DEFAULT_BATCH_SIZE, PROB_PREFIX, ClassifierPredictor
 from mritune.trainables.data.preprocess import IMAGE_SUFFIXES, ImageDecodeError
 from mritune.trainables.errors import MissingInputError, UserInputError
@@ -21,16 +26,27 @@ OUTPUT_SUFFIXES = (".csv", ".json")
 
 @dataclass(frozen=True)
 class ImagePrediction:
-    """One input file's outcome: a class and its probabilities, or the reason it could not be read."""
+    """One input file's outcome: a class, its probabilities and the guard's verdict, or why it could not be read.
+
+    ``in_distribution`` None: the model has no OOD guard (or the file was not read).
+    """
 
     path: str
     predicted_class: str | None = None
     probabilities: tuple[tuple[str, float], ...] = ()
     error: str | None = None
+    ood_score: float | None = None
+    in_distribution: bool | None = None
+    ood_reason: str | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.in_distribution is False
 
     def record(self) -> dict:
         row = {"path": self.path, "class": self.predicted_class}
         row.update({PROB_PREFIX + name: p for name, p in self.probabilities})
+        row.update({OOD_SCORE: self.ood_score, "in_distribution": self.in_distribution, OOD_REASON: self.ood_reason})
         row["error"] = self.error
         return row
 
@@ -69,39 +85,45 @@ def predict_paths(
 
 
 def _predict_batch(paths: Sequence[Path], predictor: ClassifierPredictor) -> list[ImagePrediction]:
-    decoded: dict[int, np.ndarray] = {}
+    decoded: dict[int, tuple[np.ndarray, float]] = {}
     errors: dict[int, str] = {}
     for index, path in enumerate(paths):
         try:
-            decoded[index] = predictor.decode(path)
+            decoded[index] = predictor.decode_checked(path)
         except (ImageDecodeError, OSError) as exc:
             errors[index] = str(exc) or type(exc).__name__
-    probs = predictor.predict_arrays(np.stack(list(decoded.values()))) if decoded else np.zeros((0, 0))
-    by_index = dict(zip(decoded, probs))
+    records = []
+    if decoded:
+        images = np.stack([image for image, _ in decoded.values()])
+        probs, verdicts = predictor.predict_guarded(images, np.array([colour for _, colour in decoded.values()]))
+        records = predictor.records(probs, verdicts)
+    by_index = dict(zip(decoded, records))
     results = []
     for index, path in enumerate(paths):
         if index in errors:
             results.append(ImagePrediction(path=str(path), error=errors[index]))
             continue
-        row = by_index[index]
+        record = by_index[index]
         results.append(
             ImagePrediction(
                 path=str(path),
-                predicted_class=predictor.class_names[int(np.argmax(row))],
-                probabilities=tuple((name, float(p)) for name, p in zip(predictor.class_names, row)),
+                predicted_class=record["class"],
+                probabilities=tuple((name, record[PROB_PREFIX + name]) for name in predictor.class_names),
+                ood_score=record[OOD_SCORE], in_distribution=record["in_distribution"], ood_reason=record[OOD_REASON],
             )
         )
     return results
 
 
 def predictions_text(predictions: Iterable[ImagePrediction], *, class_names: Sequence[str], fmt: str) -> str:
-    """Render predictions as ``csv`` or ``json`` (the same flat columns: path, class, prob_<Class>..., error)."""
+    """Render predictions as ``csv`` or ``json`` (the same flat columns: path, class, prob_<Class>..., ood_score,
+    in_distribution, ood_reason, error)."""
     records = [p.record() for p in predictions]
     if fmt == "json":
         return json.dumps(records, indent=2) + "\n"
     if fmt != "csv":
         raise UserInputError(f"unknown output format {fmt!r}; use csv or json")
-    columns = ["path", "class"] + [PROB_PREFIX + c for c in class_names] + ["error"]
+    columns = ["path", "class"] + [PROB_PREFIX + c for c in class_names] + list(OOD_COLUMNS) + ["error"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

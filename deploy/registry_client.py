@@ -180,7 +180,7 @@ def pull(reference: str, *, out_dir: str | Path, tracking_uri: str | None = None
 
     Returns:
         What ``metadata.json`` holds: name, version, aliases, run id, metrics, dataset fingerprint, model kind,
-        image size, class names or latent size.
+        image size, class names or latent size, and the OOD guard's file (None for a model without one).
 
     Raises:
         ValueError: ``reference`` is a local folder or malformed, or ``out_dir`` is not empty.
@@ -229,6 +229,9 @@ def pull_metadata(info: ModelVersionInfo, folder: ModelFolder) -> dict:
         dataset_fingerprint=info.tags.get("dataset_fingerprint") or folder.metadata.get("dataset_fingerprint"),
         model_mritune_version=folder.metadata.get("mritune_version") or folder.metadata.get("mritune version"),
         mritune_version=_mritune_version(),
+        # The OOD guard's file inside the folder (pulled with the rest); None: registered without one.
+        ood_guard=None if folder.guard_path is None else
+        folder.guard_path.relative_to(folder.path.resolve()).as_posix(),
     )
     return record
 

@@ -6,6 +6,12 @@ Endpoints as in ``mlflow models serve``: GET /ping and /health, GET /version, PO
 /predict also take ``multipart/form-data`` with one or more ``file`` fields. A request over the byte or image
 count limit gets 413, an image that does not decode (or is over the pixel limit) 422, a malformed request 400;
 all with a one-line reason, and the server keeps serving. Binds to 127.0.0.1 unless told otherwise.
+
+Every prediction carries the OOD guard's ``ood_score``, ``in_distribution`` and ``ood_reason`` (empty, and said
+once at startup, for a model registered without a guard). With ``refuse_ood`` a flagged image is refused: its
+entry in ``predictions`` holds ``status`` 422, ``error_code`` ``OUT_OF_DISTRIBUTION`` and the reason instead of a
+class, while the request's other images are answered (``status`` 200); a request whose images are all refused is
+answered 422 as a whole, with the same per-image entries.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the handlers' annotations (``request: Request``)
@@ -18,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mritune.deploy.ood_guard import IN_DISTRIBUTION, NO_GUARD_MESSAGE, OOD_REASON, OOD_SCORE
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor, decode_base64
 from mritune.trainables.data.preprocess import ImageDecodeError
 from mritune.trainables.errors import UserInputError
@@ -25,6 +32,7 @@ from mritune.trainables.errors import UserInputError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+OUT_OF_DISTRIBUTION = "OUT_OF_DISTRIBUTION"
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,9 @@ class RequestRejected(Exception):
         self.reason = reason
 
 
-def create_app(*, predictor: ClassifierPredictor, description: dict, limits: ServeLimits | None = None):
-    """The FastAPI application serving one loaded classifier."""
+def create_app(*, predictor: ClassifierPredictor, description: dict, limits: ServeLimits | None = None,
+               refuse_ood: bool = False):
+    """The FastAPI application serving one loaded classifier; ``refuse_ood`` refuses the images the guard flags."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
@@ -59,7 +68,8 @@ def create_app(*, predictor: ClassifierPredictor, description: dict, limits: Ser
         return JSONResponse({"status": "ok"})
 
     async def version():
-        return JSONResponse(_version_info(description))
+        guard = {"ood_guard": predictor.guard is not None, "refuse_ood": refuse_ood}
+        return JSONResponse({**_version_info(description), **guard})
 
     async def invocations(request: Request):
         try:
@@ -68,7 +78,16 @@ def create_app(*, predictor: ClassifierPredictor, description: dict, limits: Ser
             records = await asyncio.to_thread(_predict_locked, predictor, named, inference_lock)
         except RequestRejected as exc:
             return JSONResponse({"error_code": exc.code, "message": exc.reason}, status_code=exc.status)
-        return JSONResponse({"predictions": records})
+        if not refuse_ood:
+            return JSONResponse({"predictions": records})
+        records = [refused(r) if r[IN_DISTRIBUTION] is False else {**r, "status": 200} for r in records]
+        refusals = [r for r in records if r["status"] == 422]
+        if len(refusals) < len(records):
+            return JSONResponse({"predictions": records})
+        message = (refusals[0]["message"] if len(refusals) == 1
+                   else f"all {len(refusals)} images are out of distribution")
+        return JSONResponse({"error_code": OUT_OF_DISTRIBUTION, "message": message, "predictions": records},
+                            status_code=422)
 
     app.get("/ping")(ping)
     app.get("/health")(ping)
@@ -172,16 +191,26 @@ async def images_from_multipart(headers: Any, body: bytes) -> list[tuple[str, by
     return [(upload.filename or f"image {i}", await upload.read()) for i, upload in enumerate(uploads)]
 
 
+def refused(record: dict) -> dict:
+    """A flagged image's entry under ``--refuse-ood``: no class, the guard's verdict and why, status 422."""
+    reason = f"{record['name']}: not what the model was trained on (ood_score {record[OOD_SCORE]:.3g} > 1): " \
+             f"{record[OOD_REASON]}"
+    kept = {key: record[key] for key in ("name", OOD_SCORE, IN_DISTRIBUTION, OOD_REASON)}
+    return {**kept, "status": 422, "error_code": OUT_OF_DISTRIBUTION, "message": reason}
+
+
 def _predict_locked(predictor: ClassifierPredictor, named: list[tuple[str, Any]], lock: threading.Lock) -> list[dict]:
-    arrays = []
+    arrays, colours = [], []
     for name, source in named:
         try:
-            arrays.append(predictor.decode(source))
+            image, colour = predictor.decode_checked(source)
         except ImageDecodeError as exc:
             raise RequestRejected(422, "INVALID_IMAGE", f"{name}: {exc}") from None
+        arrays.append(image)
+        colours.append(colour)
     with lock:
-        probs = predictor.predict_arrays(np.stack(arrays))
-    records = predictor.records(probs)
+        probs, verdicts = predictor.predict_guarded(np.stack(arrays), np.array(colours))
+    records = predictor.records(probs, verdicts)
     for (name, _), record in zip(named, records):
         record["name"] = name
     return records
@@ -202,7 +231,7 @@ def _version_info(description: dict) -> dict:
 
 def run_server(
     *, model: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tracking_uri: str | None = None,
-    limits: ServeLimits | None = None,
+    limits: ServeLimits | None = None, refuse_ood: bool = False,
 ) -> None:
     """The `mritune serve` command: load the classifier once, then serve until interrupted.
 
@@ -215,9 +244,12 @@ def run_server(
         port: The TCP port (default 5001).
         tracking_uri: The MLflow store; None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``.
         limits: Per-request limits (bytes, images); None: :class:`ServeLimits` defaults.
+        refuse_ood: Refuse (422, with the reason) the images the model's OOD guard flags; the other images of a
+            request are still answered.
 
     Raises:
-        ValueError: ``port`` is not a TCP port, or the model is not a classifier.
+        ValueError: ``port`` is not a TCP port, the model is not a classifier, or ``refuse_ood`` is asked of a
+            model registered without an OOD guard.
         FileNotFoundError: The model or its tracking store cannot be found.
         TrackingServerUnreachable: An http(s) tracking server does not answer.
         UnsafeModelError: The model would need pickle to load.
@@ -233,11 +265,18 @@ def run_server(
         raise UserInputError(f"--port {port} is not a TCP port (1..65535)")
     with open_model(model, tracking_uri=tracking_uri) as (folder, description):
         predictor = ClassifierPredictor.from_folder(folder)
+    if predictor.guard is None and refuse_ood:
+        raise UserInputError(f"--refuse-ood needs a model with an OOD guard, and {model} has none; register it "
+                             "again or serve it without --refuse-ood")
+    if predictor.guard is None:
+        print(f"note: {NO_GUARD_MESSAGE}", flush=True)
     # Trace the inference graph now, so the first client does not wait for it.
-    predictor.predict_arrays(np.zeros((1, predictor.image_size, predictor.image_size), dtype=np.uint8))
-    app = create_app(predictor=predictor, description=description, limits=limits)
+    predictor.predict_guarded(np.zeros((1, predictor.image_size, predictor.image_size), dtype=np.uint8))
+    app = create_app(predictor=predictor, description=description, limits=limits, refuse_ood=refuse_ood)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host}: reachable from other machines; there is no authentication")
     label = f"{description.get('name', model)} v{description.get('version', '?')}"
-    print(f"serving {label} at http://{host}:{port} (POST /invocations, /predict; GET /ping, /version)", flush=True)
+    refusing = "; refusing out-of-distribution images" if refuse_ood else ""
+    print(f"serving {label} at http://{host}:{port} (POST /invocations, /predict; GET /ping, /version){refusing}",
+          flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -31,7 +31,8 @@ def pull_command(
 
     record = pull(model, out_dir=out, tracking_uri=tracking_uri, overwrite=force)
     aliases = ", ".join(record["aliases"]) or "no alias"
-    typer.echo(f"pulled {record['name']} version {record['version']} ({aliases}) to {out}")
+    guard = "with its OOD guard" if record["ood_guard"] else "without an OOD guard (registered before mritune had one)"
+    typer.echo(f"pulled {record['name']} version {record['version']} ({aliases}) to {out}, {guard}")
 
 
 def predict_command(
@@ -44,12 +45,20 @@ def predict_command(
     """Predict the Alzheimer's stage of MRI images; unreadable files are reported and skipped."""
     from mritune.deploy.predict import run_predict
 
+    from mritune.deploy.ood_guard import NO_GUARD_MESSAGE
+
     predictions = run_predict(images, model=model, out=out, tracking_uri=tracking_uri, batch_size=batch_size)
     failed = [p for p in predictions if p.error]
     for prediction in failed:
         typer.echo(f"skipped {prediction.path}: {prediction.error}", err=True)
     done = len(predictions) - len(failed)
     typer.echo(f"predicted {done} image(s), skipped {len(failed)}" + (f"; wrote {out}" if out else ""), err=True)
+    if done and all(p.in_distribution is None for p in predictions if not p.error):
+        typer.echo(f"note: {NO_GUARD_MESSAGE}", err=True)
+    elif done:
+        flagged = sum(p.flagged for p in predictions)
+        typer.echo(f"flagged {flagged} of {done} image(s) as out of distribution (in_distribution false, "
+                   "ood_reason says why)", err=True)
     if done == 0:
         sys.exit(1)
 
@@ -60,6 +69,8 @@ def serve_command(
     port: int = typer.Option(5001, help="TCP port"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
     max_request_mb: float = typer.Option(10.0, help="Largest request body accepted, in MB (413 above)"),
+    refuse_ood: bool = typer.Option(False, "--refuse-ood",
+                                    help="Answer 422 (with the reason) for images the OOD guard flags"),
 ) -> None:
     """Serve the classifier over HTTP (MLflow scoring protocol + multipart upload)."""
     from mritune.deploy.serve import ServeLimits, run_server
@@ -67,7 +78,7 @@ def serve_command(
     if max_request_mb <= 0:
         raise UserInputError(f"--max-request-mb must be positive, got {max_request_mb}")
     limits = ServeLimits(max_request_bytes=int(max_request_mb * 1024 * 1024))
-    run_server(model=model, host=host, port=port, tracking_uri=tracking_uri, limits=limits)
+    run_server(model=model, host=host, port=port, tracking_uri=tracking_uri, limits=limits, refuse_ood=refuse_ood)
 
 
 def generate_command(

@@ -4,7 +4,9 @@ The trial and the epoch are the first row of the search's ranking (``ranking.ran
 among the checkpoints Ray kept, errored trials never), so the registered model is exactly the one the results
 table ranks first, ASHA-stopped trials included. That checkpoint is evaluated once on the untouched test split
 (``trainables.evaluation``); its test metrics and plots go into the trial's run and onto the version's tags,
-with the epoch and the trial. The model is logged into the trial's run as a pyfunc (Keras native format inside).
+with the epoch and the trial. The model is logged into the trial's run as a pyfunc (Keras native format inside),
+with an out-of-distribution guard fitted on the checkpoint and the training split (``deploy/ood_fit.py``); the share
+of test images it flags (and, for the DCGAN, of the generator's own samples) is logged with the test metrics.
 Promotion gate (``platform/promotion.py``, safe for concurrent registrations): alias ``champion`` moves to the new version only if its gate metric on the test split
 (classifier: test_macro_f1; DCGAN: test_swd) beats the current champion's on the same dataset fingerprint; when
 there is no champion it becomes champion; otherwise — worse, or a champion trained on other data, which cannot be
@@ -23,7 +25,8 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mritune.platform.config import SearchSpec
@@ -81,9 +84,11 @@ def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: s
                 if is_finite_number(v) and not k.startswith(("time_", "timestamp", "test_"))}
     with best.checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
         evaluation = evaluate_checkpoint(folder, dataset, out_dir=out)
+        guard = _fit_guard(spec, Path(folder), dataset, Path(out) / "guard")
+        evaluation = replace(evaluation, metrics={**evaluation.metrics, **guard.metrics})
         metrics = {**reported, **evaluation.metrics}
         _log_test_evaluation(run_id, evaluation, tracking_uri, step=int(best.epoch))
-        model_uri = _log_model(spec, Path(folder), run_id, dataset, metrics, tracking_uri)
+        model_uri = _log_model(spec, Path(folder), run_id, dataset, metrics, tracking_uri, guard_path=guard.path)
     return _register(
         spec=spec, model_uri=model_uri, run_id=run_id, trial=best, parent_run_id=parent_run_id,
         fingerprint=dataset.fingerprint, metrics=metrics, gate=(gate_metric, gate_mode), tracking_uri=tracking_uri,
@@ -111,7 +116,9 @@ def _register_rerun(*, spec: SearchSpec, reruns: RerunSummary, tracking_uri: str
     with tempfile.TemporaryDirectory() as scratch:
         folder = storage.download_folder(storage.parse_location(rerun.checkpoint), Path(scratch) / "checkpoint")
         _log_rerun_evaluation(run_id, folder / EVALUATION_FOLDER, rerun, tracking_uri)
-        model_uri = _log_model(spec, folder, run_id, dataset, rerun.metrics, tracking_uri,
+        guard = _fit_guard(spec, folder, dataset, Path(scratch) / "guard")
+        metrics = {**rerun.metrics, **guard.metrics}
+        model_uri = _log_model(spec, folder, run_id, dataset, metrics, tracking_uri, guard_path=guard.path,
                                extra={"rerun": {"seed": rerun.seed, "seeds": list(reruns.seeds),
                                                 "top_k": reruns.top_k, "interval": reruns.interval.tags()
                                                 if reruns.interval else None}})
@@ -119,7 +126,7 @@ def _register_rerun(*, spec: SearchSpec, reruns: RerunSummary, tracking_uri: str
                        epoch=rerun.epoch)
     return _register(
         spec=spec, model_uri=model_uri, run_id=run_id, trial=trial, parent_run_id=parent_run_id,
-        fingerprint=dataset.fingerprint, metrics=rerun.metrics, gate=(task.gate_metric, task.gate_mode),
+        fingerprint=dataset.fingerprint, metrics=metrics, gate=(task.gate_metric, task.gate_mode),
         tracking_uri=tracking_uri, reruns=reruns,
     )
 
@@ -150,8 +157,15 @@ def _log_test_evaluation(run_id: str, evaluation, tracking_uri: str, *, step: in
         client.log_artifact(run_id, path, artifact_path="registered_checkpoint")
 
 
+def _fit_guard(spec: SearchSpec, folder: Path, dataset, out_dir: Path):
+    """The checkpoint's OOD guard, fitted on the search's training split (deploy/ood_fit.py)."""
+    state = json.loads((folder / "state.json").read_text())
+    keras_path = str(folder / get_task(spec.task).model_file)
+    return _MODEL_LOGGERS[spec.task].fit_guard(keras_path, state, dataset, out_dir)
+
+
 def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: dict, tracking_uri: str, *,
-               extra: dict | None = None) -> str:
+               guard_path: Path, extra: dict | None = None) -> str:
     """Log the checkpoint's model into the trial's run, leaving the run's status as it was."""
     import mlflow
 
@@ -159,7 +173,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     metadata = {
         "dataset_fingerprint": dataset.fingerprint,
         "class_names": list(dataset.class_names),
-        "image_size": int(state.get("image_size", dataset.image_size)),
+        "image_size": _image_size(state, dataset),
         "search": spec.name,
         "epoch": int(state["epoch"]),
         "metrics": metrics,
@@ -171,28 +185,56 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     client = mlflow.tracking.MlflowClient(tracking_uri)
     status = client.get_run(run_id).info.status
     with mlflow.start_run(run_id=run_id):
-        info = _MODEL_LOGGERS[spec.task](keras_path, state, metadata)
+        info = _MODEL_LOGGERS[spec.task].log(keras_path, state, metadata, guard_path)
     client.set_terminated(run_id, status=status)
     return info.model_uri
 
 
-def _log_classifier(keras_path: str, state: dict, metadata: dict):
+def _log_classifier(keras_path: str, state: dict, metadata: dict, guard_path: Path):
     from mritune.deploy.model_logging import log_classifier_model
 
     return log_classifier_model(keras_path=keras_path, image_size=metadata["image_size"],
-                                class_names=metadata["class_names"], metadata=metadata)
+                                class_names=metadata["class_names"], metadata=metadata, guard_path=guard_path)
 
 
-def _log_generator(keras_path: str, state: dict, metadata: dict):
+def _log_generator(keras_path: str, state: dict, metadata: dict, guard_path: Path):
     from mritune.deploy.model_logging import log_generator_model
 
     return log_generator_model(keras_path=keras_path, image_size=metadata["image_size"],
-                               latent_dim=int(state["latent_dim"]), metadata=metadata)
+                               latent_dim=int(state["latent_dim"]), metadata=metadata, guard_path=guard_path)
+
+
+def _fit_classifier_guard(keras_path: str, state: dict, dataset, out_dir: Path):
+    from mritune.deploy.ood_fit import fit_classifier_guard_file
+
+    return fit_classifier_guard_file(keras_path, dataset, image_size=_image_size(state, dataset), out_dir=out_dir)
+
+
+def _fit_generator_guard(keras_path: str, state: dict, dataset, out_dir: Path):
+    from mritune.deploy.ood_fit import fit_generator_guard_file
+
+    return fit_generator_guard_file(keras_path, dataset, image_size=_image_size(state, dataset),
+                                    latent_dim=int(state["latent_dim"]), out_dir=out_dir)
+
+
+def _image_size(state: dict, dataset) -> int:
+    return int(state.get("image_size", dataset.image_size))
+
+
+@dataclass(frozen=True)
+class _PyfuncLogging:
+    """How a task's checkpoint becomes a registered pyfunc: its OOD guard, then the logged model."""
+
+    fit_guard: Callable  # (keras_path, state, dataset, out_dir) -> deploy.ood_fit.FittedGuard
+    log: Callable  # (keras_path, state, metadata, guard_path) -> MLflow ModelInfo
 
 
 # Task name (trainables/tasks.py) -> how its model is logged as an MLflow pyfunc. Here, not in the task registry,
 # because the pyfunc wrappers live in deploy/ and trainables must not import deploy (docs/architecture.md).
-_MODEL_LOGGERS = {"classifier": _log_classifier, "dcgan": _log_generator}
+_MODEL_LOGGERS = {
+    "classifier": _PyfuncLogging(fit_guard=_fit_classifier_guard, log=_log_classifier),
+    "dcgan": _PyfuncLogging(fit_guard=_fit_generator_guard, log=_log_generator),
+}
 
 
 def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fingerprint, metrics, gate, tracking_uri,

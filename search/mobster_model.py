@@ -148,11 +148,33 @@ def fit_theta(gp: _GPCore, objective, *, max_iter: int, cold: bool) -> None:
     starts = [gp.theta] + ([gp.default_theta()] if cold else [])
     best_theta, best_value = gp.theta, np.inf
     for start in starts:
-        result = minimize(objective, np.clip(start, bounds[:, 0], bounds[:, 1]), method="L-BFGS-B",
-                          bounds=gp.bounds, options={"maxiter": max_iter})
+        result = minimize(_with_gradient(objective, bounds), np.clip(start, bounds[:, 0], bounds[:, 1]),
+                          jac=True, method="L-BFGS-B", bounds=gp.bounds, options={"maxiter": max_iter})
         if np.isfinite(result.fun) and result.fun < best_value:
             best_theta, best_value = result.x, result.fun
     gp.theta = np.asarray(best_theta, dtype=float)
+
+
+def _with_gradient(objective, bounds: np.ndarray):
+    """``objective`` and its forward-difference gradient, at ``theta`` clipped to ``bounds``.
+
+    SciPy 1.17's L-BFGS-B can step a rounding error past a bound, and its own finite differences then refuse the
+    point ("x0 violates bound constraints"), which ended a search; steps here stay inside the bounds.
+    """
+    lower, upper = bounds[:, 0], bounds[:, 1]
+
+    def value_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.clip(theta, lower, upper)
+        value = objective(theta)
+        gradient = np.zeros_like(theta)
+        for i in range(len(theta)):
+            step = 1e-7 * max(1.0, abs(theta[i]))
+            shifted = theta.copy()
+            shifted[i] += step if theta[i] + step <= upper[i] else -step
+            gradient[i] = (objective(shifted) - value) / (shifted[i] - theta[i])
+        return value, gradient
+
+    return value_and_gradient
 
 
 def _solve(chol: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -131,7 +131,7 @@ class MobsterSearch(UnitCubeSearcher):
     def _next_point(self) -> np.ndarray:
         data = self._rung_data()
         if self._n_suggested < self._n_initial or data is None or len(data[2]) < 2:
-            return self._space.sample_unit(self._rng)[0]
+            return self._random_point()
         X, levels, y = data
         pending = self._pending_design()
         with _blas_limit(self._blas_threads):

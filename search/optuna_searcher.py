@@ -1,6 +1,7 @@
 """Optuna's TPE through Ray's own ``OptunaSearch``: the peer a Ray Tune user would reach for, as ``algorithm: tpe``.
 
-mritune adds nothing to the algorithm; this module only maps the factory's keywords (``random_state_seed``,
+mritune adds nothing to the algorithm (``restrict_to`` only narrows where it may land, for tabulated
+benchmarks); this module maps the factory's keywords (``random_state_seed``,
 ``n_initial_points``) onto Ray's adapter and an Optuna ``TPESampler``, so that benchmarks and users compare
 GPyOpt with TPE through the same platform. Its state is Ray's (a pickled Optuna study, saved by Ray with the
 experiment): mritune's JSON observations view is not available for it.
@@ -42,3 +43,58 @@ class TPESearch(OptunaSearch):
             raise ImportError("algorithm tpe needs optuna: pip install 'mritune[bench]'") from exc
         sampler = optuna.samplers.TPESampler(seed=random_state_seed, n_startup_trials=n_initial_points)
         super().__init__(metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, sampler=sampler)
+        self._param_space: dict | None = None
+        self._allowed: list[dict] | None = None  # restrict_to's configurations
+        self._suggested: list[dict] = []
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        applied = super().set_search_properties(metric, mode, config, **spec)
+        if applied:
+            self._param_space = config
+        return applied
+
+    def restrict_to(self, configs: list[dict]) -> None:
+        """Suggest only these configurations, each once before any is suggested again (see
+        ``UnitCubeSearcher.restrict_to``): TPE's proposal becomes the nearest free one in mritune's unit cube.
+
+        TPE's own proposal is told to Optuna as a failed trial (TPE learns only from completed and pruned trials)
+        and the chosen configuration is enqueued and asked for, so Optuna records the configuration that ran.
+
+        Raises:
+            ValueError: No search space yet (call it after ``set_search_properties``) or an empty list.
+        """
+        if self._param_space is None:
+            raise ValueError("TPESearch: no search space yet; call restrict_to after set_search_properties")
+        if not configs:
+            raise ValueError("restrict_to needs at least one configuration")
+        from mritune.search.space_ray import convert_ray_space
+
+        self._unit_space = convert_ray_space(self._param_space)
+        self._allowed = [dict(config) for config in configs]
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self._allowed is not None and trial_id not in self._ot_trials:
+            self._ot_trials[trial_id] = self._restricted_trial()
+        config = super().suggest(trial_id)
+        if self._allowed is not None and config is not None:
+            self._suggested.append(config)
+        return config
+
+    def _restricted_trial(self):
+        import numpy as np
+        from optuna.trial import TrialState
+        from ray.tune.utils.util import flatten_dict, unflatten_dict
+
+        waiting = self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        probe = self._ot_study.ask(fixed_distributions=self._space)
+        if waiting:  # an enqueued point to evaluate: it runs as given
+            return probe
+        space = self._unit_space
+        taken = [space.encode(config) for config in self._suggested]
+        free = [c for c in self._allowed
+                if not any(np.abs(space.encode(c) - t).max() <= 1e-9 for t in taken)] or self._allowed
+        wanted = space.encode(unflatten_dict(probe.params))
+        chosen = min(free, key=lambda c: float(np.linalg.norm(space.encode(c) - wanted)))
+        self._ot_study.tell(probe, state=TrialState.FAIL)
+        self._ot_study.enqueue_trial(flatten_dict(chosen))
+        return self._ot_study.ask(fixed_distributions=self._space)

@@ -14,4 +14,4 @@ class RandomSearch(UnitCubeSearcher):
     """Every suggestion is a uniform draw in the unit cube; results are recorded but never modelled."""
 
     def _next_point(self) -> np.ndarray:
-        return self._space.sample_unit(self._rng)[0]
+        return self._random_point()

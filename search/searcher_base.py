@@ -52,6 +52,7 @@ class UnitCubeSearcher(Searcher):
         self._blas_threads = blas_threads
         self._log = ObservationLog()
         self._n_suggested = 0
+        self._allowed: np.ndarray | None = None  # restrict_to's configurations, in the unit cube
 
     @staticmethod
     def _as_space(space: dict | SearchSpace) -> SearchSpace:
@@ -92,6 +93,26 @@ class UnitCubeSearcher(Searcher):
         config = self._space.with_constants(parameters)
         self._log.add_external(config, value, error=error)
 
+    def restrict_to(self, configs: list[dict]) -> None:
+        """Suggest only these configurations, each once before any is suggested again.
+
+        For a search over a table of recorded results (a tabulated benchmark, ``mritune.search.replay``): a
+        proposal in the unit cube becomes the nearest configuration of the table that is not yet running or
+        finished, as Syne Tune's ``restrict_configurations`` does, so that the model learns from the
+        configuration that ran and never repeats one. Call it once the space is known.
+
+        Args:
+            configs: The allowed configurations (searched keys), each inside the space.
+
+        Raises:
+            ValueError: No search space yet, an empty list, or a configuration outside the space.
+        """
+        if self._space is None:
+            raise ValueError(f"{type(self).__name__}: no search space yet; call restrict_to after set_search_properties")
+        if not configs:
+            raise ValueError("restrict_to needs at least one configuration")
+        self._allowed = np.vstack([self._space.encode(config) for config in configs])
+
     @property
     def observations(self) -> list[dict]:
         """Read-only view: one dict per finished trial (config, value in the user's sign, status)."""
@@ -103,20 +124,41 @@ class UnitCubeSearcher(Searcher):
         X, y = self._log.minimization_data(self._space.encode, self._mode)
         # The first n_initial suggestions are random even if some finished early, so parallel workers start spread.
         if self._n_suggested < self._n_initial or len(y) < 2:
-            return self._space.sample_unit(self._rng)[0]
+            return self._random_point()
         X_pending = self._log.pending_design(self._space.encode)
         with _blas_limit(self._blas_threads):
             candidates = self._propose(X, y, X_pending, self._rng)
         return self._first_new(candidates, X, X_pending)
 
     def _first_new(self, candidates: np.ndarray, X: np.ndarray, X_pending: np.ndarray | None) -> np.ndarray:
-        """First candidate whose config is neither observed nor running (discrete spaces make ties common)."""
+        """First candidate whose config is neither observed nor running (discrete spaces make ties common);
+        with ``restrict_to``, the free allowed configuration nearest to the best candidate."""
+        if self._allowed is not None:
+            free = self._free_allowed()
+            return free[int(np.argmin(np.linalg.norm(free - candidates[0], axis=1)))]
         taken = X if X_pending is None else np.vstack([X, X_pending])
         for candidate in candidates:
             snapped = self._space.snap(candidate)
             if np.min(np.abs(taken - snapped).max(axis=1)) > _DUPLICATE_TOL:
                 return snapped
-        return self._space.sample_unit(self._rng)[0]
+        return self._random_point()
+
+    def _random_point(self) -> np.ndarray:
+        """A uniform draw: in the unit cube, or among the free configurations of ``restrict_to``."""
+        if self._allowed is None:
+            return self._space.sample_unit(self._rng)[0]
+        free = self._free_allowed()
+        return free[int(self._rng.integers(len(free)))]
+
+    def _free_allowed(self) -> np.ndarray:
+        """The allowed configurations not yet suggested (all of them again once each has been)."""
+        suggested = [o.config for o in self._log.finished] + list(self._log.pending.values())
+        if not suggested:
+            return self._allowed
+        taken = np.vstack([self._space.encode(config) for config in suggested])
+        distance = np.abs(self._allowed[:, None, :] - taken[None, :, :]).max(axis=2).min(axis=1)
+        free = self._allowed[distance > _DUPLICATE_TOL]
+        return free if len(free) else self._allowed
 
     def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
                  rng: np.random.Generator) -> np.ndarray:

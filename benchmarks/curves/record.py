@@ -15,6 +15,9 @@ skipped, a different space or dataset is refused), and ``--max-runs`` ends the p
 (exit 3 while work is left, 0 when the table is complete) so a shell loop can restart it with fresh memory:
 
     until python benchmarks/curves/record.py --configs 256 --seeds 0,1; do [ $? -eq 3 ] || break; done
+
+Each recorder trains on one thread; on a machine with a second free core, a second recorder with ``--reverse``
+takes the rows left from the other end (each skips a row the other has appended meanwhile).
 """
 
 from __future__ import annotations
@@ -32,9 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TABLE = Path(__file__).resolve().parent / "classifier_32px.jsonl"
 # The --fast quick start's data and resolution (platform/quickstart.py's overrides of the quick spec).
 FAST_RESOLUTION = ("data.synthetic.n=960", "data.synthetic.size=32", "trainable.image_size=32")
-METRICS = ("val_macro_f1", "val_loss", "test_macro_f1", "seconds")
-FORMAT_VERSION = 1
 EXIT_MORE_TO_DO = 3
+
+
+def _table_format():
+    from mritune.search.replay import FORMAT_VERSION, METRIC_NAMES  # the reader's definition of the format
+
+    return FORMAT_VERSION, METRIC_NAMES
 
 
 def load_recording_spec(spec_path: Path, overrides: list[str]):
@@ -50,12 +57,13 @@ def table_header(spec, data, args) -> dict:
     space = convert_ray_space(param_space(spec))
     fixed = {k: v for k, v in spec.fixed_config().items() if k not in spec.search.space}
     fixed["epochs"] = args.epochs
+    table_format, metrics = _table_format()
     return {
-        "kind": "header", "format": FORMAT_VERSION, "task": spec.task,
+        "kind": "header", "format": table_format, "task": spec.task,
         "space": spec.search.space, "fixed": fixed, "data": spec.data.model_dump(mode="json"),
         "dataset_fingerprint": data.fingerprint, "unit_dim": space.dim, "epochs": args.epochs,
         "sequence": {"kind": "sobol", "scramble": True, "seed": args.sobol_seed},
-        "metrics": list(METRICS), "spec": str(Path(args.spec).resolve().relative_to(ROOT)),
+        "metrics": list(metrics), "spec": str(Path(args.spec).resolve().relative_to(ROOT)),
         "command": "python benchmarks/curves/record.py " + " ".join(sys.argv[1:]),
     }
 
@@ -138,6 +146,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--sobol-seed", type=int, default=0)
     parser.add_argument("--max-runs", type=int, default=0, help="stop after this many trainings (0: no limit)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the rows left from the end: a second recorder beside a first (each one-threaded)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -161,10 +171,14 @@ def main() -> None:
     points = sobol_points(space.dim, args.configs, args.sobol_seed)
     commit, done_now = git_commit(), 0
     todo = [(i, s) for i in range(args.configs) for s in seeds if (i, s) not in rows]
+    if args.reverse:
+        todo.reverse()
     print(f"{len(rows)} rows recorded, {len(todo)} to go -> {out}", flush=True)
     for index, seed in todo:
         if args.max_runs and done_now >= args.max_runs:
             sys.exit(EXIT_MORE_TO_DO)
+        if (index, seed) in read_table(out)[1]:  # recorded meanwhile by a recorder working from the other end
+            continue
         config = {k: v for k, v in space.decode(points[index]).items() if k in spec.search.space}
         started = time.perf_counter()
         result = record_one({**header["fixed"], **config, "seed": seed}, data, args.epochs)

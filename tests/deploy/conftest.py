@@ -2,10 +2,13 @@
 
 Built once per session (about 30 s, mostly TensorFlow import and MLflow's SQLite schema creation): models built
 with the real `mritune.trainables` builders (the classifier's ``small_cnn`` and the DCGAN generator, at 32 px),
-logged with `log_classifier_model` / `log_generator_model` exactly as the platform does, registered and aliased:
+each with an OOD guard fitted on ``tiny_dataset`` (``deploy/ood_fit.py``), logged with `log_classifier_model` /
+`log_generator_model` exactly as the platform does, registered and aliased:
 
 - ``mritune-classifier``: version 1 (alias ``champion``), version 2 (alias ``challenger``), same model files;
-- ``mritune-dcgan``: version 1 (alias ``champion``).
+- ``mritune-dcgan``: version 1 (alias ``champion``);
+- ``mritune-legacy`` (fixture ``legacy_model``): the same classifier logged as mritune logged models before the OOD
+  guard (no guard, no carried code, ``mritune==`` in its requirements), version 1 (alias ``champion``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ LATENT_DIM = 8
 FINGERPRINT = "fp-test-0001"
 CLASSIFIER = "mritune-classifier"
 GENERATOR = "mritune-dcgan"
+LEGACY = "mritune-legacy"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Registry:
     classifier_keras: Path
     generator_keras: Path
     classifier_run_id: str
+    classifier_guard: Path
+    generator_guard: Path
 
 
 def free_port() -> int:
@@ -95,8 +101,21 @@ def sqlite_store(root: Path, experiment_name: str):
             mlflow.set_tracking_uri(None)
 
 
+def fit_guards(classifier_keras: Path, data, folder: Path) -> tuple[Path, Path]:
+    """The classifier's and the generator's OOD guards on ``data`` (32 px), as registration fits them."""
+    from mritune.deploy.model_files import load_keras_model
+    from mritune.deploy.ood_fit import fit_classifier_guard, fit_guard
+
+    splits = {"train_images": data.x_train, "train_labels": data.y_train, "val_images": data.x_val}
+    classifier = fit_classifier_guard(load_keras_model(classifier_keras), **splits)
+    (folder / "classifier").mkdir()
+    (folder / "generator").mkdir()
+    return classifier.save(folder / "classifier" / "ood_guard.json"), fit_guard(**splits).save(
+        folder / "generator" / "ood_guard.json")
+
+
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Registry:
+def registry(tmp_path_factory, tiny_dataset) -> Registry:
     import mlflow
 
     from mritune.deploy.model_logging import log_classifier_model, log_generator_model
@@ -106,6 +125,7 @@ def registry(tmp_path_factory) -> Registry:
     root = tmp_path_factory.mktemp("deploy-registry")
     classifier_keras = build_tiny_classifier(root / "model.keras")
     generator_keras = build_tiny_generator(root / "generator.keras")
+    classifier_guard, generator_guard = fit_guards(classifier_keras, tiny_dataset, root)
     metadata = {"dataset_fingerprint": FINGERPRINT, "mritune_version": "test"}
     with sqlite_store(root, "deploy-tests") as (uri, client, experiment):
         with mlflow.start_run(experiment_id=experiment) as run:
@@ -113,9 +133,11 @@ def registry(tmp_path_factory) -> Registry:
             classifier = log_classifier_model(
                 keras_path=str(classifier_keras), image_size=IMAGE_SIZE, class_names=CLASS_NAMES,
                 metadata={**metadata, "class_names": list(CLASS_NAMES), "image_size": IMAGE_SIZE},
+                guard_path=classifier_guard,
             )
             generator = log_generator_model(
-                keras_path=str(generator_keras), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM, metadata=metadata
+                keras_path=str(generator_keras), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM, metadata=metadata,
+                guard_path=generator_guard,
             )
         tags = {"dataset_fingerprint": FINGERPRINT, "search": "deploy-tests", "run_id": run.info.run_id}
         for name, info, aliases in (
@@ -127,8 +149,45 @@ def registry(tmp_path_factory) -> Registry:
                 client.set_registered_model_alias(name, alias, version)
     return Registry(
         tracking_uri=uri, root=root, classifier_keras=classifier_keras, generator_keras=generator_keras,
-        classifier_run_id=run.info.run_id,
+        classifier_run_id=run.info.run_id, classifier_guard=classifier_guard, generator_guard=generator_guard,
     )
+
+
+# The models-from-code script and requirements of models logged before the OOD guard (mritune at 6da005d).
+_LEGACY_CODE = """import mlflow
+
+from mritune.deploy.pyfunc_classifier import classifier_python_model
+
+mlflow.models.set_model(classifier_python_model())
+"""
+
+
+@pytest.fixture(scope="session")
+def legacy_model(registry) -> str:
+    """``mritune-legacy@champion``: the registry's classifier logged the way mritune logged models before the OOD
+    guard (the code script imports the installed mritune; artifacts: the .keras file and the config only)."""
+    import json
+
+    import mlflow
+
+    from mritune.trainables.data.classes import CLASS_NAMES
+
+    folder = registry.root / "legacy"
+    folder.mkdir()
+    (folder / "mritune_classifier_model.py").write_text(_LEGACY_CODE)
+    config = {"kind": "classifier", "image_size": IMAGE_SIZE, "class_names": list(CLASS_NAMES)}
+    (folder / "mritune_config.json").write_text(json.dumps(config))
+    with sqlite_store(registry.root, "legacy") as (uri, client, experiment):
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.pyfunc.log_model(
+                name="classifier", python_model=str(folder / "mritune_classifier_model.py"),
+                artifacts={"keras_model": str(registry.classifier_keras),
+                           "mritune_config": str(folder / "mritune_config.json")},
+                metadata={**config, "dataset_fingerprint": FINGERPRINT}, pip_requirements=["mritune==0.1.0", "mlflow"],
+            )
+        version = mlflow.register_model(info.model_uri, LEGACY).version
+        client.set_registered_model_alias(LEGACY, "champion", version)
+    return f"models:/{LEGACY}@champion"
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +197,14 @@ def pulled_classifier(registry, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pulled") / "classifier"
     pull(f"{CLASSIFIER}@champion", out_dir=out, tracking_uri=registry.tracking_uri)
     return out
+
+
+@pytest.fixture(scope="session")
+def photo_file() -> Path:
+    """A colour photograph that is not a brain MRI: scikit-image's bundled astronaut.png (no download)."""
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / "astronaut.png"
 
 
 def _few_tf_threads() -> None:

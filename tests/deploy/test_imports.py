@@ -8,7 +8,7 @@ import sys
 
 HEAVY = ("tensorflow", "keras", "mlflow", "ray", "fastapi", "uvicorn", "pandas", "GPyOpt", "matplotlib")
 MODULES = ("model_files", "model_logging", "registry_client", "pyfunc_classifier", "pyfunc_generator", "predict",
-           "serve", "generate", "tracking_uri")
+           "serve", "generate", "tracking_uri", "ood_guard", "ood_fit")
 
 
 def test_deploy_modules_import_without_heavy_libraries(tmp_path):

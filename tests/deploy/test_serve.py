@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from mritune.deploy.model_files import read_model_folder
+from mritune.deploy.ood_guard import OOD_COLUMNS
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
 from mritune.deploy.serve import ServeLimits
 from mritune.trainables.data.classes import CLASS_NAMES
@@ -77,6 +78,7 @@ def test_json_formats_and_multipart_predict_like_the_model(server, pulled_classi
     encoded = [_png(i) for i in images]
     predictor = ClassifierPredictor.from_folder(read_model_folder(pulled_classifier))
     expected = predictor.predict_arrays(np.stack([predictor.decode(e) for e in encoded]))
+    verdicts = predictor.predict_input({"image": encoded}, allow_paths=False)[list(OOD_COLUMNS)].to_dict("records")
     payloads = [
         {"dataframe_split": {"columns": ["image"], "data": [[_b64(e)] for e in encoded]}},
         {"dataframe_records": [{"image": _b64(e)} for e in encoded]},
@@ -93,8 +95,12 @@ def test_json_formats_and_multipart_predict_like_the_model(server, pulled_classi
     assert response.status_code == 200, response.text
     records = response.json()["predictions"]
     assert [r["name"] for r in records] == ["one.png", "two.png"]
-    for record, row in zip(records, expected, strict=True):
+    for record, row, verdict in zip(records, expected, verdicts, strict=True):
         _assert_prediction(record, row)
+        # Without --refuse-ood every image is answered, with the guard's verdict beside its class.
+        assert record["ood_score"] == pytest.approx(verdict["ood_score"], rel=1e-6)
+        assert (record["in_distribution"], record["ood_reason"]) == (verdict["in_distribution"], verdict["ood_reason"])
+        assert "status" not in record
 
 
 def test_bad_payloads_get_4xx_with_a_reason_and_the_server_keeps_serving(server):

@@ -61,6 +61,7 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
     assert (top["trial_id"], top["best_epoch"]) == (registration.trial_id, registration.epoch)
     assert float(version.tags["metric.val_macro_f1"]) == pytest.approx(top["val_macro_f1"])
     assert version.tags["epoch"] == str(top["best_epoch"])
+    _assert_registered_with_a_guard(outcome, registration, "test_ood_flagged_fraction", tmp_path)
 
     # The same search again on the same data: the gate decides by test_macro_f1, never both champions.
     again = run_search(tiny_spec(tmp_path, overrides=("search.seed=1",)))
@@ -90,6 +91,29 @@ def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(loc
     assert registration is not None and registration.model_name == "mritune-dcgan"
     assert registration.gate_metric == "test_swd" and math.isfinite(registration.gate_value)
     _assert_gate_used_test_images(outcome, spec, registration, tmp_path)
+    guard = _assert_registered_with_a_guard(outcome, registration, "test_samples_ood_flagged_fraction", tmp_path)
+    assert not guard.needs_penultimate, "the DCGAN's guard is fitted on the real images alone"
+
+
+def _assert_registered_with_a_guard(outcome, registration, metric: str, tmp_path):
+    """The registered model holds its OOD guard, and the share it flags is logged with the test metrics."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from mritune.deploy.model_files import read_model_folder
+    from mritune.deploy.ood_guard import load_guard
+
+    client = MlflowClient(outcome.tracking_uri)
+    (logged,) = client.get_metric_history(registration.run_id, metric)
+    gate = client.get_metric_history(registration.run_id, registration.gate_metric)
+    assert 0.0 <= logged.value <= 1.0 and logged.value == pytest.approx(registration.metrics[metric])
+    assert logged.step == registration.epoch and logged.step in {m.step for m in gate}, "logged with the test metrics"
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    folder = mlflow.artifacts.download_artifacts(f"models:/{registration.model_name}/{registration.version}",
+                                                 dst_path=str(tmp_path / f"guarded-{registration.model_name}"))
+    guard_path = read_model_folder(folder).guard_path
+    assert guard_path is not None
+    return load_guard(guard_path)
 
 
 def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None:
