@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mritune.platform.promotion import INTERVAL_RULE, RULES
 from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
@@ -100,6 +101,20 @@ class RegistrySection(_Strict):
     alias: str = "champion"
 
 
+class PromotionSection(_Strict):
+    """What happens between the search and the registry (platform/rerun.py, platform/promotion.py)."""
+
+    # The k best configurations are trained again from scratch on n new seeds each; 0 in either turns it off.
+    rerun_top_k: int = Field(default=3, ge=0, le=100)
+    rerun_seeds: int = Field(default=3, ge=0, le=100)
+    # interval: a challenger's 95% interval must clear the champion's mean; single: two single test numbers.
+    rule: Literal[RULES] = INTERVAL_RULE
+
+    @property
+    def reruns_enabled(self) -> bool:
+        return self.rerun_top_k > 0 and self.rerun_seeds > 0
+
+
 class FailureSection(_Strict):
     max_failures: int = Field(default=1, ge=-1)
 
@@ -113,6 +128,7 @@ class SearchSpec(_Strict):
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
+    promotion: PromotionSection = Field(default_factory=PromotionSection)
     # A local folder or a pyarrow URI (s3://, gs://...): where trials keep checkpoints (platform/storage.py).
     storage_path: str = "./ray_results"
     # Declares a local storage_path to be mounted by every node (NFS); a cluster of several nodes refuses it else.
@@ -208,7 +224,7 @@ def parse_spec(raw: Any, *, source: str = "spec") -> SearchSpec:
     except ValidationError as exc:
         raise SpecError(f"{source}: {_first_error(exc)}") from None
     _check_trainable_keys(spec, source)
-    for check in (_check_search, _check_resources, _check_registry):
+    for check in (_check_search, _check_resources, _check_registry, _check_promotion):
         problem = check(spec)
         if problem:
             raise SpecError(f"{source}: {problem}")
@@ -254,6 +270,16 @@ def _check_registry(spec: SearchSpec) -> str | None:
     if not _ALIAS_PATTERN.match(alias) or _RESERVED_ALIAS.match(alias):
         return (f"registry.alias: {alias!r} is not an alias MLflow accepts (letters, digits, '_' and '-'; "
                 "not 'latest' or v<number>)")
+    return None
+
+
+def _check_promotion(spec: SearchSpec) -> str | None:
+    """More configurations to re-run than the search has trials cannot be meant (the default 3 is capped at the
+    trials there are, so ``--set search.num_samples=2`` needs no second override)."""
+    top_k = spec.promotion.rerun_top_k
+    if "rerun_top_k" in spec.promotion.model_fields_set and top_k > spec.search.num_samples:
+        return (f"promotion.rerun_top_k: {top_k} is more than the search's {spec.search.num_samples} trials "
+                "(search.num_samples); 0 turns re-runs off")
     return None
 
 

@@ -30,6 +30,7 @@ class DryRun:
         space: Searched key → its domain, in words.
         fixed: The fixed settings every trial gets.
         first_config: The searcher's first configuration, complete (defaults filled in by the task's config).
+        promotion: What happens before registering (re-runs) and the gate's rule, in words.
     """
 
     name: str
@@ -43,6 +44,7 @@ class DryRun:
     space: dict[str, str]
     fixed: dict[str, Any]
     first_config: dict[str, Any]
+    promotion: str = ""
 
 
 def dry_run(spec: SearchSpec) -> DryRun:
@@ -71,7 +73,17 @@ def dry_run(spec: SearchSpec) -> DryRun:
         space={key: describe_domain(space[key]) for key in sorted(searched)},
         fixed=spec.fixed_config(),
         first_config=first,
+        promotion=_describe_promotion(spec),
     )
+
+
+def _describe_promotion(spec: SearchSpec) -> str:
+    promotion = spec.promotion
+    if not spec.registry.enabled:
+        return "registry off: nothing re-run or registered"
+    reruns = (f"the {promotion.rerun_top_k} best re-run on {promotion.rerun_seeds} new seeds each, the best mean "
+              f"{spec.metric} registered" if promotion.reruns_enabled else "no re-runs, the best trial registered")
+    return f"{reruns}; gate rule {promotion.rule}"
 
 
 def describe_domain(domain: Any) -> str:
@@ -112,6 +124,7 @@ def format_dry_run(result: DryRun) -> str:
         f"  objective:  {result.objective}",
         f"  trials:     {result.trials}",
         f"  resources:  {result.resources}",
+        f"  promotion:  {result.promotion}",
         "  space:",
         *[f"    {key}: {text}" for key, text in result.space.items()],
         "  fixed:",

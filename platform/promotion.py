@@ -12,6 +12,13 @@ queue whose head waits longer than that — some eighty registrations into one n
 Reading the champion fails closed: only "no such alias" / "no such model" means there is no champion; any other
 registry error (a server error, a permission error) stops the registration with a clear error and leaves every
 alias as it was.
+
+The comparison (``compare``): under the ``interval`` rule (the default) a version that carries a 95% interval of
+its gate metric over re-runs (``platform/rerun.py``: tags ``rerun.mean``, ``rerun.ci95_low``, ``rerun.ci95_high``)
+takes ``champion`` only if its interval's worse end still beats the champion's mean (for a higher-is-better
+metric: its lower bound above the champion's mean). A champion registered without an interval (before re-runs
+existed, or with them off) is compared by its single number, and a challenger without one by its own; the reason
+says so. The ``single`` rule compares the two versions' single test numbers, as mritune did before re-runs.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from mritune.trainables.errors import ServiceFailed
 
@@ -30,8 +38,37 @@ PENDING = "pending"
 # was left by a registration that died, and no longer holds the queue.
 STALE_AFTER_S = 120.0
 _POLL_S = 0.2
+INTERVAL_RULE = "interval"  # a challenger's interval must clear the champion's mean
+SINGLE_RULE = "single"  # the two versions' single test numbers (mritune before re-runs)
+RULES = (INTERVAL_RULE, SINGLE_RULE)  # the spec's promotion.rule
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A gate metric's mean over a version's re-runs and its bootstrap 95% interval (``platform/intervals.py``)."""
+
+    mean: float
+    low: float
+    high: float
+
+    TAGS = ("rerun.mean", "rerun.ci95_low", "rerun.ci95_high")
+
+    def tags(self) -> dict[str, str]:
+        """The version tags that carry it (exact: the gate reads them back)."""
+        return dict(zip(self.TAGS, (repr(float(self.mean)), repr(float(self.low)), repr(float(self.high)))))
+
+    @classmethod
+    def from_tags(cls, tags: dict) -> "Interval | None":
+        """The interval a version's tags carry, or None (registered before re-runs, or with them off)."""
+        if not all(tag in tags for tag in cls.TAGS):
+            return None
+        mean, low, high = (float(tags[tag]) for tag in cls.TAGS)
+        return cls(mean=mean, low=low, high=high)
+
+    def text(self) -> str:
+        return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
 def current_champion(client, model_name: str, champion_alias: str = CHAMPION):
@@ -62,8 +99,11 @@ def _means_no_such_alias(exc) -> bool:
 
 
 def decide_alias(client, model_name: str, *, fingerprint: str, value: float, metric: str, mode: str,
-                 champion_alias: str = CHAMPION) -> tuple[str, str | None, str]:
+                 champion_alias: str = CHAMPION, interval: Interval | None = None,
+                 rule: str = INTERVAL_RULE) -> tuple[str, str | None, str]:
     """(alias for the new version, the current champion's version or None, a one-line reason).
+
+    ``value`` is the new version's single test number, ``interval`` its re-run interval (None: it has none).
 
     Raises:
         ServiceFailed: The champion could not be read (see ``current_champion``).
@@ -73,15 +113,42 @@ def decide_alias(client, model_name: str, *, fingerprint: str, value: float, met
         return champion_alias, None, f"no {champion_alias} yet"
     if champion.tags.get("dataset_fingerprint") != fingerprint:
         return CHALLENGER, str(champion.version), f"{champion_alias} v{champion.version} was trained on other data"
-    current = float(champion.tags.get(f"metric.{metric}", "nan"))
-    better = value > current if mode == "max" else value < current
-    if math.isnan(current) or better:
-        return champion_alias, str(champion.version), f"{metric} {value:.4g} beats v{champion.version}'s {current:.4g}"
-    return CHALLENGER, str(champion.version), f"{metric} {value:.4g} does not beat v{champion.version}'s {current:.4g}"
+    wins, reason = compare(value=value, interval=interval, champion_tags=champion.tags,
+                           champion_version=str(champion.version), metric=metric, mode=mode, rule=rule)
+    return (champion_alias if wins else CHALLENGER), str(champion.version), reason
+
+
+def compare(*, value: float, interval: Interval | None, champion_tags: dict, champion_version: str, metric: str,
+            mode: str, rule: str = INTERVAL_RULE) -> tuple[bool, str]:
+    """(whether the new version beats the champion on the same data, the one-line reason); see the module's text.
+
+    Raises:
+        ValueError: An unknown ``rule`` (the spec validates it; a caller's bug).
+    """
+    if rule not in RULES:
+        raise ValueError(f"promotion rule must be one of {RULES}, got {rule!r}")
+    single = float(champion_tags.get(f"metric.{metric}", "nan"))
+    champion_interval = Interval.from_tags(champion_tags) if rule == INTERVAL_RULE else None
+    reference = champion_interval.mean if champion_interval else single
+    against = (f"v{champion_version}'s mean {reference:.4g}" if champion_interval
+               else f"v{champion_version}'s {reference:.4g}")
+    if rule == SINGLE_RULE:
+        ours, what, note = value, f"{metric} {value:.4g}", " (single-number rule)"
+    elif interval is None:
+        ours, what, note = value, f"{metric} {value:.4g} (no interval)", ""
+    else:
+        ours = interval.low if mode == "max" else interval.high
+        what = f"{metric} {interval.text()}: its {'lower' if mode == 'max' else 'upper'} bound {ours:.4g}"
+        note = ""
+    if rule == INTERVAL_RULE and champion_interval is None:
+        note += f" (v{champion_version} has no interval: compared by its single number)"
+    wins = math.isnan(reference) or (ours > reference if mode == "max" else ours < reference)
+    return wins, f"{what} {'beats' if wins else 'does not beat'} {against}{note}"
 
 
 def promote(client, model_name: str, version: str, *, fingerprint: str, value: float, metric: str, mode: str,
-            champion_alias: str = CHAMPION, stale_after_s: float = STALE_AFTER_S) -> tuple[str, str | None, str]:
+            champion_alias: str = CHAMPION, stale_after_s: float = STALE_AFTER_S, interval: Interval | None = None,
+            rule: str = INTERVAL_RULE) -> tuple[str, str | None, str]:
     """Run the gate for ``version`` (created with ``promotion=pending``) in its turn; returns ``decide_alias``'s
     answer after setting that alias and the version's ``promotion`` tag.
 
@@ -93,6 +160,8 @@ def promote(client, model_name: str, version: str, *, fingerprint: str, value: f
         value: Its gate metric value; metric, mode: the gate metric and whether higher (max) is better.
         champion_alias: The alias the gate moves.
         stale_after_s: Earlier versions pending longer than this are not waited for.
+        interval: The version's re-run interval of the gate metric (also on its tags), or None.
+        rule: ``interval`` (default) or ``single`` (see ``compare``).
 
     Raises:
         ServiceFailed: The registry failed while deciding; the aliases are unchanged and the version is tagged
@@ -106,7 +175,8 @@ def promote(client, model_name: str, version: str, *, fingerprint: str, value: f
     try:
         _wait_for_turn(client, model_name, version, stale_after_s=stale_after_s)
         alias, previous, reason = decide_alias(client, model_name, fingerprint=fingerprint, value=value,
-                                               metric=metric, mode=mode, champion_alias=champion_alias)
+                                               metric=metric, mode=mode, champion_alias=champion_alias,
+                                               interval=interval, rule=rule)
         client.set_registered_model_alias(model_name, alias, version)
     except BaseException as exc:
         _release_failed(client, model_name, version, exc)

@@ -60,14 +60,25 @@ def print_outcome(outcome) -> str:
     if outcome.status != "FINISHED":
         typer.echo(f"Status:          {outcome.status}: {outcome.status_reason}")
     registration = outcome.registration
+    reruns = getattr(outcome, "reruns", None)
+    if reruns is not None:
+        from mritune.platform.rerun_views import console_lines
+
+        for line in console_lines(reruns):
+            typer.echo(line)
     if registration is None:
-        typer.echo("Registry:        nothing registered (no trial that ended cleanly reported a finite score)")
+        why = ("every configuration re-run had a failed re-run" if reruns is not None
+               else "no trial that ended cleanly reported a finite score")
+        typer.echo(f"Registry:        nothing registered ({why})")
         return outcome.status
     typer.echo(
         f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
         f"({registration.reason})"
     )
-    typer.echo(f"                 trial {registration.trial_id}, epoch {registration.epoch}: {test_summary(registration)}")
+    where = f"epoch {registration.epoch}"
+    if reruns is not None:
+        where = f"re-trained on seed {reruns.registered_seed} to epoch {registration.epoch}"
+    typer.echo(f"                 trial {registration.trial_id}, {where}: {test_summary(registration)}")
     return outcome.status
 
 
@@ -75,6 +86,9 @@ def test_summary(registration) -> str:
     """The registered checkpoint's test score, beside what a model that learned nothing would get."""
     metrics = registration.metrics
     text = f"test {registration.gate_metric} {registration.gate_value:.4f}"
+    interval = getattr(registration, "interval", None)
+    if interval is not None:
+        text += f", re-runs' mean {interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
     if "test_macro_f1_majority" in metrics:
         text += f" (majority-class baseline {metrics['test_macro_f1_majority']:.4f})"
     return text

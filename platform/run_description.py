@@ -28,6 +28,11 @@ def search_description(spec: SearchSpec, *, outcome=None) -> str:
     else:
         lines.append(f"No trial reported a finite {outcome.metric} ({len(outcome.table)} trials).")
     registration = outcome.registration
+    reruns = getattr(outcome, "reruns", None)
+    if reruns is not None:
+        from mritune.platform.rerun_views import markdown
+
+        lines.append(markdown(reruns))
     if registration is None:
         lines.append("Nothing registered.")
     else:

@@ -40,6 +40,7 @@ class SearchOutcome:
     # The parent run's final status: FINISHED, or FAILED when no trial produced a usable score (all diverged).
     status: str = "FINISHED"
     status_reason: str | None = None
+    reruns: Any = None  # mritune.platform.rerun_summary.RerunSummary | None: the re-runs before registering
 
 
 @dataclass(frozen=True)
@@ -355,7 +356,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
 
 
 def _summarise_and_register(context: _SearchContext, results, dataset) -> SearchOutcome:
-    from mritune.platform import registry, tracking_runs
+    from mritune.platform import registry, rerun_tracking, tracking_runs
     from mritune.platform.ranking import rank_trials
 
     spec = context.spec
@@ -370,21 +371,38 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
         tracking_uri=context.tracking_uri, parent_run_id=context.parent_run_id, table=table, metric=spec.metric,
         mode=spec.mode, searcher_state=_searcher_state(context.experiment_path),
     )
-    registration = None
+    registration, reruns = None, None
     if spec.registry.enabled:
+        reruns = _rerun_best(context, ranked, dataset)
         registration = registry.register_best(
             spec=spec, ranked=ranked, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
-            parent_run_id=context.parent_run_id, dataset=dataset,
+            parent_run_id=context.parent_run_id, dataset=dataset, reruns=reruns,
         )
+        if reruns is not None and registration is not None:
+            reruns = reruns.with_decision(registration.decision)
+            rerun_tracking.log_summary(context.tracking_uri, context.parent_run_id, reruns)
     usable = any(score.registrable for score in ranked)
     errored = sum(score.status == "ERROR" for score in ranked)
     return SearchOutcome(
         name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
-        mode=spec.mode, table=table, registration=registration, status="FINISHED" if usable else "FAILED",
+        mode=spec.mode, table=table, registration=registration, reruns=reruns,
+        status="FINISHED" if usable else "FAILED",
         status_reason=None if usable else (f"no trial produced a usable {spec.metric} ({errored} of {len(ranked)} "
                                            "errored, e.g. diverged); nothing registered"),
     )
+
+
+def _rerun_best(context: _SearchContext, ranked, dataset):
+    """The spec's re-runs of the best configurations (platform/rerun.py), logged on the parent run before the
+    registry uses them; None when they are off or no trial is registrable."""
+    from mritune.platform import rerun, rerun_tracking
+
+    reruns = rerun.rerun_best(spec=context.spec, ranked=ranked, dataset=dataset,
+                              experiment_path=context.experiment_path)
+    if reruns is not None:
+        rerun_tracking.log_reruns(context.tracking_uri, context.parent_run_id, reruns)
+    return reruns
 
 
 def _end_unfinished_search(context: _SearchContext, *, status: str, reason: str) -> None:

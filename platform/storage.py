@@ -200,6 +200,27 @@ def read_bytes(location: StorageLocation) -> bytes:
         return source.read()
 
 
+def upload_folder(local: str | Path, location: StorageLocation) -> None:
+    """Copy a local folder's files (recursively) into ``location``, a local folder or a URI, creating it."""
+    import pyarrow.fs
+
+    filesystem, path = open_filesystem(location)
+    filesystem.create_dir(path, recursive=True)
+    pyarrow.fs.copy_files(str(Path(local).resolve()), path, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                          destination_filesystem=filesystem)
+
+
+def download_folder(location: StorageLocation, local: str | Path) -> Path:
+    """Copy the folder at ``location`` (local or a URI) into the local folder ``local``; returns ``local``."""
+    import pyarrow.fs
+
+    filesystem, path = open_filesystem(location)
+    Path(local).mkdir(parents=True, exist_ok=True)
+    pyarrow.fs.copy_files(path, str(Path(local).resolve()), source_filesystem=filesystem,
+                          destination_filesystem=pyarrow.fs.LocalFileSystem())
+    return Path(local)
+
+
 def is_file(location: StorageLocation) -> bool:
     import pyarrow.fs
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.errors import UserInputError
@@ -20,6 +21,23 @@ from mritune.trainables.errors import UserInputError
 class Evaluation:
     metrics: dict[str, float]
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> file path
+    # What the model produced for each test image the gate metric reads (classifier: class probabilities; DCGAN:
+    # generated images), so that metric can be recomputed on resamples of the test images (``GateResampler``).
+    outputs: Any = None
+
+
+class GateResampler(Protocol):
+    """A task's gate metric recomputed from a checkpoint's test ``outputs`` on a resample of the test images.
+
+    The platform's re-runs (``platform/rerun.py``) bootstrap over seeds x test images with it; on the indices
+    ``range(n_images)`` it returns the evaluator's own gate metric. Each task registers a factory
+    ``(data, image_size) -> GateResampler`` (``Task.test_resampler``).
+    """
+
+    n_images: int  # the test images the gate metric reads; resamples index 0..n_images-1
+    resamples: int  # how many test-image resamples a bootstrap should draw (the metric's cost decides)
+
+    def __call__(self, outputs: Any, indices: Any) -> float: ...
 
 
 def evaluate_checkpoint(folder: str | Path, data: MRIDataset, *, out_dir: str | Path) -> Evaluation:

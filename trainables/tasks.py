@@ -49,6 +49,9 @@ class Task:
         model_name: The registered model's default name.
         model_files: The Keras files every checkpoint holds; the first is the model that is evaluated, logged
             and registered.
+        test_resampler: ``"module:function"`` of ``(data, image_size) -> GateResampler``
+            (``trainables/evaluation.py``): the gate metric on resamples of the test images, for the bootstrap
+            interval of the platform's re-runs. None: the task's versions carry no interval.
     """
 
     name: str
@@ -62,6 +65,7 @@ class Task:
     progress_metrics: tuple[str, ...]
     model_name: str
     model_files: tuple[str, ...]
+    test_resampler: str | None = None
 
     def __post_init__(self) -> None:
         if self.search_metric not in self.epoch_metrics:
@@ -86,6 +90,10 @@ class Task:
     def checkpoint_evaluator(self) -> Callable[..., Any]:
         """The test-split evaluator of a checkpoint folder (imports Keras on first call)."""
         return _resolve(self.evaluate_checkpoint)
+
+    def gate_resampler(self, data: Any, image_size: int) -> Any:
+        """The task's ``GateResampler`` for ``data``'s test split at ``image_size``, or None if it has none."""
+        return _resolve(self.test_resampler)(data, image_size) if self.test_resampler else None
 
 
 def register_task(task: Task) -> Task:

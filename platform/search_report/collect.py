@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from mritune.platform.config import SearchSpec
+from mritune.platform.rerun_tracking import read_reruns
 from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
 from mritune.platform.search_report.data import (
     COMPLETED, FAILED, KILLED, RUNNING, STOPPED, ChampionDecision, EpochPoint, SearchRecord, SpaceParam, TrialRecord,
@@ -44,6 +45,7 @@ def collect_search(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, p
         num_samples=spec.search.num_samples, experiment_id=experiment_id, parent_run_id=parent_run_id,
         ui_url=ui_url, duration_s=max([end_s, *(t.end_s for t in trials)]), space=tuple(space),
         trials=tuple(trials), decision=champion_decision(client, spec.model_name, parent_run_id),
+        reruns=read_reruns(client, parent_run_id),
     )
 
 

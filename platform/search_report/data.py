@@ -98,6 +98,7 @@ class SearchRecord:
     trials: tuple[TrialRecord, ...]
     decision: ChampionDecision | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reruns: Any = None  # rerun_summary.RerunSummary the search logged (rerun/summary.json), or None
 
     def ranked(self) -> list[tuple[TrialScore, TrialRecord]]:
         """Trials best first (``ranking.sort_scores``) with their records."""
@@ -122,6 +123,31 @@ def asha_rungs(*, max_t: int, grace_period: int, reduction_factor: float) -> lis
             return rungs
         rungs.append(int(round(rung)))
         k += 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerunColumn:
+    """One re-run configuration as the winner's-curse plot draws it."""
+
+    label: str  # "#<rank> <trial id>"
+    search_value: float  # the trial's best validation score in the search
+    val: tuple[float, ...]  # each re-run's validation score
+    test: tuple[float, ...]  # each re-run's test score
+    interval: tuple[float, float, float] | None  # (mean, low, high) of the test scores
+    registered: bool
+
+
+def rerun_columns(summary) -> list[RerunColumn]:
+    """The winner's-curse plot's columns, best-ranked first (``summary`` a ``rerun_summary.RerunSummary``)."""
+    columns = []
+    for index, config in enumerate(summary.configs):
+        interval = config.interval
+        columns.append(RerunColumn(
+            label=f"#{config.rank} {config.trial_id}", search_value=config.trial_value,
+            val=tuple(r.val for r in config.results if r.ok), test=tuple(r.test for r in config.results if r.ok),
+            interval=None if interval is None else (interval.mean, interval.low, interval.high),
+            registered=index == summary.chosen))
+    return columns
 
 
 def best_so_far(points: list[tuple[float, float | None]], *, mode: str) -> list[tuple[float, float]]:

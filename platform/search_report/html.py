@@ -13,7 +13,7 @@ from mritune.platform.search_report.importance import Importance
 
 # Section ids, in page order: the browser test checks each is present.
 SECTIONS = ("summary", "best-so-far", "parallel-coordinates", "importance", "learning-curves", "timeline",
-            "trials", "champion")
+            "trials", "winners-curse", "champion")
 
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -37,6 +37,7 @@ def render(record: SearchRecord, importance: Importance, images: dict[str, Path]
         _section("learning-curves", "Learning curves", _img(images, "learning-curves")),
         _section("timeline", "Timeline of trials per worker slot", _timeline_note(record) + _img(images, "timeline")),
         _section("trials", "Trials", _trial_table(record)),
+        _section("winners-curse", "Winner's curse: the best configurations re-run", _reruns(record, images)),
         _section("champion", "Champion decision", _decision(record)),
         "</body></html>",
     ]
@@ -114,6 +115,45 @@ def _trial_table(record: SearchRecord) -> str:
             f"<table class='trials'>{header}{''.join(rows[TABLE_ROWS:])}</table></details>")
 
 
+def _reruns(record: SearchRecord, images: dict[str, Path]) -> str:
+    from mritune.platform.rerun_views import curse_line, decision_line, searched_text
+
+    summary = record.reruns
+    if summary is None:
+        return ("<p>No re-runs: the search registered its best trial's checkpoint as it was (promotion.rerun_top_k "
+                "or rerun_seeds is 0, the registry is off, or the search has not finished).</p>")
+    curse = curse_line(summary)
+    parts = [f"<p>A search picks the best of many noisy validation scores, so the winner's score flatters it. The "
+             f"top {summary.top_k} configurations were trained again from scratch on {len(summary.seeds)} new seeds "
+             f"({', '.join(map(str, summary.seeds))}) to their trials' best epochs ({summary.seconds:.0f} s); the "
+             f"registered one has the best mean {_e(summary.metric)} over its re-runs (validation: selection never "
+             f"reads the test split). Test intervals: 95% bootstrap over seeds x {summary.n_test_images} test "
+             f"images.</p>"]
+    if curse:
+        parts.append(f"<p><b>{_e(curse)}</b>.</p>")
+    if summary.decision is not None:
+        parts.append(f"<p>Gate: {_e(decision_line(summary.decision, summary.gate_metric))}.</p>")
+    if "winners-curse" in images:
+        parts.append(_img(images, "winners-curse"))
+    header = ["rank", "trial", "configuration", "epochs", f"search {summary.metric}", "seeds",
+              f"{summary.metric} per seed", f"{summary.gate_metric} per seed", f"{summary.metric} mean",
+              f"{summary.gate_metric} mean [95%]"]
+    rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    for index, config in enumerate(summary.configs):
+        interval = config.interval
+        test = ("-" if config.test_mean is None else f"{config.test_mean:.4f}") if interval is None else \
+            f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
+        cells = [str(config.rank), _e(config.trial_id) + (" (registered)" if index == summary.chosen else ""),
+                 _e(searched_text(config)), str(config.epoch), f"{config.trial_value:.4f}",
+                 _e(", ".join(str(r.seed) for r in config.results)),
+                 _e(", ".join("failed" if not r.ok else f"{r.val:.4f}" for r in config.results)),
+                 _e(", ".join("failed" if not r.ok else f"{r.test:.4f}" for r in config.results)),
+                 "-" if config.val_mean is None else f"{config.val_mean:.4f}", _e(test)]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append(f"<table class='reruns'>{''.join(rows)}</table>")
+    return "".join(parts)
+
+
 def _decision(record: SearchRecord) -> str:
     decision = record.decision
     if decision is None:
@@ -121,6 +161,13 @@ def _decision(record: SearchRecord) -> str:
     value = "-" if decision.gate_value is None else f"{decision.gate_value:.4f}"
     return (f"<p><b>models:/{_e(decision.model_name)}/{_e(decision.version)}</b> is <b>@{_e(decision.alias)}</b>: "
             f"trial {_e(decision.trial_id)}, epoch {_e(decision.epoch)}, test {_e(decision.gate_metric)} {value}.</p>"
-            f"<p>Why: {_e(decision.reason)}. The trial was chosen on validation ({_e(record.metric)}); the gate "
-            f"compares {_e(decision.gate_metric)} on the test split with the current champion's on the same "
-            f"dataset fingerprint.</p>")
+            f"<p>Why: {_e(decision.reason)}. {_e(_chosen_how(record))} The gate compares "
+            f"{_e(decision.gate_metric)} on the test split with the current champion's on the same dataset "
+            f"fingerprint.</p>")
+
+
+def _chosen_how(record: SearchRecord) -> str:
+    if record.reruns is None:
+        return f"The trial was chosen on validation ({record.metric})."
+    return (f"The configuration was chosen on its re-runs' mean validation {record.metric}; under the interval rule "
+            f"its test interval's worse end must beat the champion's mean (see the winner's curse above).")

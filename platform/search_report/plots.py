@@ -185,3 +185,37 @@ def _outcome_legend(axis, outcomes: set[str], *, others: int = 0) -> None:
         handles.append(Patch(color="#9e9e9e", alpha=0.4, label=f"{others} other trials"))
     if handles:
         axis.legend(handles=handles, fontsize=8, loc="best")
+
+
+def winners_curse_plot(record: d.SearchRecord, path: Path) -> Path:
+    """Per re-run configuration: its search score (star), its re-runs' validation (dots) and test scores (squares),
+    and their test mean with the 95% interval (bar); the registered one shaded; the champion's mean dashed."""
+    summary = record.reruns
+    columns = d.rerun_columns(summary)
+    figure, axis = _figure(max(6.0, 1.8 * len(columns) + 2), 4.5)
+    for x, column in enumerate(columns):
+        if column.registered:
+            axis.axvspan(x - 0.45, x + 0.45, color="#fff2cc", zorder=0)
+        axis.plot([x - 0.12], [column.search_value], "*", color="#08519c", markersize=13,
+                  label="search's score (validation)" if x == 0 else None)
+        axis.plot([x - 0.12] * len(column.val), column.val, "o", color="#6baed6", alpha=0.8,
+                  label="re-runs, validation" if x == 0 else None)
+        if column.val:
+            axis.plot([x - 0.12], [sum(column.val) / len(column.val)], "_", color="#08519c", markersize=22,
+                      markeredgewidth=2, label="re-runs' validation mean" if x == 0 else None)
+        axis.plot([x + 0.12] * len(column.test), column.test, "s", color="#fd8d3c", alpha=0.8,
+                  label="re-runs, test" if x == 0 else None)
+        if column.interval is not None:
+            mean, low, high = column.interval
+            axis.errorbar([x + 0.24], [mean], yerr=[[mean - low], [high - mean]], fmt="D", color="#d94801",
+                          capsize=5, label="test mean, 95% interval" if x == 0 else None)
+    champion = (summary.decision or {}).get("champion") or {}
+    reference = (champion.get("interval") or {}).get("mean", champion.get("value"))
+    if reference is not None:
+        axis.axhline(reference, color="grey", linestyle="--", linewidth=1,
+                     label=f"champion v{champion['version']} (before)")
+    axis.set_xticks(range(len(columns)), [c.label + ("\n(registered)" if c.registered else "") for c in columns])
+    axis.set_ylabel(f"{summary.metric} / {summary.gate_metric}")
+    axis.set_title(f"top {summary.top_k} configurations re-run on {len(summary.seeds)} new seeds", fontsize=10)
+    axis.legend(fontsize=8, loc="best")
+    return _save(figure, path)

@@ -18,15 +18,17 @@ def tune_trial_ids(experiment_path: str | Path) -> set[str]:
 
 def assert_nothing_lost(tracking_uri: str, parent_run_id: str, *, trial_ids: set[str], parent_status: str,
                         model_name: str | None = None, search_metric: str | None = None,
-                        search_mode: str = "max", gate_metric: str | None = None, gate_mode: str = "max") -> dict:
+                        search_mode: str = "max", gate_metric: str | None = None, gate_mode: str = "max",
+                        gate_rule: str = "interval") -> dict:
     """Assert the search's MLflow record is whole; returns counts for a reliability summary.
 
     - trials (``trial_ids``, from Tune) and the search's child runs are one to one (runs of trials the killed
       driver never saved are tagged ``mritune.orphaned`` and not counted);
     - no run of the search is RUNNING, and the parent run's status is ``parent_status``;
     - every child run's epoch metrics have steps 1..n, each once;
-    - with ``model_name``: the version this search registered is its best trial by ``search_metric``, and the
-      ``champion`` alias holds the best gated version by ``gate_metric`` among those on its dataset.
+    - with ``model_name``: the version this search registered is its best trial by ``search_metric`` (with
+      re-runs: the re-run configuration with the best mean ``search_metric``, among the top k trials), and the
+      ``champion`` alias is where the gate (``gate_rule``), replayed over the versions in order, leaves it.
     """
     from mlflow.tracking import MlflowClient
 
@@ -49,7 +51,7 @@ def assert_nothing_lost(tracking_uri: str, parent_run_id: str, *, trial_ids: set
     epochs = {run.data.tags[TRIAL_ID_TAG]: _assert_contiguous_epochs(client, run) for run in counted}
     if model_name is not None:
         _assert_registration(client, model_name, parent_run_id, counted, search_metric, search_mode, gate_metric,
-                             gate_mode)
+                             gate_mode, gate_rule)
     return {"trials": len(trial_ids), "runs": len(counted), "orphaned_runs": len(children) - len(counted),
             "epochs_logged": sum(epochs.values()), "runs_lost": len(set(trial_ids) - set(run_trials))}
 
@@ -67,7 +69,7 @@ def _assert_contiguous_epochs(client, run) -> int:
 
 
 def _assert_registration(client, model_name, parent_run_id, runs, search_metric, search_mode, gate_metric,
-                         gate_mode) -> None:
+                         gate_mode, gate_rule: str = "interval") -> None:
     from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG
 
     versions = client.search_model_versions(f"name='{model_name}'")
@@ -75,17 +77,58 @@ def _assert_registration(client, model_name, parent_run_id, runs, search_metric,
     assert len(ours) <= 1, f"search {parent_run_id} registered {len(ours)} versions"
     if ours and search_metric:
         ranked = _ranked_from_runs(client, runs, search_metric, search_mode)
-        assert ours[0].tags["trial_id"] == ranked[0].trial_id, (ours[0].tags["trial_id"], ranked)
+        expected = ranked[0].trial_id
+        if "rerun.top_k" in ours[0].tags:
+            expected = _rerun_choice(client, parent_run_id, ranked, int(ours[0].tags["rerun.top_k"]), search_mode)
+        assert ours[0].tags["trial_id"] == expected, (ours[0].tags["trial_id"], expected, ranked)
     assert not [v.version for v in versions if v.tags.get(PROMOTION_TAG) == PENDING], "a gate never finished"
     if gate_metric is None:
         return
     champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    same_data = [v for v in versions if v.tags.get("dataset_fingerprint") == champion.tags["dataset_fingerprint"]
-                 and not v.tags.get(PROMOTION_TAG, "").startswith("failed")]
-    value = {v.version: float(v.tags.get(f"metric.{gate_metric}", "nan")) for v in same_data}
-    finite = {version: x for version, x in value.items() if not math.isnan(x)}
-    best_version = (max if gate_mode == "max" else min)(finite, key=finite.get)
-    assert finite[champion.version] == finite[best_version], (champion.version, finite)
+    expected_champion = replay_gate(versions, gate_metric=gate_metric, gate_mode=gate_mode, rule=gate_rule)
+    assert str(champion.version) == expected_champion, (champion.version, expected_champion)
+
+
+def _rerun_choice(client, parent_run_id: str, ranked: list, top_k: int, mode: str) -> str:
+    """The trial the re-runs should have registered: the top k trials (by the one ranking) re-run, the one with
+    the best mean validation score over its seeds (ties: the better-ranked), configurations with a failure out."""
+    from mritune.platform.rerun_tracking import read_reruns
+
+    summary = read_reruns(client, parent_run_id)
+    assert summary is not None, "a version with rerun tags but no re-run summary on its search run"
+    assert [c.trial_id for c in summary.configs] == [s.trial_id for s in ranked[:top_k]], "re-ran the top k"
+    means = {c.trial_id: sum(r.val for r in c.results) / len(c.results) for c in summary.configs
+             if all(r.error is None for r in c.results)}
+    sign = 1.0 if mode == "max" else -1.0
+    order = [c.trial_id for c in summary.configs]
+    return max(means, key=lambda trial: (sign * means[trial], -order.index(trial)))
+
+
+def replay_gate(versions, *, gate_metric: str, gate_mode: str, rule: str = "interval") -> str | None:
+    """Where the champion alias ends if the gate ran over ``versions`` one at a time in version order: a
+    version on the champion's data takes it when its interval's worse end (interval rule; else its single
+    number) beats the champion's mean (else its single number). Written apart from platform/promotion.py."""
+    from mritune.platform.promotion import PROMOTION_TAG
+
+    holder = None
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        tags = version.tags
+        if tags.get(PROMOTION_TAG, "").startswith("failed"):
+            continue
+        if holder is None:
+            holder = version
+            continue
+        if tags.get("dataset_fingerprint") != holder.tags.get("dataset_fingerprint"):
+            continue
+        ours = float(tags.get(f"metric.{gate_metric}", "nan"))
+        theirs = float(holder.tags.get(f"metric.{gate_metric}", "nan"))
+        if rule == "interval":
+            bound = "rerun.ci95_low" if gate_mode == "max" else "rerun.ci95_high"
+            ours = float(tags.get(bound, ours))
+            theirs = float(holder.tags.get("rerun.mean", theirs))
+        if math.isnan(theirs) or (ours > theirs if gate_mode == "max" else ours < theirs):
+            holder = version
+    return None if holder is None else str(holder.version)
 
 
 def _ranked_from_runs(client, runs, metric: str, mode: str) -> list:

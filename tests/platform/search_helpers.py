@@ -8,7 +8,8 @@ from mritune.platform.config import SearchSpec, apply_overrides, parse_spec
 
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:
-    """A search small enough for 2 CPUs: 32 px synthetic images, 2 epochs, 4 trials."""
+    """A search small enough for 2 CPUs: 32 px synthetic images, 2 epochs, 4 trials; no re-runs before registering
+    (``promotion.rerun_top_k=0``; the re-run tests turn them on with overrides)."""
     if task == "classifier":
         space = {"learning_rate": {"loguniform": [1e-3, 1e-2]}, "dense_units": {"choice": [8, 16]}}
         trainable = {"backbone": "small_cnn", "image_size": 32, "batch_size": 32}
@@ -25,6 +26,7 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
         "resources": {"cpu": 1, "gpu": 0},
         "tracking": {"uri": f"sqlite:///{tmp_path}/mlruns.db", "experiment": f"test-{task}"},
         "storage_path": str(tmp_path / "ray_results"),
+        "promotion": {"rerun_top_k": 0},
         "trainable": trainable,
     }
     return parse_spec(apply_overrides(raw, list(overrides)))

@@ -117,3 +117,30 @@ def test_mode_follows_the_chosen_metric_unless_given():
     assert parse_spec(minimal(**{"search.metric": "val_loss"})).mode == "min"
     assert parse_spec(minimal(**{"search.metric": "val_accuracy"})).mode == "max"
     assert parse_spec(minimal(**{"search.metric": "val_loss", "search.mode": "max"})).mode == "max"
+
+
+def test_promotion_defaults_to_three_configurations_on_three_seeds_and_the_interval_rule():
+    spec = parse_spec(minimal())
+    assert (spec.promotion.rerun_top_k, spec.promotion.rerun_seeds, spec.promotion.rule) == (3, 3, "interval")
+    assert spec.promotion.reruns_enabled
+    assert not parse_spec(minimal(**{"promotion.rerun_top_k": 0})).promotion.reruns_enabled
+    assert not parse_spec(minimal(**{"promotion.rerun_seeds": 0})).promotion.reruns_enabled
+    assert parse_spec(minimal(**{"promotion.rule": "single"})).promotion.rule == "single"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"promotion.rerun_top_k": -1}, "promotion.rerun_top_k: Input should be greater than or equal to 0"),
+    ({"promotion.rerun_seeds": 101}, "promotion.rerun_seeds: Input should be less than or equal to 100"),
+    ({"promotion.rerun_seeds": "many"}, "promotion.rerun_seeds: Input should be a valid integer"),
+    ({"promotion.rule": "best"}, "promotion.rule: Input should be 'interval' or 'single'"),
+    ({"promotion.reruns": 2}, "promotion.reruns: unknown key"),
+    ({"promotion.rerun_top_k": 3}, "promotion.rerun_top_k: 3 is more than the search's 2 trials"),
+])
+def test_bad_promotion_keys_are_refused_at_parse_time(change, message):
+    with pytest.raises(SpecError, match=f"^spec: {message}"):
+        parse_spec(minimal(**change))
+
+
+def test_the_default_top_k_is_accepted_for_a_search_with_fewer_trials():
+    # rerun_best re-runs the trials there are; only an explicit rerun_top_k above num_samples is refused
+    assert parse_spec(minimal(**{"search.num_samples": 1})).promotion.rerun_top_k == 3

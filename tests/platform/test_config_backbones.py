@@ -86,6 +86,8 @@ def test_dry_run_resolves_the_search_and_starts_nothing(tmp_path, monkeypatch):
     assert result.first_config["backbone"] in ("densenet169", "mobilenetv2")
     assert 1e-4 <= result.first_config["learning_rate"] <= 1e-2 and result.first_config["weights"] == "imagenet"
     assert result.resources == "4 CPU, 0.5 GPU per trial"
+    assert result.promotion == ("the 3 best re-run on 3 new seeds each, the best mean val_macro_f1 registered; "
+                                "gate rule interval")
     assert "first configuration:" in format_dry_run(result)
 
     # The command, in a fresh folder: prints the same, writes no MLflow store and no experiment folder.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.promotion import CHALLENGER, CHAMPION, decide_alias
+from mritune.platform.promotion import CHALLENGER, CHAMPION, SINGLE_RULE, Interval, compare, decide_alias
 
 
 @pytest.fixture()
@@ -68,3 +68,67 @@ def test_lower_is_better_for_swd(client, tmp_path):
     client.set_registered_model_alias("gate-test", CHAMPION, first)
     assert decide_alias(client, "gate-test", fingerprint="fp-a", value=0.2, metric="swd", mode="min")[0] == CHAMPION
     assert decide_alias(client, "gate-test", fingerprint="fp-a", value=0.4, metric="swd", mode="min")[0] == CHALLENGER
+
+
+def _with_interval(client, version: str, mean: float, low: float, high: float) -> None:
+    for key, value in Interval(mean=mean, low=low, high=high).tags().items():
+        client.set_model_version_tag("gate-test", version, key, value)
+
+
+def _crown(client, tmp_path, *, f1: float, interval: tuple[float, float, float] | None) -> str:
+    version = add_version(client, tmp_path, fingerprint="fp-a", f1=f1)
+    if interval:
+        _with_interval(client, version, *interval)
+    client.set_registered_model_alias("gate-test", CHAMPION, version)
+    return str(version)
+
+
+def test_an_interval_takes_champion_only_when_its_lower_bound_beats_the_champions_mean(client, tmp_path):
+    champion = _crown(client, tmp_path, f1=0.74, interval=(0.70, 0.64, 0.76))
+    higher_but_unsure = Interval(mean=0.75, low=0.68, high=0.82)
+    alias, previous, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.76, metric="test_macro_f1",
+                                           mode="max", interval=higher_but_unsure)
+    assert (alias, previous) == (CHALLENGER, champion), "a better mean is not enough: 0.68 < 0.70"
+    assert "lower bound 0.68 does not beat" in reason and f"v{champion}'s mean 0.7" in reason
+    clearly = Interval(mean=0.80, low=0.72, high=0.86)
+    alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.79, metric="test_macro_f1",
+                                    mode="max", interval=clearly)
+    assert alias == CHAMPION and "lower bound 0.72 beats" in reason
+    # The single-number rule sees only the two versions' own test numbers: 0.76 beats 0.74.
+    alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.76, metric="test_macro_f1",
+                                    mode="max", interval=higher_but_unsure, rule=SINGLE_RULE)
+    assert alias == CHAMPION and "single-number rule" in reason
+
+
+def test_a_champion_without_an_interval_is_compared_by_its_single_number_and_says_so(client, tmp_path):
+    old = _crown(client, tmp_path, f1=0.70, interval=None)  # registered before re-runs existed
+    alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.73, metric="test_macro_f1",
+                                    mode="max", interval=Interval(mean=0.75, low=0.71, high=0.79))
+    assert alias == CHAMPION and f"v{old} has no interval: compared by its single number" in reason
+    alias, _, _ = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.73, metric="test_macro_f1",
+                               mode="max", interval=Interval(mean=0.75, low=0.69, high=0.79))
+    assert alias == CHALLENGER
+
+
+def test_a_challenger_without_an_interval_compares_its_number_with_the_champions_mean(client, tmp_path):
+    _crown(client, tmp_path, f1=0.80, interval=(0.70, 0.64, 0.76))
+    alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.72, metric="test_macro_f1",
+                                    mode="max", interval=None)
+    assert alias == CHAMPION and "0.72 (no interval) beats" in reason and "mean 0.7" in reason
+
+
+def test_for_a_lower_is_better_metric_the_upper_bound_must_beat_the_mean(client, tmp_path):
+    version = add_version(client, tmp_path, fingerprint="fp-a", f1=0.0)
+    client.set_model_version_tag("gate-test", version, "metric.test_swd", "100.0")
+    _with_interval(client, version, 100.0, 90.0, 110.0)
+    client.set_registered_model_alias("gate-test", CHAMPION, version)
+    assert decide_alias(client, "gate-test", fingerprint="fp-a", value=80.0, metric="test_swd", mode="min",
+                        interval=Interval(mean=85.0, low=75.0, high=95.0))[0] == CHAMPION
+    alias, _, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=80.0, metric="test_swd",
+                                    mode="min", interval=Interval(mean=90.0, low=70.0, high=105.0))
+    assert alias == CHALLENGER and "upper bound 105 does not beat" in reason
+
+
+def test_an_unknown_rule_is_a_bug_not_a_decision():
+    with pytest.raises(ValueError, match="promotion rule"):
+        compare(value=0.5, interval=None, champion_tags={}, champion_version="1", metric="m", mode="max", rule="x")

@@ -94,3 +94,20 @@ def test_importance_finds_the_hyperparameter_that_decides_the_score():
     assert importance.values["decisive"] > 0.8
     few = param_importance(_record(trials[:2], space=space))
     assert few.values == {} and "at least" in few.note and few.trials == 2
+
+
+def test_the_winners_curse_columns_keep_scored_reruns_and_mark_the_registered_one():
+    from mritune.platform.rerun_summary import ConfigReruns, RerunResult, summarise
+
+    def config(rank, vals, errors=(None, None)):
+        results = tuple(RerunResult(trial_id=f"t{rank}", seed=seed, epoch=3, val=val, test=val and val - 0.05,
+                                    error=error, resampled=(0.5, 0.6) if val else ())
+                        for seed, val, error in zip((7, 8), vals, errors))
+        return ConfigReruns(rank=rank, trial_id=f"t{rank}", trial_value=0.9, epoch=3, searched={}, results=results)
+
+    summary = summarise(configs=[config(1, [0.7, None], (None, "diverged")), config(2, [0.6, 0.62])],
+                        metric="m", mode="max", gate_metric="g", gate_mode="max", seeds=(7, 8), n_test_images=10,
+                        image_resamples=2, seconds=1.0)
+    first, second = d.rerun_columns(summary)
+    assert (first.label, first.val, first.interval, first.registered) == ("#1 t1", (0.7,), None, False)
+    assert second.registered and second.val == (0.6, 0.62) and second.interval[1] <= second.interval[2]

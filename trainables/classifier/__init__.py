@@ -25,4 +25,5 @@ TASK = register_task(Task(
     progress_metrics=("train_loss", "val_loss", "val_accuracy", "val_macro_f1"),
     model_name="mritune-classifier",
     model_files=(MODEL_FILE,),
+    test_resampler="mritune.trainables.classifier.evaluation:classifier_test_resampler",
 ))

@@ -7,6 +7,7 @@ search ranked best, so both compute the same metrics the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +31,7 @@ def classifier_test_evaluation(predict: Callable[[np.ndarray], np.ndarray], imag
     metrics = classification_metrics(labels, probs, class_names, prefix="test")
     metrics["test_macro_f1_majority"] = majority_macro_f1(labels, len(class_names))
     artifacts = write_classification_artifacts(labels, probs, class_names, out_dir)
-    return Evaluation(metrics=metrics, artifacts=artifacts)
+    return Evaluation(metrics=metrics, artifacts=artifacts, outputs=probs)
 
 
 def majority_macro_f1(labels: np.ndarray, num_classes: int) -> float:
@@ -55,3 +56,37 @@ def evaluate_classifier_checkpoint(folder: Path, state: dict[str, Any], data: MR
     images = as_model_input(resized(data.x_test, int(state["image_size"])))
     return classifier_test_evaluation(BatchPredictor(model=model, batch_size=64), images,
                                       data.y_test.astype(np.int64), tuple(data.class_names), out_dir=out_dir)
+
+
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
+    """Macro-F1 over ``num_classes`` classes, as sklearn's ``f1_score(average="macro", zero_division=0)`` with
+    every class listed: a class neither present nor predicted scores 0. NumPy only, for thousands of resamples."""
+    confusion = np.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes)
+    confusion = confusion.reshape(num_classes, num_classes)
+    true_positive = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # 2 tp + fp + fn
+    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(num_classes), where=denominator > 0)
+    return float(f1.mean())
+
+
+@dataclass(frozen=True, eq=False)
+class MacroF1Resampler:
+    """``test_macro_f1`` of a checkpoint's test probabilities on a resample of the test images
+    (``trainables.evaluation.GateResampler``)."""
+
+    labels: np.ndarray  # the test labels, in the evaluator's order
+    num_classes: int
+    resamples: int = 1000  # cheap: a bincount per resample
+
+    @property
+    def n_images(self) -> int:
+        return len(self.labels)
+
+    def __call__(self, outputs: np.ndarray, indices: np.ndarray) -> float:
+        predicted = np.asarray(outputs).argmax(axis=1)
+        return macro_f1(self.labels[indices], predicted[indices], self.num_classes)
+
+
+def classifier_test_resampler(data: MRIDataset, image_size: int) -> MacroF1Resampler:
+    """The classifier's gate metric on resampled test images (registered as ``Task.test_resampler``)."""
+    return MacroF1Resampler(labels=data.y_test.astype(np.int64), num_classes=len(data.class_names))

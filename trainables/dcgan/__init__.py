@@ -26,4 +26,5 @@ TASK = register_task(Task(
     progress_metrics=("gen_loss", "disc_loss", "swd", "ms_ssim_diversity"),
     model_name="mritune-dcgan",
     model_files=(GENERATOR_FILE, DISCRIMINATOR_FILE),
+    test_resampler="mritune.trainables.dcgan.evaluation:generator_test_resampler",
 ))
