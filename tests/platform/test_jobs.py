@@ -104,7 +104,8 @@ def test_submit_command_sends_the_spec_and_the_command(head_token, tmp_path):
     url = head_token.dashboard_url
     result = CliRunner().invoke(app, [
         "submit", str(REPO_ROOT / "configs" / "classifier-quick.yaml"), "--address", url,
-        "--set", "search.num_samples=2", "--tracking-uri", "http://mlflow.example:5000",
+        "--set", "search.num_samples=2", "--set", "promotion.rerun_top_k=2", "--tracking-uri",
+        "http://mlflow.example:5000",
     ])
     assert result.exit_code == 0, result.output
     job_id = result.stdout.strip()
@@ -114,7 +115,7 @@ def test_submit_command_sends_the_spec_and_the_command(head_token, tmp_path):
         info = client.get_job_info(job_id)
         assert shlex.split(info.entrypoint) == [
             "mritune", "search", "classifier-quick.yaml", "--set", "search.num_samples=2",
-            "--tracking-uri", "http://mlflow.example:5000",
+            "--set", "promotion.rerun_top_k=2", "--tracking-uri", "http://mlflow.example:5000",
         ]
         assert info.runtime_env["working_dir"].startswith("gcs://")
         assert info.runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] == "http://mlflow.example:5000"
