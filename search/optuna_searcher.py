@@ -45,7 +45,8 @@ class TPESearch(OptunaSearch):
         super().__init__(metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, sampler=sampler)
         self._param_space: dict | None = None
         self._allowed: list[dict] | None = None  # restrict_to's configurations
-        self._suggested: list[dict] = []
+        self._allowed_units = None  # (configs, dim) array: the same in mritune's unit cube
+        self._taken_units: list = []  # each suggested configuration in the unit cube
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         applied = super().set_search_properties(metric, mode, config, **spec)
@@ -69,15 +70,18 @@ class TPESearch(OptunaSearch):
             raise ValueError("restrict_to needs at least one configuration")
         from mritune.search.space_ray import convert_ray_space
 
+        import numpy as np
+
         self._unit_space = convert_ray_space(self._param_space)
         self._allowed = [dict(config) for config in configs]
+        self._allowed_units = np.vstack([self._unit_space.encode(config) for config in self._allowed])
 
     def suggest(self, trial_id: str) -> dict | None:
         if self._allowed is not None and trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = self._restricted_trial()
         config = super().suggest(trial_id)
         if self._allowed is not None and config is not None:
-            self._suggested.append(config)
+            self._taken_units.append(self._unit_space.encode(config))
         return config
 
     def _restricted_trial(self):
@@ -89,12 +93,15 @@ class TPESearch(OptunaSearch):
         probe = self._ot_study.ask(fixed_distributions=self._space)
         if waiting:  # an enqueued point to evaluate: it runs as given
             return probe
-        space = self._unit_space
-        taken = [space.encode(config) for config in self._suggested]
-        free = [c for c in self._allowed
-                if not any(np.abs(space.encode(c) - t).max() <= 1e-9 for t in taken)] or self._allowed
-        wanted = space.encode(unflatten_dict(probe.params))
-        chosen = min(free, key=lambda c: float(np.linalg.norm(space.encode(c) - wanted)))
+        allowed, free = self._allowed_units, np.arange(len(self._allowed))
+        if self._taken_units:  # vectorised: a replay of hundreds of trials asks this once per trial
+            taken = np.vstack(self._taken_units)
+            distance = np.abs(allowed[:, None, :] - taken[None, :, :]).max(axis=2).min(axis=1)
+            free = np.flatnonzero(distance > 1e-9)
+            if not len(free):  # every configuration ran: any may run again
+                free = np.arange(len(self._allowed))
+        wanted = self._unit_space.encode(unflatten_dict(probe.params))
+        chosen = self._allowed[int(free[np.argmin(np.linalg.norm(allowed[free] - wanted, axis=1))])]
         self._ot_study.tell(probe, state=TrialState.FAIL)
         self._ot_study.enqueue_trial(flatten_dict(chosen))
         return self._ot_study.ask(fixed_distributions=self._space)
