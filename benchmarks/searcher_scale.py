@@ -94,15 +94,8 @@ def sparse_gp(inducing: int):
         model.sparse, model.num_inducing = True, inducing
         Z = X[np.random.default_rng(len(X)).choice(len(X), size=inducing, replace=False)]
         model.model = GPy.models.SparseGPRegression(X, Y, kernel=kernel, Z=Z)
-        gp = model.model
-        gp.update_model(False)
-        gp.inducing_inputs.fix()
-        gp.kern.lengthscale.constrain_bounded(0.03, 2.0, warning=False)
-        gp.kern.variance.constrain_bounded(0.05, 20.0, warning=False)
-        gp.Gaussian_noise.constrain_bounded(1e-6, 0.5, warning=False)
-        if start is not None and len(start) == len(gp.optimizer_array):
-            gp.optimizer_array = np.asarray(start)
-        gp.update_model(True)
+        model.model.inducing_inputs.fix()
+        gpyopt_model.bound_hyperparameters(model.model, start)
         return model
 
     gpyopt_model.gp_model = sparse_model

@@ -87,7 +87,12 @@ def gp_model(X: np.ndarray, Y: np.ndarray, start: list[float] | None, settings: 
     model = GPModel(kernel=kernel, noise_var=1e-2, exact_feval=False, optimize_restarts=1,
                     max_iters=settings.max_iters, verbose=False)
     model._create_model(X, Y)
-    gp = model.model
+    bound_hyperparameters(model.model, start)
+    return model
+
+
+def bound_hyperparameters(gp, start: list[float] | None) -> None:
+    """Bound a GPy model's kernel and noise hyperparameters and start them at ``start`` (its optimizer array)."""
     # Each change below would recompute the posterior (GPy/paramz observers: 40 ms each at 200 points); with
     # updates off they are applied together, and turning updates back on computes it once.
     gp.update_model(False)
@@ -100,7 +105,6 @@ def gp_model(X: np.ndarray, Y: np.ndarray, start: list[float] | None, settings: 
     if start is not None and len(start) == len(gp.optimizer_array):
         gp.optimizer_array = np.asarray(start)
     gp.update_model(True)
-    return model
 
 
 def standardize(y: np.ndarray) -> np.ndarray:
