@@ -107,7 +107,7 @@ def sparse_gp(inducing: int):
 
 def fill(searcher, name: str, n_obs: int, seed: int) -> None:
     """n random Hartmann6 observations (mobster: n rung results of its learning curves at levels 1/3/9/27)."""
-    from learning_curves import curve
+    from suggest_overhead import add_rung_results
 
     function = FUNCTIONS["hartmann6"]
     rng = np.random.default_rng(seed)
@@ -116,17 +116,7 @@ def fill(searcher, name: str, n_obs: int, seed: int) -> None:
             config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
             searcher.add_evaluated_point(config, function(config))
         return
-    recorded, trial = 0, 0
-    while recorded < n_obs:
-        config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
-        searcher._log.add_pending(f"r{trial}", config)
-        for level in searcher.levels[:1 + int(rng.random() < 1 / 3) + int(rng.random() < 1 / 9)]:
-            if recorded < n_obs:
-                searcher.on_trial_result(f"r{trial}", {"f": curve("hartmann6", config, level, 27, rng),
-                                                       "training_iteration": level})
-                recorded += 1
-        searcher.on_trial_complete(f"r{trial}", None)
-        trial += 1
+    add_rung_results(searcher, n_obs, rng)
 
 
 # ---------------------------------------------------------------------------------------------------- latency

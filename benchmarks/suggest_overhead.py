@@ -49,17 +49,11 @@ def filled_searcher(method: str, n_obs: int, seed: int):
     return searcher
 
 
-def filled_mobster(model: str, n_obs: int, seed: int):
-    """MobsterSearch holding ``n_obs`` rung observations spread as ASHA leaves them (levels 1, 3, 9, 27; 2/3 of
-    the trials stop at each rung), on Hartmann6 learning curves (learning_curves.py)."""
+def add_rung_results(searcher, n_obs: int, rng) -> None:
+    """Feed a MobsterSearch ``n_obs`` rung results as ASHA leaves them (2/3 of the trials stop at each rung), on
+    Hartmann6 learning curves (learning_curves.py)."""
     from learning_curves import curve
 
-    from mritune.search.factory import build_searcher
-
-    searcher = build_searcher("mobster", metric="f", mode="min", seed=seed, model=model, max_t=27, grace_period=1,
-                              reduction_factor=3)
-    searcher.set_search_properties(None, None, FUNCTIONS["hartmann6"].tune_space())
-    rng = np.random.default_rng(seed)
     recorded, trial = 0, 0
     while recorded < n_obs:
         config = {f"x{j}": float(v) for j, v in enumerate(rng.random(6))}
@@ -71,6 +65,17 @@ def filled_mobster(model: str, n_obs: int, seed: int):
                 recorded += 1
         searcher.on_trial_complete(f"r{trial}", None)
         trial += 1
+
+
+def filled_mobster(model: str, n_obs: int, seed: int):
+    """MobsterSearch holding ``n_obs`` rung observations spread as ASHA leaves them (levels 1, 3, 9, 27; 2/3 of
+    the trials stop at each rung), on Hartmann6 learning curves (learning_curves.py)."""
+    from mritune.search.factory import build_searcher
+
+    searcher = build_searcher("mobster", metric="f", mode="min", seed=seed, model=model, max_t=27, grace_period=1,
+                              reduction_factor=3)
+    searcher.set_search_properties(None, None, FUNCTIONS["hartmann6"].tune_space())
+    add_rung_results(searcher, n_obs, np.random.default_rng(seed))
     return searcher
 
 

@@ -75,10 +75,8 @@ def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: s
     if best is None:
         logger.warning("no trial of search %s has a usable %s: nothing registered", spec.name, spec.metric)
         return None
-    run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, best.trial_id)
+    run_id = _registered_trial_run(tracking_uri, experiment_id, parent_run_id, best.trial_id)
     if run_id is None:
-        logger.warning("trial %s has no MLflow run under search run %s: nothing registered", best.trial_id,
-                       parent_run_id)
         return None
     reported = {k: float(v) for k, v in best.metrics.items()
                 if is_finite_number(v) and not k.startswith(("time_", "timestamp", "test_"))}
@@ -107,10 +105,8 @@ def _register_rerun(*, spec: SearchSpec, reruns: RerunSummary, tracking_uri: str
     if config is None or rerun is None:
         logger.warning("every configuration search %s re-ran has a failed re-run: nothing registered", spec.name)
         return None
-    run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, config.trial_id)
+    run_id = _registered_trial_run(tracking_uri, experiment_id, parent_run_id, config.trial_id)
     if run_id is None:
-        logger.warning("trial %s has no MLflow run under search run %s: nothing registered", config.trial_id,
-                       parent_run_id)
         return None
     task = get_task(spec.task)
     with tempfile.TemporaryDirectory() as scratch:
@@ -129,6 +125,15 @@ def _register_rerun(*, spec: SearchSpec, reruns: RerunSummary, tracking_uri: str
         fingerprint=dataset.fingerprint, metrics=metrics, gate=(task.gate_metric, task.gate_mode),
         tracking_uri=tracking_uri, reruns=reruns,
     )
+
+
+def _registered_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The MLflow run of the trial to register, or None (logged: nothing is registered) when it has none."""
+    run_id = trial_run_id(tracking_uri, experiment_id, parent_run_id, trial_id)
+    if run_id is None:
+        logger.warning("trial %s has no MLflow run under search run %s: nothing registered", trial_id,
+                       parent_run_id)
+    return run_id
 
 
 def _log_rerun_evaluation(run_id: str, folder: Path, rerun, tracking_uri: str) -> None:

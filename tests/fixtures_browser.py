@@ -40,3 +40,15 @@ def browser() -> Iterator[object]:
         yield session
     finally:
         session.quit()
+
+
+def open_report(browser, html_path) -> list[str]:
+    """Load a search report's HTML in ``browser``, wait until every image has decoded, and return the ids of its
+    sections in page order."""
+    from tests.fixtures_processes import wait_until
+
+    browser.get(html_path.as_uri())
+    wait_until(lambda: browser.execute_script(
+        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"),
+        timeout_s=30, what="every report image decoded")
+    return browser.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id)")

@@ -144,16 +144,11 @@ def test_a_second_registration_is_gated_on_both_intervals(searched):
 def test_the_report_shows_the_winners_curse_with_its_plot(searched, browser, tmp_path):
     from mritune.platform.search_report.build import write_search_report
     from mritune.platform.search_report.html import SECTIONS
-    from tests.fixtures_processes import wait_until
+    from tests.fixtures_browser import open_report
 
     spec, outcome = searched
     files = write_search_report(outcome.experiment_path, out_dir=tmp_path)
-    browser.get(files.html.as_uri())
-    ids = browser.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id)")
-    assert ids == list(SECTIONS)
-    wait_until(lambda: browser.execute_script(
-        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"),
-        timeout_s=30, what="every report image decoded")
+    assert open_report(browser, files.html) == list(SECTIONS)
     section = browser.find_element("id", "winners-curse")
     assert section.find_elements("tag name", "img"), "the winner's-curse plot"
     assert len(section.find_elements("css selector", "table.reruns tr")) == 3, "a header and two configurations"

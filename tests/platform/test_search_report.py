@@ -19,6 +19,7 @@ from tests.fixtures_processes import (
     MLFLOW_START_TIMEOUT_S, _console_script, mlflow_healthy, free_ports, start_in_new_session, stop_session,
     wait_until,
 )
+from tests.fixtures_browser import open_report
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 UI_DEADLINE_S = 120.0  # the React app on a loaded 2-core machine
@@ -107,12 +108,7 @@ def test_mlflow_entities_read_well(classifier_search):
 def test_report_renders_in_a_real_browser(classifier_search, browser, tmp_path):
     spec, outcome = classifier_search
     files = write_search_report(outcome.experiment_path, out_dir=tmp_path)
-    browser.get(files.html.as_uri())
-    ids = browser.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id)")
-    assert ids == list(SECTIONS)
-    wait_until(lambda: browser.execute_script(
-        "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"),
-        timeout_s=30, what="every report image decoded")
+    assert open_report(browser, files.html) == list(SECTIONS)
     assert browser.execute_script("return document.images.length") == 5
     links = browser.execute_script("return Array.from(document.querySelectorAll('table.trials a')).length")
     assert links == spec.search.num_samples, "each trial links to its run"
