@@ -177,14 +177,22 @@ def plot(result: dict, out: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(8, 5))
     max_t = result["table"]["max_t"]
+    # Many methods: the defaults' comparison in colour, the rest faint (their numbers are in the table).
+    default = parse_method("default")
+    shown = {"default", "random+fifo", f"random+asha-g{default.grace_period}r{default.reduction_factor:g}",
+             *(entry["best"] for entry in result.get("by_budget", {}).values())}
     for name, curve in result["curves"].items():
         fte = np.array(curve["epochs"]) / max_t
-        axis.plot(fte, curve["iqm"], label=name, linewidth=2 if name in ("default", "random+fifo") else 1)
-        axis.fill_between(fte, curve["low"], curve["high"], alpha=0.12)
+        if name not in shown:
+            axis.plot(fte, curve["iqm"], color="0.8", linewidth=0.7, zorder=1)
+            continue
+        axis.plot(fte, curve["iqm"], label=name, linewidth=2 if name in ("default", "random+fifo") else 1.2, zorder=3)
+        axis.fill_between(fte, curve["low"], curve["high"], alpha=0.12, zorder=2)
     axis.set_yscale("symlog", linthresh=0.01)
     axis.set_xlabel("epochs used, in full trainings (fte)")
     axis.set_ylabel("regret: best table score - score of the pick (IQM, 95% CI)")
-    seeds = max(entry[max(entry, key=int)]["seeds"] for entry in result["summary"].values())
+    counts = sorted({entry[max(entry, key=int)]["seeds"] for entry in result["summary"].values()})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     axis.set_title(f"{result['backend']} replay, {result['workers']} workers, {seeds} seeds, "
                    f"{result['table']['configs']} recorded configurations")
     axis.legend(fontsize=7, ncol=2)
@@ -208,6 +216,9 @@ def main() -> None:
                         help="searchers propose anywhere and get the nearest recording (default: they choose among "
                              "the recorded configurations, each once, as Syne Tune's restrict_configurations)")
     parser.add_argument("--report", metavar="JSON", help="print the table of a written study and redraw its figure")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="write the JSON and figure from the runs already in <json>.raw.jsonl, running nothing "
+                             "(a study cut short: each method's entry says how many seeds it has)")
     args = parser.parse_args()
     if args.report:
         result = json.loads(Path(args.report).read_text())
@@ -226,8 +237,11 @@ def main() -> None:
     table = RecordedCurves.load(args.table)
     out = Path(args.json)
     raw = out.with_suffix(".raw.jsonl")
-    run_study(args, names, seeds, raw, table)
+    if not args.summarise_only:
+        run_study(args, names, seeds, raw, table)
     result = summarise(read_rows(raw), table, args, names)
+    if not result["summary"]:
+        raise SystemExit(f"error: {raw} holds no run of these methods with these settings")
     out.write_text(json.dumps(result, indent=1))
     plot(result, FIGURES / f"{out.stem}.png")
     print(markdown_table(result))
