@@ -7,6 +7,7 @@ Unknown keys and bad values are rejected with the dotted path of the bad key (``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -16,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mritune.platform.model_loggers import MODEL_LOGGERS
 from mritune.platform.promotion import INTERVAL_RULE, RULES
-from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
+from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
+                                    check_searcher_options)
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
+
+logger = logging.getLogger(__name__)
 
 
 class SpecError(UserInputError):
@@ -205,7 +209,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
                 raise SpecError(f"--set {key}: {part!r} holds a value, not a section")
             node = child
         node[parts[-1]] = value
+    _drop_other_searchers_options(raw, result, [item.partition("=")[0].strip() for item in overrides])
     return result
+
+
+def _drop_other_searchers_options(raw: dict[str, Any], result: dict[str, Any], keys: list[str]) -> None:
+    """``--set search.algorithm=X`` alone switches the searcher: the file's options X does not accept are dropped
+    with a one-line note, unless they were set with ``--set`` too (then the spec check's error stays)."""
+    search, before = result.get("search"), raw.get("search")
+    if "search.algorithm" not in keys or "search.options" in keys or not isinstance(search, dict):
+        return
+    algorithm = search.get("algorithm")
+    previous = before.get("algorithm", SearchSection().algorithm) if isinstance(before, dict) else None
+    options = search.get("options")
+    if algorithm == previous or algorithm not in SEARCHER_OPTIONS or not isinstance(options, dict):
+        return
+    explicit = {key.removeprefix("search.options.") for key in keys if key.startswith("search.options.")}
+    dropped = [key for key in options if key not in SEARCHER_OPTIONS[algorithm] and key not in explicit]
+    for key in dropped:
+        del options[key]
+    if dropped:
+        logger.warning("note: --set search.algorithm=%s: dropped the %s option(s) %s, which %s does not take",
+                       algorithm, previous, ", ".join(dropped), algorithm)
 
 
 def _deep_copy(value: Any) -> Any:
