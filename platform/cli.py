@@ -29,9 +29,19 @@ for _module in (cli_data, cli_train, cli_search, cli_jobs, cli_cluster, cli_depl
 _STATE = {"debug": False}  # set by --debug, read by main() after the command
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        typer.echo(f"mritune {importlib.metadata.version('mritune')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help=f"Show tracebacks of user errors too (or set {DEBUG_ENV}=1)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print mritune's version and exit."),
 ) -> None:
     if debug:
         _STATE["debug"] = True

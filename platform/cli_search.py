@@ -1,4 +1,5 @@
-"""`mritune search`, `resume`, `quickstart` and `report`: thin commands over platform/runner.py and search_report."""
+"""`mritune search`, `resume`, `quickstart`, `report` and `ui`: thin commands over platform/runner.py, search_report
+and platform/ui.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(resume_command)
     app.command("quickstart")(quickstart_command)
     app.command("report")(report_command)
+    app.command("ui")(ui_command)
 
 
 def search_command(
@@ -92,3 +94,15 @@ def report_command(
 
     files = write_search_report(locate_search(search, storage_path=storage_path), out_dir=out, ui_url=ui_url)
     typer.echo(f"Report: {files.html}")
+
+
+def ui_command(
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else "
+                                               "./mlruns.db, where searches record by default)"),
+    port: int = typer.Option(5000, "--port", help="The UI's port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address it binds (default: this machine only)"),
+) -> None:
+    """Start the MLflow UI on the searches' tracking store and print the link to the latest search (Ctrl-C stops)."""
+    from mritune.platform.ui import run_ui
+
+    run_ui(tracking_uri=tracking_uri, host=host, port=port, echo=typer.echo)

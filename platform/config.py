@@ -7,6 +7,7 @@ Unknown keys and bad values are rejected with the dotted path of the bad key (``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -14,10 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mritune.platform.model_loggers import MODEL_LOGGERS
 from mritune.platform.promotion import INTERVAL_RULE, RULES
-from mritune.search.factory import SCHEDULERS, SEARCHERS, check_scheduler_settings, check_searcher_options
+from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
+                                    check_searcher_options)
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
+
+logger = logging.getLogger(__name__)
 
 
 class SpecError(UserInputError):
@@ -204,7 +209,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
                 raise SpecError(f"--set {key}: {part!r} holds a value, not a section")
             node = child
         node[parts[-1]] = value
+    _drop_other_searchers_options(raw, result, [item.partition("=")[0].strip() for item in overrides])
     return result
+
+
+def _drop_other_searchers_options(raw: dict[str, Any], result: dict[str, Any], keys: list[str]) -> None:
+    """``--set search.algorithm=X`` alone switches the searcher: the file's options X does not accept are dropped
+    with a one-line note, unless they were set with ``--set`` too (then the spec check's error stays)."""
+    search, before = result.get("search"), raw.get("search")
+    if "search.algorithm" not in keys or "search.options" in keys or not isinstance(search, dict):
+        return
+    algorithm = search.get("algorithm")
+    previous = before.get("algorithm", SearchSection().algorithm) if isinstance(before, dict) else None
+    options = search.get("options")
+    if algorithm == previous or algorithm not in SEARCHER_OPTIONS or not isinstance(options, dict):
+        return
+    explicit = {key.removeprefix("search.options.") for key in keys if key.startswith("search.options.")}
+    dropped = [key for key in options if key not in SEARCHER_OPTIONS[algorithm] and key not in explicit]
+    for key in dropped:
+        del options[key]
+    if dropped:
+        logger.warning("note: --set search.algorithm=%s: dropped the %s option(s) %s, which %s does not take",
+                       algorithm, previous, ", ".join(dropped), algorithm)
 
 
 def _deep_copy(value: Any) -> Any:
@@ -262,6 +288,9 @@ _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
 def _check_registry(spec: SearchSpec) -> str | None:
+    if spec.registry.enabled and spec.task not in MODEL_LOGGERS:  # else found out only after every trial trained
+        return (f"registry.enabled: the {spec.task} task has no model logger (platform/model_loggers.py), so its "
+                "models cannot be registered; set registry.enabled: false")
     name = spec.model_name
     if not name.strip() or any(char in name for char in "/:") or name == "." or name.startswith(".."):
         return (f"registry.model_name: {name!r} is not a name MLflow's registry accepts "
@@ -322,11 +351,11 @@ def _check_trainable_keys(spec: SearchSpec, source: str) -> None:
             check_space(spec.fixed_config(), domains)
         except ValueError as exc:
             raise SpecError(f"{source}: search.space: {exc}") from None
-    sample = {key: _sample(domain) for key, domain in domains.items()}
-    try:
-        config_class.from_dict({**spec.fixed_config(), **sample})
-    except ValueError as exc:
-        raise SpecError(f"{source}: search.space: {exc}") from None
+    for config in _value_by_value(domains):
+        try:
+            config_class.from_dict({**spec.fixed_config(), **config})
+        except ValueError as exc:
+            raise SpecError(f"{source}: search.space: {exc}") from None
     if spec.metric not in searchable_metrics(spec.task):
         raise SpecError(
             f"{source}: search.metric: {spec.metric!r} is not reported by the {spec.task}; "
@@ -339,8 +368,27 @@ def searchable_metrics(task: str) -> tuple[str, ...]:
     return tuple(get_task(task).epoch_metrics)
 
 
-def _sample(domain: Any) -> Any:
-    return domain.sample() if hasattr(domain, "sample") else domain
+def _value_by_value(domains: dict[str, Any]) -> list[dict[str, Any]]:
+    """Configurations that hold every choice value and both bounds of every range once, the other settings at
+    their first value: validating these checks the whole space deterministically (one random sample would pass a
+    bad choice value by chance)."""
+    values = {key: _extremes(domain) for key, domain in domains.items()}
+    first = {key: options[0] for key, options in values.items()}
+    return [first] + [{**first, key: value} for key, options in values.items() for value in options[1:]]
+
+
+def _extremes(domain: Any) -> list[Any]:
+    """A Ray Tune domain's values to validate: every category, or a range's two ends (``randint``'s upper end is
+    exclusive in Ray, its last value is ``upper - 1``; ``qrandint``'s is inclusive); a constant is itself."""
+    from ray.tune.search.sample import Categorical, Float, Integer, Quantized
+
+    if isinstance(domain, Categorical):
+        return list(domain.categories)
+    if isinstance(domain, Integer):
+        return [domain.lower, domain.upper if isinstance(domain.get_sampler(), Quantized) else domain.upper - 1]
+    if isinstance(domain, Float):
+        return [domain.lower, domain.upper]
+    return [domain]
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SearchSpec:

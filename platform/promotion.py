@@ -19,6 +19,8 @@ takes ``champion`` only if its interval's worse end still beats the champion's m
 metric: its lower bound above the champion's mean). A champion registered without an interval (before re-runs
 existed, or with them off) is compared by its single number, and a challenger without one by its own; the reason
 says so. The ``single`` rule compares the two versions' single test numbers, as mritune did before re-runs.
+A champion whose number cannot be read (its metric tag missing, not a number or NaN, and no interval under the
+``interval`` rule) is not displaced: the gate fails closed here too, and the reason names the tag.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ class Interval:
         """The interval a version's tags carry, or None (registered before re-runs, or with them off)."""
         if not all(tag in tags for tag in cls.TAGS):
             return None
-        mean, low, high = (float(tags[tag]) for tag in cls.TAGS)
+        mean, low, high = (_number(tags[tag]) for tag in cls.TAGS)
+        if mean is None or low is None or high is None:
+            return None  # a damaged interval is no interval: the single number (or nothing) decides
         return cls(mean=mean, low=low, high=high)
 
     def text(self) -> str:
@@ -127,9 +131,13 @@ def compare(*, value: float, interval: Interval | None, champion_tags: dict, cha
     """
     if rule not in RULES:
         raise ValueError(f"promotion rule must be one of {RULES}, got {rule!r}")
-    single = float(champion_tags.get(f"metric.{metric}", "nan"))
+    single = _number(champion_tags.get(f"metric.{metric}"))
     champion_interval = Interval.from_tags(champion_tags) if rule == INTERVAL_RULE else None
     reference = champion_interval.mean if champion_interval else single
+    if reference is None:  # fails closed: a champion that cannot be compared is not displaced by any score
+        return False, (f"not compared: v{champion_version} has no usable metric.{metric} "
+                       f"(tag {champion_tags.get(f'metric.{metric}')!r}); it keeps its alias until one is "
+                       "moved by hand (mlflow's set_registered_model_alias)")
     against = (f"v{champion_version}'s mean {reference:.4g}" if champion_interval
                else f"v{champion_version}'s {reference:.4g}")
     if rule == SINGLE_RULE:
@@ -142,8 +150,17 @@ def compare(*, value: float, interval: Interval | None, champion_tags: dict, cha
         note = ""
     if rule == INTERVAL_RULE and champion_interval is None:
         note += f" (v{champion_version} has no interval: compared by its single number)"
-    wins = math.isnan(reference) or (ours > reference if mode == "max" else ours < reference)
+    wins = ours > reference if mode == "max" else ours < reference  # a NaN of ours never wins
     return wins, f"{what} {'beats' if wins else 'does not beat'} {against}{note}"
+
+
+def _number(text: str | None) -> float | None:
+    """A version tag's number, or None when the tag is missing, not a number, NaN or infinite."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def promote(client, model_name: str, version: str, *, fingerprint: str, value: float, metric: str, mode: str,

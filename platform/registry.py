@@ -25,11 +25,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mritune.platform.config import SearchSpec
+from mritune.platform.model_loggers import MODEL_LOGGERS, image_size
 from mritune.platform.promotion import PENDING, PROMOTION_TAG, Interval, promote
 from mritune.platform.ranking import TrialScore
 from mritune.platform.rerun_summary import RerunSummary, decision_record
@@ -166,7 +166,7 @@ def _fit_guard(spec: SearchSpec, folder: Path, dataset, out_dir: Path):
     """The checkpoint's OOD guard, fitted on the search's training split (deploy/ood_fit.py)."""
     state = json.loads((folder / "state.json").read_text())
     keras_path = str(folder / get_task(spec.task).model_file)
-    return _MODEL_LOGGERS[spec.task].fit_guard(keras_path, state, dataset, out_dir)
+    return MODEL_LOGGERS[spec.task].fit_guard(keras_path, state, dataset, out_dir)
 
 
 def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: dict, tracking_uri: str, *,
@@ -178,7 +178,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     metadata = {
         "dataset_fingerprint": dataset.fingerprint,
         "class_names": list(dataset.class_names),
-        "image_size": _image_size(state, dataset),
+        "image_size": image_size(state, dataset),
         "search": spec.name,
         "epoch": int(state["epoch"]),
         "metrics": metrics,
@@ -190,56 +190,9 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     client = mlflow.tracking.MlflowClient(tracking_uri)
     status = client.get_run(run_id).info.status
     with mlflow.start_run(run_id=run_id):
-        info = _MODEL_LOGGERS[spec.task].log(keras_path, state, metadata, guard_path)
+        info = MODEL_LOGGERS[spec.task].log(keras_path, state, metadata, guard_path)
     client.set_terminated(run_id, status=status)
     return info.model_uri
-
-
-def _log_classifier(keras_path: str, state: dict, metadata: dict, guard_path: Path):
-    from mritune.deploy.model_logging import log_classifier_model
-
-    return log_classifier_model(keras_path=keras_path, image_size=metadata["image_size"],
-                                class_names=metadata["class_names"], metadata=metadata, guard_path=guard_path)
-
-
-def _log_generator(keras_path: str, state: dict, metadata: dict, guard_path: Path):
-    from mritune.deploy.model_logging import log_generator_model
-
-    return log_generator_model(keras_path=keras_path, image_size=metadata["image_size"],
-                               latent_dim=int(state["latent_dim"]), metadata=metadata, guard_path=guard_path)
-
-
-def _fit_classifier_guard(keras_path: str, state: dict, dataset, out_dir: Path):
-    from mritune.deploy.ood_fit import fit_classifier_guard_file
-
-    return fit_classifier_guard_file(keras_path, dataset, image_size=_image_size(state, dataset), out_dir=out_dir)
-
-
-def _fit_generator_guard(keras_path: str, state: dict, dataset, out_dir: Path):
-    from mritune.deploy.ood_fit import fit_generator_guard_file
-
-    return fit_generator_guard_file(keras_path, dataset, image_size=_image_size(state, dataset),
-                                    latent_dim=int(state["latent_dim"]), out_dir=out_dir)
-
-
-def _image_size(state: dict, dataset) -> int:
-    return int(state.get("image_size", dataset.image_size))
-
-
-@dataclass(frozen=True)
-class _PyfuncLogging:
-    """How a task's checkpoint becomes a registered pyfunc: its OOD guard, then the logged model."""
-
-    fit_guard: Callable  # (keras_path, state, dataset, out_dir) -> deploy.ood_fit.FittedGuard
-    log: Callable  # (keras_path, state, metadata, guard_path) -> MLflow ModelInfo
-
-
-# Task name (trainables/tasks.py) -> how its model is logged as an MLflow pyfunc. Here, not in the task registry,
-# because the pyfunc wrappers live in deploy/ and trainables must not import deploy (docs/architecture.md).
-_MODEL_LOGGERS = {
-    "classifier": _PyfuncLogging(fit_guard=_fit_classifier_guard, log=_log_classifier),
-    "dcgan": _PyfuncLogging(fit_guard=_fit_generator_guard, log=_log_generator),
-}
 
 
 def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fingerprint, metrics, gate, tracking_uri,

@@ -172,14 +172,14 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     uri = state["tracking_uri"]
     storage.check_storage_usable(experiment_path)
     check_tracking_reachable(uri, sqlite_must_exist=False)
+    # Everything that can refuse the resume comes before the first change to the search's MLflow runs: a resume
+    # that cannot go on leaves the parent run's status as the interruption left it.
+    if not tune.Tuner.can_restore(str(experiment_path)):
+        raise MissingInputError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
     dataset = load_data(spec)
     _connect_and_check(spec, address, uri, experiment_path.parent, verbose=verbose)
     context = _SearchContext(spec, experiment_path, uri, state["experiment_id"], state["parent_run_id"],
                              verbose=verbose)
-    tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
-    tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
-    if not tune.Tuner.can_restore(str(experiment_path)):
-        raise MissingInputError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
     tuner = tune.Tuner.restore(
         str(experiment_path),
         trainable=_trainable(context, dataset),
@@ -187,6 +187,8 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
         resume_errored=True,
         restart_errored=False,
     )
+    tracking_runs.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id)
+    tracking_runs.reopen_search_run(context.tracking_uri, context.parent_run_id)
     return _fit_and_finish(context, tuner, dataset)
 
 

@@ -22,7 +22,7 @@ def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment
 
     mlflow.set_tracking_uri(tracking_uri)
     tags = {ROLE_TAG: "search", SEARCH_TAG: spec.name, "mritune.task": spec.task}
-    commit = _git_commit()
+    commit = source_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -219,11 +219,24 @@ def trial_run_id(tracking_uri: str, experiment_id: str, parent_run_id: str, tria
     return run.info.run_id if run else None
 
 
-def _git_commit() -> str | None:
+def source_commit(folder: Path | None = None) -> str | None:
+    """mritune's own source commit: that of the git checkout holding ``folder`` (default: this package's folder),
+    or None when it is not one (an installed wheel), also when the folder merely sits inside some other
+    repository (a venv in a project's checkout) without being tracked there. Never the folder the command runs in.
+    """
+    folder = folder or Path(__file__).resolve().parent
+    if not folder.is_dir():
+        return None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        tracked = _git(folder, "ls-files", "--", ".")
+        commit = _git(folder, "rev-parse", "HEAD") if tracked else None
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.debug("no git commit recorded for the search (%s)", exc)
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return commit or None
 
+
+def _git(folder: Path, *args: str) -> str | None:
+    """A git command's output in ``folder``; None when git refuses (not a repository, no commit yet)."""
+    out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None

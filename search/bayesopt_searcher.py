@@ -77,6 +77,8 @@ class BayesOptSearch(UnitCubeSearcher):
         self._fit_subset = FitSubset(max_points=max_fit_points)
         self.fits = HyperparameterFits(model_fit=model_fit, blas_threads=blas_threads)
         self._n_fits = 0
+        self._options.update(acquisition=acquisition, pending_strategy=pending_strategy,
+                             max_fit_points=max_fit_points, model_fit=model_fit)
 
     def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray | None,
                  rng: np.random.Generator) -> np.ndarray:

@@ -85,6 +85,12 @@ class GPyOptSearch(UnitCubeSearcher):
                                              target_transform=target_transform)
         self._fit_subset = FitSubset(max_points=max_fit_points)
         self._gp = WarmGP(self._settings, HyperparameterFits(model_fit=model_fit, blas_threads=blas_threads))
+        self._model_settings = model_settings
+        self._options.update(acquisition=acquisition, pending_strategy=pending_strategy,
+                             target_transform=target_transform, max_fit_points=max_fit_points, model_fit=model_fit)
+
+    def _constructor_extras(self) -> dict:
+        return {"model_settings": self._model_settings}
 
     @property
     def fits(self) -> HyperparameterFits:

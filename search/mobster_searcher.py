@@ -56,8 +56,9 @@ class MobsterSearch(UnitCubeSearcher):
     """Learns from every ASHA rung result; EI at the highest well-observed rung; minimizes internally.
 
     Args:
-        max_t: ASHA's ``max_t`` (the most ``training_iteration`` a trial reaches); required, like the two below it
-            must equal the scheduler's or the searcher learns from the wrong results.
+        max_t: ASHA's ``max_t`` (the most ``training_iteration`` a trial reaches); like the two below it, it
+            must equal the scheduler's or the searcher learns from the wrong results. None only for a searcher
+            that restores a saved state (which carries all three); it cannot suggest before.
         grace_period: ASHA's ``grace_period`` (first rung).
         reduction_factor: ASHA's ``reduction_factor``.
         space: Ray Tune domains or a ``SearchSpace``; None: taken from ``Tuner(param_space=...)``.
@@ -87,7 +88,7 @@ class MobsterSearch(UnitCubeSearcher):
         >>> searcher.on_trial_result("t1", {"val_loss": 0.9, "training_iteration": 1})  # a rung: learned
     """
 
-    def __init__(self, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
+    def __init__(self, *, max_t: int | None = None, grace_period: int = 1, reduction_factor: float = 3,
                  space: dict | SearchSpace | None = None, metric: str | None = None, mode: str | None = None,
                  points_to_evaluate: list[dict] | None = None, n_initial_points: int = 5, model: str = "joint",
                  refit_every: int = 5, max_fit_points: int = 150, random_state_seed: int | None = None,
@@ -96,17 +97,21 @@ class MobsterSearch(UnitCubeSearcher):
         for name, value, low in (("refit_every", refit_every, 1), ("max_fit_points", max_fit_points, 10)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        levels = asha_levels(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor)
+        # No max_t: no rung levels until a saved state brings them (``MobsterSearch().restore(path)``).
+        levels = (() if max_t is None else
+                  asha_levels(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor))
         super().__init__(space=space, metric=metric, mode=mode, points_to_evaluate=points_to_evaluate,
                          n_initial_points=n_initial_points, random_state_seed=random_state_seed,
                          blas_threads=blas_threads)
-        self._max_t = int(max_t)
+        self._max_t = None if max_t is None else int(max_t)
         self._model_name = model
         self._refit_every = refit_every
         self._fit_subset = FitSubset(max_points=max_fit_points)
         self._rungs = RungLog(levels)
         self.fits = HyperparameterFits(model_fit=model_fit, blas_threads=blas_threads)
         self._n_fits = 0
+        self._options.update(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor, model=model,
+                             refit_every=refit_every, max_fit_points=max_fit_points, model_fit=model_fit)
 
     @property
     def levels(self) -> tuple[int, ...]:
@@ -132,6 +137,12 @@ class MobsterSearch(UnitCubeSearcher):
         observation = self._log.finished[-1]
         if observation.status != STATUS_ERROR and observation.value is not None:
             self._rungs.add(observation.trial_id, self._max_t, observation.value)
+
+    def _check_ready(self) -> None:
+        super()._check_ready()
+        if self._max_t is None:
+            raise ValueError("MobsterSearch: no rung levels; pass max_t (and ASHA's grace_period and "
+                             "reduction_factor), or restore a state saved by a MobsterSearch")
 
     # --------------------------------------------------------------------------------------------- proposing
 
@@ -262,7 +273,10 @@ class MobsterSearch(UnitCubeSearcher):
 
     def set_state(self, state: dict) -> None:
         levels = tuple(int(v) for v in state.get("levels", ()))
-        if levels != self.levels:
+        # A searcher built with ASHA's settings must have the state's rung levels (its scheduler has them). One
+        # built without (MobsterSearch()) takes them from a version-2 state's options; a version-1 state has none.
+        adopts = self._max_t is None and self._space is None and state.get("options") is not None
+        if not adopts and levels != self.levels:
             raise ValueError(f"MobsterSearch: the state was written for rung levels {list(levels)}, this searcher "
                              f"has {list(self.levels)}; construct it with the same max_t, grace_period and "
                              "reduction_factor")

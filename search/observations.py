@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-STATE_VERSION = 1
+# 2: the state also carries the search space and the searcher's options, so a searcher constructed with no
+# arguments can restore it (Ray's searcher contract); 1 (no space, no options) still loads.
+STATE_VERSION = 2
+READABLE_STATE_VERSIONS = (1, 2)
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -136,8 +139,9 @@ def check_state(state: Any, owner: str) -> dict:
     """Validate a searcher state dict before restoring it."""
     if not isinstance(state, dict) or "version" not in state:
         raise ValueError(f"{owner}: not a searcher state (no 'version' key); restore a file written by save()")
-    if state["version"] != STATE_VERSION:
-        raise ValueError(f"{owner}: state version {state['version']} is not supported (expected {STATE_VERSION})")
+    if state["version"] not in READABLE_STATE_VERSIONS:
+        raise ValueError(f"{owner}: state version {state['version']} is not supported (expected one of "
+                         f"{', '.join(map(str, READABLE_STATE_VERSIONS))})")
     if state.get("searcher") != owner:
         raise ValueError(f"{owner}: state was written by {state.get('searcher')!r}; restore it into that searcher")
     return state

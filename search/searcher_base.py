@@ -62,6 +62,9 @@ class UnitCubeSearcher(Searcher):
         self._log = ObservationLog()
         self._n_suggested = 0
         self._allowed: np.ndarray | None = None  # restrict_to's configurations, in the unit cube
+        # The constructor's JSON options, saved with the state so a searcher built with no arguments restores the
+        # same algorithm (subclasses add theirs).
+        self._options: dict[str, Any] = {"n_initial_points": n_initial_points, "blas_threads": blas_threads}
 
     @staticmethod
     def _as_space(space: dict | SearchSpace) -> SearchSpace:
@@ -184,12 +187,24 @@ class UnitCubeSearcher(Searcher):
     # ------------------------------------------------------------------------------------------------- state
 
     def get_state(self) -> dict:
+        """A small versioned JSON dict: observations, the random generator, the space and the options (never the
+        fitted model), enough for ``type(self)()`` to go on (``set_state``)."""
         return {"version": STATE_VERSION, "searcher": type(self).__name__, "metric": self._metric,
                 "mode": self._mode, "n_suggested": self._n_suggested, "queue": self._queue,
-                "rng": self._rng.bit_generator.state, **self._log.to_state(), "model": self._model_state()}
+                "rng": self._rng.bit_generator.state, **self._log.to_state(), "model": self._model_state(),
+                "space": self._space.to_state() if self._space is not None else None, "options": self._options}
 
     def set_state(self, state: dict) -> None:
+        """Continue from ``get_state``'s dict. A searcher without a space yet (``S()``, as in Ray's contract) takes
+        the saved space and the saved options, as Ray's own searchers do (their state is the whole object); one
+        that has a space (given to it, or by Tune's ``set_search_properties``) keeps its own space and options.
+        Version-1 states carry neither."""
         check_state(state, type(self).__name__)
+        options = state.get("options")
+        if self._space is None and options is not None and options != self._options:
+            self._reconstruct(options)
+        if self._space is None and state.get("space") is not None:
+            self._space = SearchSpace.from_state(state["space"])
         self._metric = state["metric"] or self._metric
         self._mode = state["mode"] or self._mode
         self._n_suggested = int(state["n_suggested"])
@@ -214,6 +229,16 @@ class UnitCubeSearcher(Searcher):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{checkpoint_path}: not a JSON searcher state ({exc})") from None
         self.set_state(state)
+
+    def _reconstruct(self, options: dict) -> None:
+        """Build this searcher again with the saved ``options`` (space, metric and mode kept); ``set_state`` then
+        fills in the rest."""
+        type(self).__init__(self, space=self._space, metric=self._metric, mode=self._mode,
+                            **self._constructor_extras(), **options)
+
+    def _constructor_extras(self) -> dict:
+        """Constructor arguments that are not JSON options but must survive ``_reconstruct`` (subclasses)."""
+        return {}
 
     def _model_state(self) -> dict:
         """Small JSON hints a subclass wants back after restore (e.g. kernel hyperparameters); not the model."""

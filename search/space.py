@@ -87,6 +87,19 @@ class SearchSpace:
             parts.append(_encode_param(p, value))
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def to_state(self) -> dict:
+        """The space as a small JSON dict (a searcher's saved state carries it; ``from_state`` reads it back)."""
+        return {"params": [{"path": list(p.path), "kind": p.kind, "lower": p.lower, "upper": p.upper, "log": p.log,
+                            "q": p.q, "values": list(p.values)} for p in self.params],
+                "constants": [[list(path), value] for path, value in self.constants]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SearchSpace":
+        """The space ``to_state`` wrote."""
+        params = tuple(Param(path=tuple(p["path"]), kind=p["kind"], lower=p["lower"], upper=p["upper"],
+                             log=p["log"], q=p["q"], values=tuple(p["values"])) for p in state["params"])
+        return cls(params=params, constants=tuple((tuple(path), value) for path, value in state["constants"]))
+
     def with_constants(self, config: dict) -> dict:
         """A user-given config (points_to_evaluate) validated against the space, constants filled in."""
         self.encode(config)

@@ -168,13 +168,16 @@ def best_by_time(record: SearchRecord) -> list[tuple[float, float]]:
 
 
 def best_by_trial(record: SearchRecord) -> list[tuple[float, float | None, float]]:
-    """``(trial number, its score, best score so far)`` in creation order; unscored trials keep the best."""
+    """``(position, its score, best score so far)`` with the trials in the order they started, numbered from 1;
+    unscored trials keep the best. By start, not by the driver's numbers: those start again at 1 after a resume
+    and are 0 for a trial that failed before its first result."""
     rows, best = [], None
-    for trial in sorted(record.trials, key=lambda t: t.number):
+    started = sorted(record.trials, key=lambda t: (t.start_s, t.number, t.trial_id))
+    for position, trial in enumerate(started, start=1):
         value = trial.score(record.mode).value
         if value is not None:
             best = value if best is None else (max(best, value) if record.mode == "max" else min(best, value))
-        rows.append((trial.number, value, best))
+        rows.append((position, value, best))
     return rows
 
 

@@ -144,3 +144,57 @@ def test_bad_promotion_keys_are_refused_at_parse_time(change, message):
 def test_the_default_top_k_is_accepted_for_a_search_with_fewer_trials():
     # rerun_best re-runs the trials there are; only an explicit rerun_top_k above num_samples is refused
     assert parse_spec(minimal(**{"search.num_samples": 1})).promotion.rerun_top_k == 3
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ({"dense_units": {"choice": [16, 32, -5]}}, "dense_units"),
+    ({"optimizer": {"choice": ["adam", "rmsprop"]}}, "optimizer"),
+    ({"dropout": {"uniform": [0.0, 1.5]}}, "dropout"),
+    ({"batch_size": {"randint": [0, 32]}}, "batch_size"),
+])
+def test_every_choice_value_and_range_bound_is_validated_not_a_random_sample(space, message):
+    """One bad value among the choices (or a bound outside what the training accepts) is refused every time: the
+    spec is checked value by value, not by one random sample that may miss it."""
+    raw = minimal()
+    raw["search"]["space"] = space
+    for _ in range(30):  # one random sample per parse would miss the bad value in some of 30 tries
+        with pytest.raises(SpecError, match=f"search.space: .*{message}"):
+            parse_spec(raw)
+
+
+def test_a_valid_space_passes_with_every_value_checked():
+    raw = minimal()
+    raw["search"]["space"] = {"dense_units": {"choice": [16, 32]}, "dropout": {"uniform": [0.0, 0.6]},
+                              "batch_size": {"randint": [8, 33]}, "l2": {"qloguniform": [1e-6, 1e-2, 1e-6]}}
+    assert parse_spec(raw).search.space["dense_units"] == {"choice": [16, 32]}
+
+
+def test_a_task_without_a_model_logger_is_refused_when_the_spec_is_parsed(tmp_path):
+    """The replay task (benchmarks/replay_task.py) has no pyfunc model logger: with the registry on, its spec is
+    refused at parse time (exit 2, before any trial trains), and accepted with registry.enabled=false."""
+    import subprocess
+    import sys
+
+    from tests.search.test_replay import quick_configs, write_table
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from scale import run_env, spec_dict
+
+    table = write_table(tmp_path / "table.jsonl", quick_configs(4))
+    spec = spec_dict(table=table, trials=2, concurrent=1, tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}",
+                     storage=tmp_path)
+    spec.pop("registry")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    mritune = str(Path(sys.executable).with_name("mritune"))
+    env = {**run_env(table, time_scale=0.01), "MRITUNE_CACHE_DIR": str(tmp_path / "cache")}
+    refused = subprocess.run([mritune, "search", str(spec_file), "--dry-run"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert "registry.enabled: the replay task has no model logger" in refused.stderr
+    assert not (tmp_path / "ray_results").exists()
+    check = ("from mritune.platform.config import load_spec; "
+             f"print(load_spec({str(spec_file)!r}, ['registry.enabled=false']).registry.enabled)")
+    accepted = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert accepted.stdout.strip() == "False", accepted.stderr[-2000:]

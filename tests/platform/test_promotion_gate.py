@@ -132,3 +132,30 @@ def test_for_a_lower_is_better_metric_the_upper_bound_must_beat_the_mean(client,
 def test_an_unknown_rule_is_a_bug_not_a_decision():
     with pytest.raises(ValueError, match="promotion rule"):
         compare(value=0.5, interval=None, champion_tags={}, champion_version="1", metric="m", mode="max", rule="x")
+
+
+@pytest.mark.parametrize("tag", [None, "nan", "not a number"])
+@pytest.mark.parametrize("rule", ["interval", SINGLE_RULE])
+def test_a_champion_without_a_usable_metric_is_never_displaced_and_the_reason_says_why(client, tmp_path, tag, rule):
+    """The gate fails closed: a champion whose metric tag is missing, NaN or not a number cannot be compared, so
+    no version takes its alias, however good (the reason names the tag to fix)."""
+    version = client.create_model_version("gate-test", source=tmp_path.as_uri(),
+                                          tags={"dataset_fingerprint": "fp-a"}).version
+    if tag is not None:
+        client.set_model_version_tag("gate-test", version, "metric.test_macro_f1", tag)
+    client.set_registered_model_alias("gate-test", CHAMPION, version)
+    for interval in (None, Interval(mean=0.99, low=0.98, high=1.0)):
+        alias, previous, reason = decide_alias(client, "gate-test", fingerprint="fp-a", value=0.99,
+                                               metric="test_macro_f1", mode="max", interval=interval, rule=rule)
+        assert (alias, previous) == (CHALLENGER, str(version)), reason
+        assert f"v{version} has no usable metric.test_macro_f1" in reason
+
+
+def test_a_champion_with_an_interval_but_no_single_number_is_still_compared_by_its_interval(client, tmp_path):
+    """Under the interval rule the champion's mean decides; its missing single number does not matter there."""
+    version = client.create_model_version("gate-test", source=tmp_path.as_uri(),
+                                          tags={"dataset_fingerprint": "fp-a"}).version
+    _with_interval(client, version, 0.70, 0.64, 0.76)
+    client.set_registered_model_alias("gate-test", CHAMPION, version)
+    assert decide_alias(client, "gate-test", fingerprint="fp-a", value=0.8, metric="test_macro_f1", mode="max",
+                        interval=Interval(mean=0.8, low=0.75, high=0.85))[0] == CHAMPION

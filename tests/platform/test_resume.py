@@ -83,3 +83,31 @@ def test_resume_after_killing_the_driver(tmp_path, scheduler):
     assert_nothing_lost(spec.tracking.uri, parents[0].info.run_id, trial_ids=tune_trial_ids(folder),
                         parent_status="FINISHED", model_name=spec.model_name, search_metric=spec.metric,
                         search_mode=spec.mode)
+
+
+def test_a_resume_that_cannot_restore_leaves_the_parent_run_as_it_was(tmp_path):
+    """A search folder whose Tune state is gone: `mritune resume` refuses it (exit 2) and neither reopens the
+    interrupted parent run nor closes its trial runs."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    spec = tiny_spec(tmp_path)
+    client = MlflowClient(spec.tracking.uri)
+    experiment_id = client.create_experiment(spec.experiment)
+    parent = client.create_run(experiment_id, tags={"mritune.role": "search"})
+    client.set_terminated(parent.info.run_id, status="KILLED")
+    trial = client.create_run(experiment_id, tags={"mritune.role": "trial",
+                                                   "mlflow.parentRunId": parent.info.run_id})
+    folder = tmp_path / "ray_results" / "tiny-classifier-2026-01-01_00-00-00"
+    folder.mkdir(parents=True)
+    (folder / "mritune_search.json").write_text(json.dumps({
+        "spec": spec.model_dump(mode="json"), "tracking_uri": spec.tracking.uri, "experiment_id": experiment_id,
+        "parent_run_id": parent.info.run_id}))
+    mritune = str(Path(sys.executable).with_name("mritune"))
+    resumed = subprocess.run([mritune, "resume", str(folder)], cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, "MRITUNE_CACHE_DIR": str(tmp_path / "cache")}, timeout=DEADLINE_S)
+    assert resumed.returncode == 2, resumed.stderr[-3000:]
+    assert "holds no Tune experiment state to resume" in resumed.stderr
+    assert client.get_run(parent.info.run_id).info.status == "KILLED"
+    assert client.get_run(trial.info.run_id).info.status == "RUNNING", "nothing was resumed, nothing closed"

@@ -58,6 +58,17 @@ def test_best_so_far_by_time_and_by_trial_follow_the_mode():
     assert [best for _, _, best in d.best_by_trial(high)] == [0.5, 0.5, 0.5]
 
 
+def test_best_by_trial_follows_the_order_the_trials_started_not_their_numbers():
+    """The driver's numbers start again at 1 after a resume and are missing for trials that never reported (0):
+    the convergence panel still shows the trials in the order they started, numbered 1..n in that order."""
+    trials = [_trial(1, 20, 30, [0.9]),  # the resumed driver's first trial, started last
+              _trial(2, 10, 15, [0.6]),
+              _trial(0, 5, 6, [None], outcome=d.FAILED),  # failed before its first result: never numbered
+              _trial(1, 0, 4, [0.5])]
+    rows = d.best_by_trial(_record(trials))
+    assert rows == [(1, 0.5, 0.5), (2, None, 0.5), (3, 0.6, 0.6), (4, 0.9, 0.9)]
+
+
 def test_trials_rank_as_the_results_table_does():
     trials = [_trial(1, 0, 4, [0.5, 0.7]), _trial(2, 0, 4, [0.9], outcome=d.FAILED), _trial(3, 0, 4, [None]),
               _trial(4, 0, 4, [0.6], outcome=d.STOPPED)]
