@@ -1,5 +1,5 @@
-"""What the recorded table holds: which hyperparameters matter (fANOVA, and each one's effect near the optimum), how noisy a training is, how early
-epochs rank configurations, and how its scores are spread.
+"""What the recorded table holds: which hyperparameters matter (fANOVA, and each one's effect near the optimum),
+how noisy a training is, how early epochs rank configurations, and how its scores are spread.
 
     python benchmarks/curves/analyse.py [--table benchmarks/curves/classifier_32px.jsonl]
 
@@ -127,8 +127,7 @@ def main() -> None:
     }
     Path(args.out).write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: summary[k] for k in ("configs", "fanova_importance", "sensitivity_at_best", "seed_noise",
-                                              "early_ranking",
-                                              "scores", "epoch_seconds_median")}, indent=1))
+                                              "early_ranking", "scores", "epoch_seconds_median")}, indent=1))
 
 
 if __name__ == "__main__":
