@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mritune.deploy.tracking_uri import is_remote_uri
+from mritune.platform.display import short_value
 
 
 def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
@@ -24,11 +25,6 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
     if len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
     return "\n".join(lines)
-
-
-def short_value(value, digits: int = 4) -> str:
-    """A hyperparameter's value as tables, reports and progress lines show it: floats to ``digits`` digits."""
-    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mritune.platform.report import short_value
+from mritune.platform.display import short_value
 from mritune.platform.rerun_summary import ConfigReruns, RerunSummary, interval_from_dict
 
 

@@ -88,6 +88,6 @@ def trial_run_name(number: int, config: dict, searched: list[str]) -> str:
 
 def searched_values(config: dict, searched: list[str]) -> str:
     """``learning_rate=0.00378 dense_units=32``: the searched values, as run names and progress lines show them."""
-    from mritune.platform.report import short_value
+    from mritune.platform.display import short_value
 
     return " ".join(f"{key}={short_value(config.get(key), digits=3)}" for key in searched)

@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from mritune.platform.report import short_value
+from mritune.platform.display import short_value
 from mritune.platform.search_report.data import (TABLE_ROWS, TOP_TRIALS, SearchRecord, idle_gaps, slot_utilisation,
                                                   timeline)
 from mritune.platform.search_report.importance import Importance
