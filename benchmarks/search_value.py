@@ -16,7 +16,8 @@ every curve) and ``docs/img/search_value.png`` (median and IQR of the anytime cu
         --name search_value_mobster                 # the multi-fidelity searcher on the same workload
     python benchmarks/search_value.py --seeds 3 --budget 900 --strategies default,random+fifo \
         --set data.synthetic.size=32 --set trainable.image_size=32 --set scheduler.max_t=16 \
-        --set search.max_concurrent=4 --set resources.cpu=0.5 --name search_live   # the study's live check
+        --set search.max_concurrent=4 --set resources.cpu=0.5 --curves benchmarks/curves/classifier_32px.jsonl \
+        --name search_live   # the study's live check
 """
 
 from __future__ import annotations
@@ -69,7 +70,31 @@ def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
         "best_val": curve[-1][1] if curve else None,
         "winner_test_macro_f1": registration.metrics.get("test_macro_f1") if registration else None,
         "majority_test_macro_f1": registration.metrics.get("test_macro_f1_majority") if registration else None,
+        **found_configuration(outcome, args),
     }
+
+
+def found_configuration(outcome, args) -> dict:
+    """What the search settled on: the registered configuration, its re-runs' mean val and test macro-F1, and
+    with ``--curves`` its regret on the recorded table (the replay study's measure, by 1-nearest-neighbour)."""
+    chosen = outcome.reruns.chosen_config if outcome.reruns is not None else None
+    if chosen is not None:
+        config = dict(chosen.searched)
+    elif outcome.table and outcome.table[0].get(outcome.metric) is not None:
+        config = {key[len("config."):]: value for key, value in outcome.table[0].items() if key.startswith("config.")}
+    else:
+        return {}
+    found = {"config": config,
+             "rerun_val_mean": chosen.val_mean if chosen is not None else None,
+             "rerun_test_mean": chosen.test_mean if chosen is not None else None}
+    if args.curves:
+        from mritune.search.replay import RecordedCurves
+
+        table = RecordedCurves.load(args.curves)
+        row = table.nearest(config)
+        found["table_regret"] = round(table.best_score - table.score(row), 4)
+        found["table_test"] = round(table.test_score(row), 4)
+    return found
 
 
 def strategy_overrides(strategy: str) -> list[str]:
@@ -141,6 +166,8 @@ def summarise(runs: list[dict], args) -> dict:
                                                if run["winner_test_macro_f1"] is not None]),
             "trials": quartiles([float(run["trials"]) for run in mine]),
             "epochs": quartiles([float(run["epochs"]) for run in mine]),
+            "rerun_val_mean": quartiles([run["rerun_val_mean"] for run in mine if run.get("rerun_val_mean") is not None]),
+            "table_regret": quartiles([run["table_regret"] for run in mine if run.get("table_regret") is not None]),
         }
     base = summary.get("random+fifo", {}).get("time_to_target_s")
     for entry in summary.values():
@@ -155,14 +182,20 @@ def markdown_table(result: dict) -> str:
     def cell(q, fmt):
         return "-" if not q else f"{q['median']:{fmt}} ({q['q1']:{fmt}}–{q['q3']:{fmt}})"
 
+    with_table = any(entry.get("table_regret") for entry in result["summary"].values())
+    extra = " re-runs' val mean | regret on the recorded table |" if with_table else ""
     lines = [f"| strategy | reached {result['target_val_macro_f1']} val macro-F1 | time to it, s | × random+FIFO's "
-             "| best val macro-F1 | winner's test macro-F1 | trials | epochs |", "|---|---|---|---|---|---|---|---|"]
+             f"| best val macro-F1 | winner's test macro-F1 | trials | epochs |{extra}",
+             "|---|---|---|---|---|---|---|---|" + ("---|---|" if with_table else "")]
     for name, entry in result["summary"].items():
         ratio = entry["time_to_target_vs_random_fifo"]
-        lines.append(f"| {name} | {entry['reached_target']}/{entry['runs']} | {cell(entry['time_to_target_s'], '.0f')} "
-                     f"| {'-' if ratio is None else f'{ratio:.2f}'} | {cell(entry['best_val_macro_f1'], '.3f')} "
-                     f"| {cell(entry['winner_test_macro_f1'], '.3f')} | {cell(entry['trials'], '.0f')} "
-                     f"| {cell(entry['epochs'], '.0f')} |")
+        row = (f"| {name} | {entry['reached_target']}/{entry['runs']} | {cell(entry['time_to_target_s'], '.0f')} "
+               f"| {'-' if ratio is None else f'{ratio:.2f}'} | {cell(entry['best_val_macro_f1'], '.3f')} "
+               f"| {cell(entry['winner_test_macro_f1'], '.3f')} | {cell(entry['trials'], '.0f')} "
+               f"| {cell(entry['epochs'], '.0f')} |")
+        if with_table:
+            row += f" {cell(entry.get('rerun_val_mean'), '.3f')} | {cell(entry.get('table_regret'), '.3f')} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -205,6 +238,9 @@ def main() -> None:
     parser.add_argument("--spec", default="classifier-quick.yaml")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--set", action="append", default=[], help="spec override, as mritune search --set")
+    parser.add_argument("--curves", default=None,
+                        help="a recorded table (benchmarks/curves/*.jsonl): also report the found configuration's "
+                             "regret on it, as the search study measures it")
     parser.add_argument("--name", default="search_value",
                         help="results/<name>.json and docs/img/<name>.png (another name keeps the README's study)")
     args = parser.parse_args()
