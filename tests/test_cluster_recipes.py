@@ -4,7 +4,7 @@ Kubernetes core objects are checked against their OpenAPI schemas (`kubernetes-v
 KubeRay's CRDs, so RayCluster and RayJob are checked against the structure the operator's Go types declare
 (ray-operator/apis/ray/v1/raycluster_types.go and rayjob_types.go, KubeRay 1.5): the fields without `omitempty`
 are required, unknown keys are refused, enums hold. The RayJob runs exactly what `mritune submit` sends for the
-command README.md documents.
+command docs/cluster.md documents.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from mritune.platform.jobs import search_entrypoint
 
 RECIPES = Path(__file__).resolve().parents[1] / "cluster-recipes"
-README = Path(__file__).resolve().parents[1] / "README.md"
+CLUSTER_DOC = Path(__file__).resolve().parents[1] / "docs" / "cluster.md"
 KUBERNETES_VERSION = "1.30.0"
 
 # Field names per KubeRay v1 struct: (required, optional). Required = no `omitempty` in the json tag.
@@ -149,9 +149,9 @@ def test_kuberay_objects_have_token_auth_and_gpu_workers_from_zero(kind):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == container["resources"]["requests"]["nvidia.com/gpu"]
 
 
-def test_rayjob_runs_what_the_readme_submit_command_sends():
-    block = re.search(r"<!-- rayjob-submit -->\s*```bash\n(.*?)```", README.read_text(), re.S)
-    assert block, "README.md lacks the submit command marked <!-- rayjob-submit -->"
+def test_rayjob_runs_what_the_documented_submit_command_sends():
+    block = re.search(r"<!-- rayjob-submit -->\s*```bash\n(.*?)```", CLUSTER_DOC.read_text(), re.S)
+    assert block, "docs/cluster.md lacks the submit command marked <!-- rayjob-submit -->"
     words = shlex.split(block.group(1).replace("\\\n", " "))
     assert words[:2] == ["mritune", "submit"]
     overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]

@@ -2,7 +2,7 @@
 
 Every consumer reads this table: the config (allowed names, per-backbone minimum image size), the spec check
 that refuses searching a setting the fixed backbone ignores (``unused_searched_settings``), the model builder
-and the README's list. Adding a Keras application is one ``Backbone(...)`` entry below.
+and the list in docs/specs.md. Adding a Keras application is one ``Backbone(...)`` entry below.
 
 Every backbone takes the same input: float32 raw pixels (0-255), one channel. Keras applications expect three
 channels, so the grayscale channel is repeated (``GrayscaleToRGB``) after scaling to the range the application
