@@ -1,7 +1,7 @@
 """A real headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven through Selenium.
 
-The browser is the system's: nothing is downloaded at run time (``.ci/run`` installs the two packages when they
-are missing). Without them the tests fail and say what to install; they never skip.
+The browser is the system's: nothing is downloaded at run time (README command 2, which ``.ci/run`` runs, installs
+the two packages). Without them the tests fail and say what to install; they never skip.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 MISSING = ("Debian's chromium and chromium-driver are needed for the browser tests: "
-           "apt-get install -y chromium chromium-driver (.ci/run installs them)")
+           "sudo apt-get install -y chromium chromium-driver (README command 2 installs them)")
 
 
 def chromium_binaries() -> tuple[str, str]:
@@ -23,9 +23,10 @@ def chromium_binaries() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """A headless Chromium (selenium WebDriver), 1400x1000, for this test module."""
+    """A headless Chromium (selenium WebDriver), 1400x1000, shared by the session's browser tests: each loads
+    its own page (a report file, or a server on a port of its own, so no origin's storage is shared)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

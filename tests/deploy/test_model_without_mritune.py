@@ -24,7 +24,7 @@ from mritune.platform.processes import free_ports, start_in_new_session, stop_se
 from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, GENERATOR
 
-VENV_TIMEOUT_S = 1500  # TensorFlow's wheel alone is ~600 MB to unpack; pip's cache holds the downloads
+VENV_TIMEOUT_S = 1500  # a cold uv cache downloads and unpacks TensorFlow's ~600 MB wheel
 SERVE_START_TIMEOUT_S = 240.0
 
 _PREDICT_SCRIPT = """
@@ -46,11 +46,19 @@ print(json.dumps({{
 
 @pytest.fixture(scope="session")
 def bare_venv(tmp_path_factory, pulled_classifier) -> Path:
-    """A virtual environment with the champion's requirements.txt installed, and no mritune."""
+    """A fresh virtual environment with the champion's requirements.txt installed, and no mritune.
+
+    Built by uv (dev extra) from the indexes pip is configured with: the environment is as fresh as pip's, but uv
+    unpacks wheels once into its cache and hardlinks them, so the ~1 GB of TensorFlow and MLflow takes seconds
+    once the cache holds them (pip unpacked and byte-compiled them every session: ~1.5-7 minutes here).
+    """
+    from uv import find_uv_bin
+
+    uv = find_uv_bin()
     folder = tmp_path_factory.mktemp("bare-venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(folder)], check=True, timeout=300)
     install = subprocess.run(
-        [str(folder / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+        [uv, "pip", "install", "--quiet", "--python", str(folder / "bin" / "python"), *_pip_sources(),
          "-r", str(pulled_classifier / "requirements.txt")],
         capture_output=True, text=True, timeout=VENV_TIMEOUT_S,
     )
@@ -58,10 +66,30 @@ def bare_venv(tmp_path_factory, pulled_classifier) -> Path:
     return folder
 
 
+def _pip_sources() -> list[str]:
+    """pip's configured index, extra indexes and find-links (pip.conf and PIP_* variables, as `pip config list`
+    shows them) as uv options: uv reads no pip configuration. Like pip, every index is searched for the best match.
+    """
+    listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                             check=True, timeout=120).stdout
+    options = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links"}
+    sources = ["--index-strategy", "unsafe-best-match"]
+    for line in listing.splitlines():
+        key, _, value = line.partition("=")
+        option = options.get(key.rsplit(".", 1)[-1])
+        if option is not None:
+            for item in value.strip("'\"").split():
+                sources += [option, item]
+    return sources
+
+
 def _bare_env(registry, venv: Path) -> dict:
     """No mritune anywhere on the path: not the repository (cwd elsewhere), not PYTHONPATH, and no other virtual
-    environment's programs: ``mlflow models serve`` starts ``uvicorn`` by name, which must be the bare one's."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV")}
+    environment's programs: ``mlflow models serve`` starts ``uvicorn`` by name, which must be the bare one's.
+    Bytecode may be written (uv installs none): the first process compiles what it imports, the next ones reuse it.
+    """
+    dropped = ("PYTHONPATH", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     others = [part for part in env.get("PATH", "").split(os.pathsep)
               if part and not (Path(part) / "activate").is_file()]  # drop every venv's bin folder
     return {**env, "PATH": os.pathsep.join([str(venv / "bin"), *others]), "VIRTUAL_ENV": str(venv),
