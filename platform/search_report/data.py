@@ -115,14 +115,12 @@ class SearchRecord:
 
 
 def asha_rungs(*, max_t: int, grace_period: int, reduction_factor: float) -> list[int]:
-    """The epochs where Ray's ASHA compares trials: grace_period * reduction_factor**k below max_t."""
-    rungs, k = [], 0
-    while True:
-        rung = grace_period * reduction_factor**k
-        if rung >= max_t:
-            return rungs
-        rungs.append(int(round(rung)))
-        k += 1
+    """The epochs below ``max_t`` where Ray's ASHA compares trials: ``search.rungs.asha_levels`` (Ray's rule,
+    ``ceil`` of each milestone) without ``max_t`` itself, where every trial stops anyway."""
+    from mritune.search.rungs import asha_levels
+
+    levels = asha_levels(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor)
+    return [level for level in levels if level < max_t]
 
 
 @dataclass(frozen=True, kw_only=True)
