@@ -30,20 +30,11 @@ def split_classes(text: str | None) -> list[str] | None:
 
 
 def parse_settings(settings: list[str]) -> dict[str, Any]:
-    """``["epochs=2", "optimizer=sgd"]`` -> ``{"epochs": 2, "optimizer": "sgd"}`` (values parsed as YAML)."""
-    import yaml
+    """``["epochs=2", "optimizer=sgd"]`` -> ``{"epochs": 2, "optimizer": "sgd"}``: ``overrides.apply_settings``,
+    the parser ``mritune search --set`` uses. Raises UserInputError for a malformed setting or bad YAML."""
+    from mritune.platform.overrides import apply_settings
 
-    config: dict[str, Any] = {}
-    for setting in settings:
-        key, sep, raw = setting.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"--set expects key=value, got {setting!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw  # not a YAML scalar: keep the text, the config check says what is wrong with it
-        config[key.strip()] = value
-    return config
+    return apply_settings({}, settings, example="epochs=2")
 
 
 def validated_config(task: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mritune.platform.model_loggers import MODEL_LOGGERS
+from mritune.platform.overrides import apply_settings, setting_keys
 from mritune.platform.promotion import INTERVAL_RULE, RULES
 from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
                                     check_searcher_options)
@@ -194,22 +195,13 @@ def _trainer_default(task: str, key: str) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw spec dict; returns a new dict."""
-    result = _deep_copy(raw)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"--set {item!r}: expected key.path=value, e.g. --set search.num_samples=4")
-        value = yaml.safe_load(text) if text.strip() else None
-        node = result
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"--set {key}: {part!r} holds a value, not a section")
-            node = child
-        node[parts[-1]] = value
-    _drop_other_searchers_options(raw, result, [item.partition("=")[0].strip() for item in overrides])
+    """Apply ``key.path=value`` overrides (``overrides.apply_settings``: values parsed as YAML) to a raw spec dict;
+    returns a new dict. Raises SpecError for a malformed setting or a value that is not valid YAML."""
+    try:
+        result = apply_settings(raw, overrides)
+    except UserInputError as exc:
+        raise SpecError(str(exc)) from None
+    _drop_other_searchers_options(raw, result, setting_keys(overrides))
     return result
 
 
@@ -231,14 +223,6 @@ def _drop_other_searchers_options(raw: dict[str, Any], result: dict[str, Any], k
     if dropped:
         logger.warning("note: --set search.algorithm=%s: dropped the %s option(s) %s, which %s does not take",
                        algorithm, previous, ", ".join(dropped), algorithm)
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 def parse_spec(raw: Any, *, source: str = "spec") -> SearchSpec:

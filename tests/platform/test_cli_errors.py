@@ -112,3 +112,18 @@ def test_an_error_that_is_not_mritunes_keeps_its_traceback_and_exit_code(capsys)
     stderr = capsys.readouterr().err
     assert code == EXIT_INTERNAL_ERROR != EXIT_USER_ERROR
     assert "Traceback (most recent call last)" in stderr and "internal error (ValueError)" in stderr
+
+
+@pytest.mark.parametrize(("setting", "says"), [("epochs=[2", "not valid YAML"), ("epochs='2", "not valid YAML"),
+                                               ("=2", "expected key.path=value"), ("epochs", "expected key.path=value")])
+def test_search_and_train_refuse_a_bad_set_with_one_line_from_one_parser(store, tmp_path, setting, says):
+    """`--set` is parsed in one place (platform/overrides.py) for `search` and `train`: a value that is not valid
+    YAML or a setting without key=value is one line naming the setting, exit 2, nothing started."""
+    spec, spec_file = store
+    search_setting = f"search.{setting}" if not setting.startswith("=") else setting
+    search = mritune("search", str(spec_file), "--set", search_setting, cwd=tmp_path)
+    train = mritune("train", "classifier", "--data", "synthetic", "--set", setting, cwd=tmp_path)
+    for result in (search, train):
+        _assert_one_line_naming(result, "--set")
+        assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert _runs(spec) == [] and not Path(spec.storage_path).exists()
