@@ -115,7 +115,7 @@ def run_search_measured(args, workdir: Path, mode: str) -> dict:
     from mlflow.tracking import MlflowClient
 
     from mritune.platform.runner import run_search
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.tags import WORKER_PID_TAG
 
     spec = search_spec(args, workdir, mode)
     start = time.perf_counter()

@@ -63,7 +63,8 @@ def _start_server(root: Path) -> tuple[subprocess.Popen, str]:
 def _round(url: str, scores: list[float], *, queued: bool) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG, promote
+    from mritune.platform.promotion import CHAMPION, PENDING, promote
+    from mritune.platform.tags import PROMOTION_TAG
 
     client = MlflowClient(url)
     model = f"bench-{'queued' if queued else 'unqueued'}-{uuid.uuid4().hex[:8]}"

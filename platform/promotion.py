@@ -30,11 +30,12 @@ import math
 import time
 from dataclasses import dataclass
 
+from mritune.platform.tags import (DATASET_FINGERPRINT_TAG, PROMOTION_TAG, RERUN_HIGH_TAG, RERUN_LOW_TAG,
+                                   RERUN_MEAN_TAG, metric_tag)
 from mritune.trainables.errors import ServiceFailed
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-PROMOTION_TAG = "promotion"  # "pending" until the gate has run, then its one-line reason
 PENDING = "pending"
 # A registration takes seconds from creating its version to setting its alias; a version pending for longer
 # was left by a registration that died, and no longer holds the queue.
@@ -55,7 +56,7 @@ class Interval:
     low: float
     high: float
 
-    TAGS = ("rerun.mean", "rerun.ci95_low", "rerun.ci95_high")
+    TAGS = (RERUN_MEAN_TAG, RERUN_LOW_TAG, RERUN_HIGH_TAG)
 
     def tags(self) -> dict[str, str]:
         """The version tags that carry it (exact: the gate reads them back)."""
@@ -115,7 +116,7 @@ def decide_alias(client, model_name: str, *, fingerprint: str, value: float, met
     champion = current_champion(client, model_name, champion_alias)
     if champion is None:
         return champion_alias, None, f"no {champion_alias} yet"
-    if champion.tags.get("dataset_fingerprint") != fingerprint:
+    if champion.tags.get(DATASET_FINGERPRINT_TAG) != fingerprint:
         return CHALLENGER, str(champion.version), f"{champion_alias} v{champion.version} was trained on other data"
     wins, reason = compare(value=value, interval=interval, champion_tags=champion.tags,
                            champion_version=str(champion.version), metric=metric, mode=mode, rule=rule)
@@ -131,12 +132,12 @@ def compare(*, value: float, interval: Interval | None, champion_tags: dict, cha
     """
     if rule not in RULES:
         raise ValueError(f"promotion rule must be one of {RULES}, got {rule!r}")
-    single = _number(champion_tags.get(f"metric.{metric}"))
+    single = _number(champion_tags.get(metric_tag(metric)))
     champion_interval = Interval.from_tags(champion_tags) if rule == INTERVAL_RULE else None
     reference = champion_interval.mean if champion_interval else single
     if reference is None:  # fails closed: a champion that cannot be compared is not displaced by any score
-        return False, (f"not compared: v{champion_version} has no usable metric.{metric} "
-                       f"(tag {champion_tags.get(f'metric.{metric}')!r}); it keeps its alias until one is "
+        return False, (f"not compared: v{champion_version} has no usable {metric_tag(metric)} "
+                       f"(tag {champion_tags.get(metric_tag(metric))!r}); it keeps its alias until one is "
                        "moved by hand (mlflow's set_registered_model_alias)")
     against = (f"v{champion_version}'s mean {reference:.4g}" if champion_interval
                else f"v{champion_version}'s {reference:.4g}")

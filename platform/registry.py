@@ -30,7 +30,8 @@ from pathlib import Path
 
 from mritune.platform.config import SearchSpec
 from mritune.platform.model_loggers import MODEL_LOGGERS, image_size
-from mritune.platform.promotion import PENDING, PROMOTION_TAG, Interval, promote
+from mritune.platform import tags
+from mritune.platform.promotion import PENDING, Interval, promote
 from mritune.platform.ranking import TrialScore
 from mritune.platform.rerun_summary import RerunSummary, decision_record
 from mritune.platform.tracking import is_finite_number
@@ -141,7 +142,7 @@ def _log_rerun_evaluation(run_id: str, folder: Path, rerun, tracking_uri: str) -
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    client.set_tag(run_id, "mritune.registered_rerun", f"seed {rerun.seed}, {rerun.epoch} epochs")
+    client.set_tag(run_id, tags.REGISTERED_RERUN_TAG, f"seed {rerun.seed}, {rerun.epoch} epochs")
     if folder.is_dir():
         client.log_artifacts(run_id, str(folder), artifact_path=f"registered_rerun_seed{rerun.seed}")
 
@@ -202,22 +203,23 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
     client = mlflow.tracking.MlflowClient(tracking_uri)
     gate_metric, gate_mode = gate
     interval = reruns.interval if reruns is not None else None
-    tags = {
-        "search": spec.name,
-        "search_run_id": parent_run_id,
-        "run_id": run_id,
-        "trial_id": trial.trial_id,
-        "epoch": str(trial.epoch),
-        "search_metric": spec.metric,
-        "dataset_fingerprint": fingerprint,
-        "gate_metric": gate_metric,
+    version_tags = {
+        tags.VERSION_SEARCH_TAG: spec.name,
+        tags.VERSION_SEARCH_RUN_ID_TAG: parent_run_id,
+        tags.VERSION_RUN_ID_TAG: run_id,
+        tags.VERSION_TRIAL_ID_TAG: trial.trial_id,
+        tags.VERSION_EPOCH_TAG: str(trial.epoch),
+        tags.VERSION_SEARCH_METRIC_TAG: spec.metric,
+        tags.DATASET_FINGERPRINT_TAG: fingerprint,
+        tags.GATE_METRIC_TAG: gate_metric,
         # Only the two scores that chose and gate it, exact (the gate reads them back); every metric stays on the
         # trial's run and in the logged model's metadata, where MLflow shows them.
-        **{f"metric.{k}": repr(float(metrics[k])) for k in dict.fromkeys([spec.metric, gate_metric]) if k in metrics},
+        **{tags.metric_tag(k): repr(float(metrics[k])) for k in dict.fromkeys([spec.metric, gate_metric]) if k in metrics},
         **(_rerun_tags(reruns) if reruns is not None else {}),
     }
     # Created pending: concurrent registrations into this model run the gate one at a time (platform/promotion.py).
-    version = mlflow.register_model(model_uri, spec.model_name, tags={**tags, PROMOTION_TAG: PENDING}).version
+    version = mlflow.register_model(model_uri, spec.model_name,
+                                    tags={**version_tags, tags.PROMOTION_TAG: PENDING}).version
     alias, previous, reason = promote(
         client, spec.model_name, str(version), fingerprint=fingerprint, value=metrics[gate_metric],
         metric=gate_metric, mode=gate_mode, champion_alias=spec.registry.alias, interval=interval,
@@ -239,9 +241,9 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
 
 def _rerun_tags(reruns: RerunSummary) -> dict[str, str]:
     """The interval, the seeds and k on the version: the gate reads the interval back, a person the rest."""
-    tags = {"rerun.seeds": ",".join(map(str, reruns.seeds)), "rerun.top_k": str(reruns.top_k),
-            "rerun.seed": str(reruns.registered_seed)}
-    return {**tags, **(reruns.interval.tags() if reruns.interval else {})}
+    rerun = {tags.RERUN_SEEDS_TAG: ",".join(map(str, reruns.seeds)), tags.RERUN_TOP_K_TAG: str(reruns.top_k),
+             tags.RERUN_SEED_TAG: str(reruns.registered_seed)}
+    return {**rerun, **(reruns.interval.tags() if reruns.interval else {})}
 
 
 def _version_tags(client, model_name: str, version: str | None) -> dict | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from mritune.deploy.tracking_uri import is_remote_uri
@@ -26,9 +24,7 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
         lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
     return "\n".join(lines)
 
-
 LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves
-
 
 def experiment_url(ui_url: str, experiment_id: str) -> str:
     """The experiment's runs in the MLflow UI. MLflow 3.17's UI picks its GenAI or model-training view from
@@ -36,19 +32,22 @@ def experiment_url(ui_url: str, experiment_id: str) -> str:
     the link names it: the page opens on the runs table with the search and its trials."""
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
-
 def ui_command(tracking_uri: str) -> str:
     if is_remote_uri(tracking_uri):
         return f"open {tracking_uri}"
     return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
-
 
 def print_outcome(outcome) -> str:
     """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED)."""
     typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
     typer.echo(format_table(outcome.table, outcome.metric))
     typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
-    typer.echo(f"Report:          {Path(outcome.experiment_path) / 'report' / 'report.html'}")
+    report = getattr(outcome, "report", None)
+    if report is not None:
+        typer.echo(f"Report:          {report}")
+    else:
+        typer.echo(f"Report:          not written (the log above says why); draw it with "
+                   f"`mritune report {outcome.experiment_path}`")
     typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
     ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
     typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
@@ -76,7 +75,6 @@ def print_outcome(outcome) -> str:
         where = f"re-trained on seed {reruns.registered_seed} to epoch {registration.epoch}"
     typer.echo(f"                 trial {registration.trial_id}, {where}: {test_summary(registration)}")
     return outcome.status
-
 
 def test_summary(registration) -> str:
     """The registered checkpoint's test score, beside what a model that learned nothing would get."""

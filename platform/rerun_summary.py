@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from mritune.platform.promotion import Interval
+from mritune.platform.tags import metric_tag
 
 FORMAT_VERSION = 1
 
@@ -203,7 +204,7 @@ def decision_record(*, version: str, alias: str, reason: str, rule: str, value: 
     champion = None
     if champion_version is not None:
         tags = champion_tags or {}
-        single = tags.get(f"metric.{gate_metric}")
+        single = tags.get(metric_tag(gate_metric))
         champion_interval = Interval.from_tags(tags)
         champion = {"version": champion_version, "value": float(single) if single is not None else None,
                     "interval": _interval_dict(champion_interval)}

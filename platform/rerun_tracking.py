@@ -12,6 +12,7 @@ import json
 import logging
 
 from mritune.platform.rerun_summary import RerunSummary
+from mritune.platform.tags import RERUN_CHANGED_WINNER_TAG
 
 SUMMARY_ARTIFACT = "rerun/summary.json"
 TABLE_ARTIFACT = "rerun/table.json"
@@ -41,7 +42,7 @@ def log_reruns(tracking_uri: str, parent_run_id: str, summary: RerunSummary) -> 
         metrics.update({"winners_curse_val_gap": curse.val_gap, "winners_curse_test_gap": curse.test_gap})
     for key, value in metrics.items():
         client.log_metric(parent_run_id, key, float(value))
-    client.set_tag(parent_run_id, "mritune.rerun_changed_winner", str(summary.changed_winner).lower())
+    client.set_tag(parent_run_id, RERUN_CHANGED_WINNER_TAG, str(summary.changed_winner).lower())
 
 
 def log_summary(tracking_uri: str, parent_run_id: str, summary: RerunSummary) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from ray.tune import Callback
 
+from mritune.platform.tags import STOPPED_BY_ASHA, STOPPED_BY_TAG, TRIAL_NUMBER_TAG
 from mritune.platform.tracking import find_trial_run
 from mritune.trainables.reporting import ERRORED, STOPPED, final_trial_status
 
-TRIAL_NUMBER_TAG = "mritune.trial_number"  # the order Tune started the trials in, from 1 (TrialRunNamer)
 
 
 class TrialRunCloser(Callback):
@@ -43,7 +43,7 @@ class TrialRunCloser(Callback):
         if run is None:
             return  # the trial failed before its observer opened a run
         if status == "KILLED" and self._scheduler == "asha":
-            client.set_tag(run.info.run_id, "stopped_by", "asha")
+            client.set_tag(run.info.run_id, STOPPED_BY_TAG, STOPPED_BY_ASHA)
         if run.info.status != status:
             client.set_terminated(run.info.run_id, status=status)
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -41,6 +42,9 @@ class SearchOutcome:
     status: str = "FINISHED"
     status_reason: str | None = None
     reruns: Any = None  # mritune.platform.rerun_summary.RerunSummary | None: the re-runs before registering
+    # Where the search report was written (a local file: for URI storage a temporary folder, the report also being
+    # the parent run's report/ artifacts); None: not written (drawing it failed, the log says why).
+    report: str | None = None
 
 
 @dataclass(frozen=True)
@@ -353,8 +357,8 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
         raise
     tracking_runs.end_search_run(context.tracking_uri, context.parent_run_id, status=outcome.status,
                                  reason=outcome.status_reason)
-    search_views.finish_search_views(context.spec, outcome)
-    return outcome
+    report = search_views.finish_search_views(context.spec, outcome)
+    return dataclasses.replace(outcome, report=None if report is None else str(report))
 
 
 def _summarise_and_register(context: _SearchContext, results, dataset) -> SearchOutcome:

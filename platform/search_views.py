@@ -7,8 +7,12 @@ The runner calls these three hooks; everything they do lives in ``console``, ``r
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mritune.platform.config import SearchSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,9 @@ def describe_started_search(spec: SearchSpec, *, tracking_uri: str, parent_run_i
     set_description(tracking_uri, parent_run_id, search_description(spec))
 
 
-def finish_search_views(spec: SearchSpec, outcome) -> None:
+def finish_search_views(spec: SearchSpec, outcome) -> "Path | None":
     """At the end of a search: the parent run's description with the result, and the report logged to the run.
+    Returns the report's HTML file, or None if it was not written.
 
     A report that cannot be drawn does not fail a search that found and registered a model: the error is logged
     with its traceback, and ``mritune report`` can draw it again.
@@ -53,5 +58,6 @@ def finish_search_views(spec: SearchSpec, outcome) -> None:
     except Exception:  # a bug in the report: keep the traceback in the log, keep the search's result
         logger.exception("could not write the report of search %s; try `mritune report %s`", spec.name,
                          outcome.experiment_path)
-        return
+        return None
     logger.info("search report: %s", files.html)
+    return files.html

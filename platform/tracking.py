@@ -13,17 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from mritune.trainables.reporting import EpochReport, TrainingResult
+from mritune.platform.tags import (END_REASON_TAG, EPOCHS_REDONE_TAG, ERROR_TAG, HOSTNAME_TAG, NODE_ID_TAG,
+                                   RESTORED_FROM_TAG, ROLE_TAG, ROLE_TRIAL, SEARCH_TAG, TRIAL_ID_TAG,
+                                   TRIAL_STARTED_TAG, WORKER_PID_TAG)
 
 DEFAULT_ARTIFACT_ROOT = "mlartifacts"
-TRIAL_ID_TAG = "mritune.trial_id"
-SEARCH_TAG = "mritune.search"
-ROLE_TAG = "mritune.role"
-WORKER_PID_TAG = "mritune.worker_pid"
-TRIAL_STARTED_TAG = "mritune.trial_started"  # when the trial's process started it (Unix seconds); the report's timeline
-# Set on a trial's run when a restarted process (Tune's retry after a crash, `mritune resume`) reopens it: the epoch
-# its checkpoint held, and how many epochs it had already logged past that (trained again, not logged again).
-RESTORED_FROM_TAG = "mritune.restored_from_epoch"
-EPOCHS_REDONE_TAG = "mritune.epochs_redone"
 
 logger = logging.getLogger(__name__)
 
@@ -221,13 +215,13 @@ class MlflowTrialObserver:
             self._reopened = True
 
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
-        tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: "trial"}
-        tags["mritune.hostname"] = socket.gethostname()
+        tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: ROLE_TRIAL}
+        tags[HOSTNAME_TAG] = socket.gethostname()
         tags[WORKER_PID_TAG] = str(os.getpid())  # trials that share a pid ran in one reused actor
         tags[TRIAL_STARTED_TAG] = f"{self._started_at:.3f}"
         node_id = _ray_node_id()
         if node_id:
-            tags["mritune.node_id"] = node_id
+            tags[NODE_ID_TAG] = node_id
         return tags
 
     def _log_epoch(self, report: EpochReport) -> None:
@@ -253,7 +247,7 @@ class MlflowTrialObserver:
 
         self._open_if_needed()  # a trial that failed before its first epoch still gets its run, FAILED
         if error:
-            mlflow.set_tag("mritune.error" if status == "FAILED" else "mritune.end_reason", error[:4000])
+            mlflow.set_tag(ERROR_TAG if status == "FAILED" else END_REASON_TAG, error[:4000])
         mlflow.end_run(status=status)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from mritune.platform.config import SearchSpec, spec_to_yaml
 from mritune.platform.ranking import TrialScore
-from mritune.platform.tracking import ROLE_TAG, SEARCH_TAG
+from mritune.platform.tags import (CLOSED_BY_TAG, END_REASON_TAG, ORPHAN_TAG, ROLE_SEARCH, ROLE_TAG, SEARCH_TAG,
+                                   TASK_TAG, TRIAL_ID_TAG)
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    tags = {ROLE_TAG: "search", SEARCH_TAG: spec.name, "mritune.task": spec.task}
+    tags = {ROLE_TAG: ROLE_SEARCH, SEARCH_TAG: spec.name, TASK_TAG: spec.task}
     commit = source_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -89,7 +90,7 @@ def end_search_run(tracking_uri: str, run_id: str, *, status: str, reason: str |
 
     client = MlflowClient(tracking_uri)
     if reason:
-        client.set_tag(run_id, "mritune.end_reason", reason[:4000])
+        client.set_tag(run_id, END_REASON_TAG, reason[:4000])
     client.set_terminated(run_id, status=status)
 
 
@@ -107,12 +108,11 @@ def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: st
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
     )
     for run in runs:
-        client.set_tag(run.info.run_id, "mritune.closed_by", reason)
+        client.set_tag(run.info.run_id, CLOSED_BY_TAG, reason)
         client.set_terminated(run.info.run_id, status="KILLED")
     return len(runs)
 
 
-ORPHAN_TAG = "mritune.orphaned"
 
 
 def tag_orphaned_trial_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, trial_ids: set[str]) -> int:
@@ -124,7 +124,6 @@ def tag_orphaned_trial_runs(tracking_uri: str, experiment_id: str, parent_run_id
     """
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import TRIAL_ID_TAG
 
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")

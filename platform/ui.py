@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mritune.deploy.tracking_uri import is_remote_uri, resolve_tracking_uri
-from mritune.platform.tracking import ROLE_TAG
+from mritune.platform.tags import ROLE_SEARCH, ROLE_TAG
 
 START_TIMEOUT_S = 120.0  # mlflow ui imports MLflow's server and migrates a fresh SQLite store first
 
@@ -41,7 +41,7 @@ def latest_search(tracking_uri: str) -> LatestSearch | None:
     experiment_ids = [experiment.experiment_id for experiment in client.search_experiments()]
     if not experiment_ids:
         return None
-    runs = client.search_runs(experiment_ids, filter_string=f"tags.`{ROLE_TAG}` = 'search'",
+    runs = client.search_runs(experiment_ids, filter_string=f"tags.`{ROLE_TAG}` = '{ROLE_SEARCH}'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         return None

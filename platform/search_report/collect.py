@@ -12,12 +12,12 @@ from typing import Any
 
 from mritune.platform.config import SearchSpec
 from mritune.platform.rerun_tracking import read_reruns
-from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
 from mritune.platform.search_report.data import (
     COMPLETED, FAILED, KILLED, RUNNING, STOPPED, ChampionDecision, EpochPoint, SearchRecord, SpaceParam, TrialRecord,
 )
 from mritune.platform.search_report.histories import child_runs, metric_histories
-from mritune.platform.tracking import TRIAL_ID_TAG, TRIAL_STARTED_TAG
+from mritune.platform import tags as t
+from mritune.platform.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _numbered(trials: list[TrialRecord]) -> list[TrialRecord]:
 
 
 def _outcome(run) -> str:
-    if run.data.tags.get("stopped_by") == "asha":
+    if run.data.tags.get(t.STOPPED_BY_TAG) == t.STOPPED_BY_ASHA:
         return STOPPED
     return _OUTCOMES.get(run.info.status, KILLED)
 
@@ -127,16 +127,17 @@ def champion_decision(client, model_name: str, parent_run_id: str) -> ChampionDe
     except MlflowException as exc:
         logger.info("no registered versions of %s: %s", model_name, exc)
         return None
-    ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
+    ours = [v for v in versions if v.tags.get(t.VERSION_SEARCH_RUN_ID_TAG) == parent_run_id]
     if not ours:
         return None
     # search_model_versions leaves aliases out: the version itself carries them.
     version = client.get_model_version(model_name, max(ours, key=lambda v: int(v.version)).version)
-    gate = version.tags.get("gate_metric", "")
-    value = version.tags.get(f"metric.{gate}")
+    gate = version.tags.get(t.GATE_METRIC_TAG, "")
+    value = version.tags.get(t.metric_tag(gate))
     aliases = list(getattr(version, "aliases", []) or [])
     return ChampionDecision(
         model_name=model_name, version=str(version.version), alias=", ".join(aliases) or "(alias moved on)",
-        trial_id=version.tags.get("trial_id", ""), epoch=version.tags.get("epoch", ""), gate_metric=gate,
-        gate_value=float(value) if value is not None else None, reason=version.tags.get("promotion", ""),
+        trial_id=version.tags.get(t.VERSION_TRIAL_ID_TAG, ""), epoch=version.tags.get(t.VERSION_EPOCH_TAG, ""),
+        gate_metric=gate,
+        gate_value=float(value) if value is not None else None, reason=version.tags.get(t.PROMOTION_TAG, ""),
     )

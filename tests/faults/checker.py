@@ -32,8 +32,7 @@ def assert_nothing_lost(tracking_uri: str, parent_run_id: str, *, trial_ids: set
     """
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import TRIAL_ID_TAG
-    from mritune.platform.tracking_runs import ORPHAN_TAG
+    from mritune.platform.tags import ORPHAN_TAG, TRIAL_ID_TAG
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
@@ -70,7 +69,8 @@ def _assert_contiguous_epochs(client, run) -> int:
 
 def _assert_registration(client, model_name, parent_run_id, runs, search_metric, search_mode, gate_metric,
                          gate_mode, gate_rule: str = "interval") -> None:
-    from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG
+    from mritune.platform.promotion import CHAMPION, PENDING
+    from mritune.platform.tags import PROMOTION_TAG
 
     versions = client.search_model_versions(f"name='{model_name}'")
     ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
@@ -108,7 +108,7 @@ def replay_gate(versions, *, gate_metric: str, gate_mode: str, rule: str = "inte
     """Where the champion alias ends if the gate ran over ``versions`` one at a time in version order: a
     version on the champion's data takes it when its interval's worse end (interval rule; else its single
     number) beats the champion's mean (else its single number). Written apart from platform/promotion.py."""
-    from mritune.platform.promotion import PROMOTION_TAG
+    from mritune.platform.tags import PROMOTION_TAG
 
     holder = None
     for version in sorted(versions, key=lambda v: int(v.version)):

@@ -87,7 +87,7 @@ def _kill_when_epoch_logged(tracking_uri: str, experiment_id: str, epoch: int, k
 
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.tags import WORKER_PID_TAG
     from tests.fixtures_processes import wait_until
 
     client = MlflowClient(tracking_uri)
@@ -113,7 +113,8 @@ def test_a_trial_process_killed_mid_training_resumes_from_its_checkpoint(local_r
     from ray.tune import ExperimentAnalysis
 
     from mritune.platform.runner import run_search
-    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG, ensure_experiment
+    from mritune.platform.tags import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
+    from mritune.platform.tracking import ensure_experiment
     from tests.faults.checker import record_scenario
 
     spec = tiny_spec(tmp_path, overrides=(

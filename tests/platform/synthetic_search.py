@@ -60,9 +60,8 @@ def synthetic_search(folder: Path, *, trials: int = 1000, tracking_uri: str | No
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
     from mritune.platform.runner import STATE_FILE
-    from mritune.platform.tracking import TRIAL_ID_TAG, TRIAL_STARTED_TAG
+    from mritune.platform.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 
     folder.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or f"sqlite:///{folder / 'mlruns.db'}"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from mritune.platform.runner import run_search
-from mritune.platform.tracking import WORKER_PID_TAG
+from mritune.platform.tags import WORKER_PID_TAG
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 

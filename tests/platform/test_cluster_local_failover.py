@@ -66,7 +66,7 @@ def _check_nothing_lost(cluster, client, killed_at: float) -> None:
     """The fault suite's checker over the search's MLflow record, and the scenario's figures for the README."""
     from mritune.platform import storage
     from mritune.platform.runner import STATE_FILE, find_experiment
-    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
+    from mritune.platform.tags import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
     from tests.faults.checker import assert_nothing_lost, record_scenario, tune_trial_ids
 
     experiment = find_experiment("tiny-classifier", cluster.storage_path)
@@ -88,7 +88,7 @@ def _check_nothing_lost(cluster, client, killed_at: float) -> None:
 def _worker_with_checkpointed_trial(sessions: list[int], client) -> int | None:
     """The worker node (its session) where a trial has reported (and checkpointed) an epoch and still runs:
     the trial's MLflow run carries its actor's pid."""
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.tags import WORKER_PID_TAG
 
     experiment = client.get_experiment_by_name("failover")
     if experiment is None:
