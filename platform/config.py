@@ -15,7 +15,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mritune.platform.model_loggers import MODEL_LOGGERS
 from mritune.platform.overrides import apply_settings, setting_keys
 from mritune.platform.promotion import INTERVAL_RULE, RULES
 from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
@@ -272,9 +271,11 @@ _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
 def _check_registry(spec: SearchSpec) -> str | None:
-    if spec.registry.enabled and spec.task not in MODEL_LOGGERS:  # else found out only after every trial trained
-        return (f"registry.enabled: the {spec.task} task has no model logger (platform/model_loggers.py), so its "
-                "models cannot be registered; set registry.enabled: false")
+    if spec.registry.enabled:  # else found out only after every trial trained
+        try:
+            get_task(spec.task).pyfunc_logging()
+        except UserInputError as exc:
+            return f"registry.enabled: {exc}; set registry.enabled: false"
     name = spec.model_name
     if not name.strip() or any(char in name for char in "/:") or name == "." or name.startswith(".."):
         return (f"registry.model_name: {name!r} is not a name MLflow's registry accepts "

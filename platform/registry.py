@@ -28,8 +28,8 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mritune.deploy.task_logging import image_size
 from mritune.platform.config import SearchSpec
-from mritune.platform.model_loggers import MODEL_LOGGERS, image_size
 from mritune.platform import tags
 from mritune.platform.promotion import PENDING, Interval, promote
 from mritune.platform.ranking import TrialScore
@@ -167,7 +167,7 @@ def _fit_guard(spec: SearchSpec, folder: Path, dataset, out_dir: Path):
     """The checkpoint's OOD guard, fitted on the search's training split (deploy/ood_fit.py)."""
     state = json.loads((folder / "state.json").read_text())
     keras_path = str(folder / get_task(spec.task).model_file)
-    return MODEL_LOGGERS[spec.task].fit_guard(keras_path, state, dataset, out_dir)
+    return get_task(spec.task).pyfunc_logging().fit_guard(keras_path, state, dataset, out_dir)
 
 
 def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: dict, tracking_uri: str, *,
@@ -191,7 +191,7 @@ def _log_model(spec: SearchSpec, folder: Path, run_id: str, dataset, metrics: di
     client = mlflow.tracking.MlflowClient(tracking_uri)
     status = client.get_run(run_id).info.status
     with mlflow.start_run(run_id=run_id):
-        info = MODEL_LOGGERS[spec.task].log(keras_path, state, metadata, guard_path)
+        info = get_task(spec.task).pyfunc_logging().log(keras_path, state, metadata, guard_path)
     client.set_terminated(run_id, status=status)
     return info.model_uri
 

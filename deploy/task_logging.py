@@ -1,8 +1,10 @@
 """How each task's checkpoint becomes a registered MLflow pyfunc: its OOD guard, then the logged model.
 
-One entry per task name; ``platform/registry.py`` calls them after the search, and the spec schema
-(``config._check_registry``) refuses a spec whose task has no entry while ``registry.enabled`` is on, so such a
-search stops before any trial trains. deploy/ is imported inside the functions (it imports TensorFlow).
+A task names its entry here in the task registry (``Task.model_logging``, a ``"module:attribute"`` reference, as
+its training function: trainables may not import deploy). ``platform/registry.py`` calls it after the search; the
+spec schema (``config._check_registry``) resolves it while ``registry.enabled`` is on, so a task without one, or
+with a reference that names nothing, is refused before any trial trains. The model code (``model_logging``,
+``ood_fit``: TensorFlow) is imported inside the functions, so resolving an entry stays cheap.
 """
 
 from __future__ import annotations
@@ -51,10 +53,6 @@ class PyfuncLogging:
     log: Callable  # (keras_path, state, metadata, guard_path) -> MLflow ModelInfo
 
 
-# Task name (trainables/tasks.py) -> how its model is logged as an MLflow pyfunc. Here, not in the task registry,
-# because the pyfunc wrappers live in deploy/ and trainables must not import deploy (docs/architecture.md).
-# The spec schema (config._check_registry) refuses a task missing here while the registry is on.
-MODEL_LOGGERS = {
-    "classifier": PyfuncLogging(fit_guard=_fit_classifier_guard, log=_log_classifier),
-    "dcgan": PyfuncLogging(fit_guard=_fit_generator_guard, log=_log_generator),
-}
+# The built-in tasks' entries, named by their Task.model_logging (trainables/classifier, trainables/dcgan).
+CLASSIFIER = PyfuncLogging(fit_guard=_fit_classifier_guard, log=_log_classifier)
+GENERATOR = PyfuncLogging(fit_guard=_fit_generator_guard, log=_log_generator)
