@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 # The help of --set for every command that takes a spec (search, submit): config.apply_overrides applies them.
-VERBOSE_HELP = "Print Ray's progress tables and the trial workers' TensorFlow/MLflow logs (default: a line per trial)."
+VERBOSE_HELP = ("Print everything Ray, TensorFlow and MLflow print (default: a line per trial, their start-up "
+                "chatter left out; platform/quiet.py).")
 SET_HELP = "Override a spec value, e.g. --set search.num_samples=4 (repeatable; values parsed as YAML)."
 
 
@@ -39,10 +40,13 @@ def search_command(
 
         typer.echo(format_dry_run(resolve(spec)))
         return
+    from mritune.platform.quiet import quiet_console
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import run_search
 
-    _exit_with(print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose)))
+    with quiet_console(verbose=verbose):
+        status = print_outcome(run_search(spec, address=address, tracking_uri=tracking_uri, verbose=verbose))
+    _exit_with(status)
 
 
 def resume_command(
@@ -55,11 +59,14 @@ def resume_command(
     verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Continue an interrupted search from its Tune checkpoints."""
+    from mritune.platform.quiet import quiet_console
     from mritune.platform.report import print_outcome
     from mritune.platform.runner import resume_search
 
-    _exit_with(print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_),
-                                           address=address, verbose=verbose)))
+    with quiet_console(verbose=verbose):
+        status = print_outcome(resume_search(search, storage_path=storage_path, overrides=tuple(set_),
+                                             address=address, verbose=verbose))
+    _exit_with(status)
 
 
 def _exit_with(status: str) -> None:
@@ -75,8 +82,10 @@ def quickstart_command(
 ) -> None:
     """From nothing: synthetic data, a classifier search and a DCGAN search, both registered."""
     from mritune.platform.quickstart import run_quickstart
+    from mritune.platform.quiet import quiet_console
 
-    run_quickstart(fast=fast, tracking_uri=tracking_uri, verbose=verbose)
+    with quiet_console(verbose=verbose):
+        run_quickstart(fast=fast, tracking_uri=tracking_uri, verbose=verbose)
 
 
 def report_command(

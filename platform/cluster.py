@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -52,25 +53,33 @@ class ClusterInfo:
         return frozenset(node.ip for node in self.nodes)
 
 
-def connect_ray(address: str | None, *, num_cpus: int | None = None, runtime_env: dict | None = None) -> ClusterInfo:
+def connect_ray(address: str | None, *, num_cpus: int | None = None, runtime_env: dict | None = None,
+                logging_level: int = logging.INFO) -> ClusterInfo:
     """Start embedded Ray (address None and no RAY_ADDRESS) or join the cluster at `address`.
 
     An existing connection in this process is reused as it is. A driver joining a cluster never passes
     num_cpus (Ray refuses it); `num_cpus` only sizes the embedded instance. `runtime_env` is this driver's
-    job-level environment for its workers (console.worker_runtime_env: quiet trial logs).
+    job-level environment for its workers (console.worker_runtime_env: quiet trial logs); `logging_level` that of
+    Ray's own logger in this driver (WARNING in the quiet console: no "Started a local Ray instance").
     """
     import ray
 
     if ray.is_initialized():
         return describe_cluster()
     target = address or os.environ.get("RAY_ADDRESS") or None
+    if target is None:
+        # Token authentication, as Ray chooses for a new local instance when RAY_AUTH_MODE is unset (and then sets
+        # in os.environ itself), said before Ray reads it so Ray does not warn about its default on every search;
+        # a RAY_AUTH_MODE the user set wins.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     refresh_ray_auth_state()
     if target is None:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
+                 logging_level=logging_level)
         return describe_cluster()
     _check_joinable(target)
     try:
-        ray.init(address=target, runtime_env=runtime_env)
+        ray.init(address=target, runtime_env=runtime_env, logging_level=logging_level)
     except ConnectionError as exc:
         raise ServiceUnavailable(f"could not join the Ray cluster at {target}: {first_line(exc)}") from None
     return describe_cluster()

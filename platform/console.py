@@ -20,11 +20,10 @@ import time
 import typer
 from ray.tune import Callback
 
+from mritune.platform.quiet import QUIET_ENV
 from mritune.platform.run_callbacks import searched_values
 from mritune.platform.tracking import is_finite_number
 
-# Environment of every Ray worker process (ray.init's runtime_env) in quiet mode.
-QUIET_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_LOGGING_LEVEL": "WARNING"}
 # Python loggers that print start-up or per-checkpoint INFO lines in each trial process.
 _QUIET_LOGGERS = ("tensorflow", "absl", "ray.train", "ray.tune", "mlflow")
 SUMMARY_EVERY_S = 30.0
@@ -38,7 +37,7 @@ def worker_runtime_env(*, verbose: bool) -> dict | None:
     """``ray.init``'s runtime_env: quiet trial workers, or None (Ray's defaults) when verbose."""
     if verbose:
         return None
-    env_vars = dict(QUIET_WORKER_ENV)
+    env_vars = dict(QUIET_ENV)  # the driver's quiet environment (platform/quiet.py)
     runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": f"{__name__}.quiet_worker_logs"}
     # Inside a Ray Job (`mritune submit`) Ray merges this with the job's runtime env and refuses any key both set;
     # the job's own values win.

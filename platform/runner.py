@@ -230,7 +230,8 @@ def _connect_and_check(spec: SearchSpec, address: str | None, uri: str, location
     from mritune.platform.cluster import check_resources, connect_ray, require_remote_tracking
     from mritune.platform.console import worker_runtime_env
 
-    cluster = connect_ray(address, runtime_env=worker_runtime_env(verbose=verbose))
+    cluster = connect_ray(address, runtime_env=worker_runtime_env(verbose=verbose),
+                          logging_level=logging.INFO if verbose else logging.WARNING)
     check_resources(cpu=spec.resources.cpu, gpu=spec.resources.gpu, cluster=cluster)
     require_remote_tracking(uri, cluster)
     storage.require_shared_storage(location, shared=spec.storage_shared, cluster=cluster)

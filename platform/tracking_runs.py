@@ -59,13 +59,23 @@ def _log_dataset_input(run_id: str, dataset, spec: SearchSpec) -> None:
     import mlflow
 
     data = mlflow.data.from_numpy(
-        dataset.x_train, targets=dataset.y_train, source=_dataset_source(spec), name=f"mri-{dataset.fingerprint[:12]}",
-        digest=dataset.fingerprint[:36],
+        dataset.x_train, targets=dataset.y_train, source=_local_source(_dataset_source(spec)),
+        name=f"mri-{dataset.fingerprint[:12]}", digest=dataset.fingerprint[:36],
     )
     from mlflow.entities import DatasetInput, InputTag
 
     tags = [InputTag(key="mlflow.data.context", value="training"), InputTag(key="fingerprint", value=dataset.fingerprint)]
     mlflow.tracking.MlflowClient().log_inputs(run_id, datasets=[DatasetInput(dataset=data._to_mlflow_entity(), tags=tags)])
+
+
+def _local_source(path: str):
+    """The dataset source for a local path. MLflow registers its local-file source class twice (for the schemes ""
+    and "file"), so resolving a plain path warns that it "can be interpreted in multiple ways"; the class is chosen
+    here instead (the path as is if a later MLflow has no such class)."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    local = [source for source in get_registered_sources() if source.__name__ == "LocalArtifactDatasetSource"]
+    return local[0](path) if local else path
 
 
 def _dataset_source(spec: SearchSpec) -> str:
