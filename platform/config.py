@@ -16,13 +16,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mritune.platform.overrides import apply_settings, setting_keys
-from mritune.platform.promotion import INTERVAL_RULE, RULES
 from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
                                     check_searcher_options)
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
 
 logger = logging.getLogger(__name__)
+
+
+# The spec's promotion.rule (platform/promotion.py applies them).
+INTERVAL_RULE = "interval"  # a challenger's interval must clear the champion's mean
+SINGLE_RULE = "single"  # the two versions' single test numbers (mritune before re-runs)
+RULES = (INTERVAL_RULE, SINGLE_RULE)
 
 
 class SpecError(UserInputError):

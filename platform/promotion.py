@@ -30,6 +30,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from mritune.platform.config import INTERVAL_RULE, RULES, SINGLE_RULE
 from mritune.platform.tags import (DATASET_FINGERPRINT_TAG, PROMOTION_TAG, RERUN_HIGH_TAG, RERUN_LOW_TAG,
                                    RERUN_MEAN_TAG, metric_tag)
 from mritune.trainables.errors import ServiceFailed
@@ -41,9 +42,6 @@ PENDING = "pending"
 # was left by a registration that died, and no longer holds the queue.
 STALE_AFTER_S = 120.0
 _POLL_S = 0.2
-INTERVAL_RULE = "interval"  # a challenger's interval must clear the champion's mean
-SINGLE_RULE = "single"  # the two versions' single test numbers (mritune before re-runs)
-RULES = (INTERVAL_RULE, SINGLE_RULE)  # the spec's promotion.rule
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ may predate a divergence, but the registry never takes it), then trials without 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,14 @@ def _better(candidate: tuple[float, int], incumbent: tuple[float, int], mode: st
     if value != best_value:
         return value > best_value if mode == "max" else value < best_value
     return epoch > best_epoch
+
+
+def best_so_far(points: list[tuple[float, float | None]], *, mode: str) -> list[tuple[float, float]]:
+    """``(x, best value up to x)`` for points ``(x, value)`` sorted by x; points before any finite value drop."""
+    out, best = [], None
+    for x, value in sorted(points, key=lambda p: p[0]):
+        if value is not None and math.isfinite(value):
+            best = value if best is None else (max(best, value) if mode == "max" else min(best, value))
+        if best is not None:
+            out.append((x, best))
+    return out

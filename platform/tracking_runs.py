@@ -202,7 +202,7 @@ def _convergence_plot(table: list[dict], *, metric: str, mode: str, path: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mritune.platform.search_report.data import best_so_far
+    from mritune.platform.ranking import best_so_far
 
     ordered = sorted(table, key=lambda row: str(row["trial_id"]))
     values = [row[metric] for row in ordered]

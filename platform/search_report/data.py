@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mritune.platform.ranking import TrialScore, best_of, sort_scores
+from mritune.platform.ranking import TrialScore, best_of, best_so_far, sort_scores
 
 # How a trial ended, as the report names it (from the run's status and the driver's `stopped_by` tag).
 COMPLETED, STOPPED, FAILED, RUNNING, KILLED = "completed", "stopped by ASHA", "failed", "running", "killed"
@@ -146,17 +146,6 @@ def rerun_columns(summary) -> list[RerunColumn]:
             interval=None if interval is None else (interval.mean, interval.low, interval.high),
             registered=index == summary.chosen))
     return columns
-
-
-def best_so_far(points: list[tuple[float, float | None]], *, mode: str) -> list[tuple[float, float]]:
-    """``(x, best value up to x)`` for points ``(x, value)`` sorted by x; points before any finite value drop."""
-    out, best = [], None
-    for x, value in sorted(points, key=lambda p: p[0]):
-        if value is not None and math.isfinite(value):
-            best = value if best is None else (max(best, value) if mode == "max" else min(best, value))
-        if best is not None:
-            out.append((x, best))
-    return out
 
 
 def best_by_time(record: SearchRecord) -> list[tuple[float, float]]:

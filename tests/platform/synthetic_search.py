@@ -60,7 +60,7 @@ def synthetic_search(folder: Path, *, trials: int = 1000, tracking_uri: str | No
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.runner import STATE_FILE
+    from mritune.platform.search_folder import STATE_FILE
     from mritune.platform.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 
     folder.mkdir(parents=True, exist_ok=True)
