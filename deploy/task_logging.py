@@ -1,7 +1,7 @@
 """How each task's checkpoint becomes a registered MLflow pyfunc: its OOD guard, then the logged model.
 
 A task names its entry here in the task registry (``Task.model_logging``, a ``"module:attribute"`` reference, as
-its training function: trainables may not import deploy). ``platform/registry.py`` calls it after the search; the
+its training function: trainables may not import deploy). ``platform/registry/registration.py`` calls it after the search; the
 spec schema (``config._check_registry``) resolves it while ``registry.enabled`` is on, so a task without one, or
 with a reference that names nothing, is refused before any trial trains. The model code (``model_logging``,
 ``ood_fit``: TensorFlow) is imported inside the functions, so resolving an entry stays cheap.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform.config import SpecError, apply_overrides, load_spec, parse_spec
+from mritune.platform.spec.config import SpecError, apply_overrides, load_spec, parse_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -193,7 +193,7 @@ def test_a_task_whose_model_logger_names_nothing_is_refused_when_the_spec_is_par
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "registry.enabled: the unloggable task's model logger" in lines[0], refused.stderr
     assert reference in lines[0] and not (tmp_path / "ray_results").exists()
-    check = ("from mritune.platform.config import load_spec; "
+    check = ("from mritune.platform.spec.config import load_spec; "
              f"print(load_spec({str(spec_file)!r}, ['registry.enabled=false']).task)")
     accepted = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
     assert accepted.stdout.strip() == "unloggable", accepted.stderr[-2000:]
@@ -232,7 +232,7 @@ def test_a_task_without_a_model_logger_is_refused_when_the_spec_is_parsed(tmp_pa
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
     assert "registry.enabled: the replay task has no model logger" in refused.stderr
     assert not (tmp_path / "ray_results").exists()
-    check = ("from mritune.platform.config import load_spec; "
+    check = ("from mritune.platform.spec.config import load_spec; "
              f"print(load_spec({str(spec_file)!r}, ['registry.enabled=false']).registry.enabled)")
     accepted = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
     assert accepted.stdout.strip() == "False", accepted.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The quiet console (platform/quiet.py): a real search prints none of TensorFlow's, Ray's and MLflow's start-up
+"""The quiet console (platform/views/quiet.py): a real search prints none of TensorFlow's, Ray's and MLflow's start-up
 chatter, while a real warning and a real error from a trial still show; `--verbose` shows everything."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform.config import spec_to_yaml
-from mritune.platform.quiet import is_noise
+from mritune.platform.spec.config import spec_to_yaml
+from mritune.platform.views.quiet import is_noise
 from tests.platform.search_helpers import tiny_spec
 
 # Lines of a real `mritune quickstart --fast` before the quiet console (driver, and Ray's worker prefix).

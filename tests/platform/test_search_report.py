@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.report import experiment_url
-from mritune.platform.runner import run_search
-from mritune.platform.search_report import data as d
-from mritune.platform.search_report.build import write_search_report
-from mritune.platform.search_report.html import SECTIONS
+from mritune.platform.views.outcome import experiment_url
+from mritune.platform.run.runner import run_search
+from mritune.platform.views.search_report import data as d
+from mritune.platform.views.search_report.build import write_search_report
+from mritune.platform.views.search_report.html import SECTIONS
 from tests.fixtures_processes import (
     MLFLOW_START_TIMEOUT_S, _console_script, mlflow_healthy, free_ports, start_in_new_session, stop_session,
     wait_until,
@@ -62,7 +62,7 @@ def classifier_search(workdir, mlflow_ui):
 
 
 def _record(spec, outcome):
-    from mritune.platform.search_report.collect import collect_search
+    from mritune.platform.views.search_report.collect import collect_search
 
     return collect_search(spec=spec, tracking_uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
                           parent_run_id=outcome.parent_run_id, ui_url="http://127.0.0.1:5000")
@@ -113,8 +113,8 @@ def test_the_outcome_carries_where_the_report_was_written_and_the_console_prints
     that could not be drawn leaves it None and the console says so instead of naming a file that is not there."""
     import dataclasses
 
-    from mritune.platform.report import print_outcome
-    from mritune.platform.search_views import finish_search_views
+    from mritune.platform.views.outcome import print_outcome
+    from mritune.platform.views.search_views import finish_search_views
 
     spec, outcome = classifier_search
     assert outcome.report == str(Path(outcome.experiment_path) / "report" / "report.html")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.search_report import data as d
-from mritune.platform.search_report.importance import param_importance
+from mritune.platform.views.search_report import data as d
+from mritune.platform.views.search_report.importance import param_importance
 
 
 def _trial(number: int, start: float, end: float, values: list[float | None], *, outcome: str = d.COMPLETED,
@@ -113,7 +113,7 @@ def test_importance_finds_the_hyperparameter_that_decides_the_score():
 
 
 def test_the_winners_curse_columns_keep_scored_reruns_and_mark_the_registered_one():
-    from mritune.platform.rerun_summary import ConfigReruns, RerunResult, summarise
+    from mritune.platform.registry.rerun_summary import ConfigReruns, RerunResult, summarise
 
     def config(rank, vals, errors=(None, None)):
         results = tuple(RerunResult(trial_id=f"t{rank}", seed=seed, epoch=3, val=val, test=val and val - 0.05,

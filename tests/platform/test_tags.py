@@ -1,11 +1,11 @@
-"""mritune's MLflow tag names live in one module (platform/tags.py): no other platform module spells one."""
+"""mritune's MLflow tag names live in one module (platform/tracking/tags.py): no other platform module spells one."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from mritune.platform import tags
+from mritune.platform.tracking import tags
 
 PLATFORM = Path(__file__).resolve().parents[2] / "platform"
 TAGS_MODULE = Path(tags.__file__).resolve()
@@ -33,7 +33,7 @@ def test_no_platform_module_spells_a_tag_name_of_its_own():
             if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant) \
                     and str(node.values[0].value) == "metric.":
                 found.append(f"{path.relative_to(PLATFORM)}:{node.lineno} f'metric.{{...}}' (tags.metric_tag)")
-    assert not found, "use the constants of platform/tags.py: " + "; ".join(found)
+    assert not found, "use the constants of platform/tracking/tags.py: " + "; ".join(found)
 
 
 def test_tag_names_are_unique():

@@ -57,7 +57,7 @@ class SWDResampler:
 
     real: np.ndarray  # held_out_test_images(): what the evaluator compares with
     # One SWD takes about half a second at 32-64 px on a CPU core: a bootstrap draws few test-image resamples
-    # and combines them with its seed resamples (platform/intervals.py).
+    # and combines them with its seed resamples (platform/registry/intervals.py).
     resamples: int = 20
 
     @property
