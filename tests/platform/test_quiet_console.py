@@ -119,3 +119,32 @@ def test_verbose_shows_everything(tmp_path):
     printed = result.stdout + result.stderr
     assert "oneDNN custom operations" in printed and "Configuration for experiment" in printed, printed[-4000:]
     assert INJECTED_WARNING in printed and INJECTED_ERROR in printed
+
+
+FILTER_SCRIPT = r'''
+import os, subprocess, sys, warnings
+from mritune.platform.views.quiet import quiet_console
+with quiet_console(verbose=sys.argv[1] == "verbose"):
+    print("kept: stdout", flush=True)
+    sys.stderr.write("I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. See TF_ENABLE_ONEDNN_OPTS.\n")
+    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+    subprocess.run(["sh", "-c", "echo \"Successfully registered model 'm'.\" >&2; echo 'kept: child' >&2"], check=True)
+    warnings.warn("kept: a real warning")
+print("kept: after")
+'''
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_the_line_filter_drops_only_noise_from_the_driver_and_its_children(mode):
+    """File-descriptor level: the driver's Python writes, its raw fd writes and a child process's lines all pass
+    the filter; only NOISE goes, and nothing is lost or left behind when the console closes."""
+    result = subprocess.run([sys.executable, "-c", FILTER_SCRIPT, mode], capture_output=True, text=True,
+                            timeout=300, check=True)
+    printed = result.stdout + result.stderr
+    for kept in ("kept: stdout", "kept: child", "kept: a real warning", "kept: after"):
+        assert kept in printed, printed
+    noise = ("oneDNN custom operations", "absl::InitializeLog", "Successfully registered model")
+    if mode == "quiet":
+        assert not [text for text in noise if text in printed], printed
+    else:
+        assert all(text in printed for text in noise), printed
