@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mritune.platform.config import apply_overrides, parse_spec
-from mritune.platform.runner import run_search
+from mritune.platform.spec.config import apply_overrides, parse_spec
+from mritune.platform.run.runner import run_search
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -37,8 +37,8 @@ def write_spec(args, workdir: Path, name: str, storage_path: str, tracking_uri: 
     """The quick start's classifier search at 32 px (quickstart --fast's data), smaller: `--trials` x `--epochs`."""
     import yaml
 
-    from mritune.platform.config import load_spec
-    from mritune.platform.quickstart import FAST_OVERRIDES, packaged_config
+    from mritune.platform.spec.config import load_spec
+    from mritune.platform.run.quickstart import FAST_OVERRIDES, packaged_config
 
     overrides = [*FAST_OVERRIDES["classifier-quick.yaml"], f"name={name}", f"search.num_samples={args.trials}",
                  f"scheduler.max_t={args.epochs}", f"search.max_concurrent={args.concurrent}",
@@ -82,9 +82,10 @@ def run_embedded(args, workdir: Path) -> dict:
 
 
 def run_on_local_cluster(args, workdir: Path) -> dict:
-    from mritune.platform import local_cluster, storage
-    from mritune.platform.jobs import job_logs, job_status, submit_search
-    from mritune.platform.processes import wait_until
+    from mritune.platform.infra import local_cluster
+    from mritune.platform.infra import storage
+    from mritune.platform.run.jobs import job_logs, job_status, submit_search
+    from mritune.platform.infra.processes import wait_until
 
     t = time.time()
     cluster = local_cluster.up(workers=args.workers, state_dir=workdir / "cluster")
@@ -114,7 +115,7 @@ def run_on_local_cluster(args, workdir: Path) -> dict:
 def _count_checkpoints(experiment) -> int:
     import pyarrow.fs
 
-    from mritune.platform import storage
+    from mritune.platform.infra import storage
 
     filesystem, path = storage.open_filesystem(experiment)
     infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))

@@ -160,8 +160,8 @@ def main() -> None:
 
     import ray
 
-    from mritune.platform.config import load_spec
-    from mritune.platform.runner import load_data
+    from mritune.platform.spec.config import load_spec
+    from mritune.platform.run.runner import load_data
 
     data = load_data(load_spec(ROOT / "configs" / "classifier-quick.yaml", [
         f"data.synthetic.n={args.images}", f"data.synthetic.size={args.image_size}",

@@ -35,7 +35,7 @@ def probe_trial(dataset_refs: list, config: dict, tracking_uri: str, speedups: b
     import mlflow
     import ray
 
-    from mritune.platform.tracking import MlflowTrialObserverFactory
+    from mritune.platform.tracking.trial_runs import MlflowTrialObserverFactory
     from mritune.trainables.classifier.training import train_classifier
     from mritune.trainables.runtime import configure_runtime
 
@@ -89,8 +89,8 @@ def run_probe(dataset, config: dict, tracking_uri: str, speedups: bool) -> dict:
 def search_spec(args, workdir: Path, mode: str):
     """The quick start's classifier search (``--workload fast``: with ``mritune quickstart --fast``'s overrides),
     registry off, tracking and Tune results in ``workdir``."""
-    from mritune.platform.config import load_spec
-    from mritune.platform.quickstart import FAST_OVERRIDES, packaged_config
+    from mritune.platform.spec.config import load_spec
+    from mritune.platform.run.quickstart import FAST_OVERRIDES, packaged_config
 
     overrides = list(FAST_OVERRIDES["classifier-quick.yaml"]) if args.workload == "fast" else []
     overrides += [f"name=overhead-{mode}", f"tracking.uri=sqlite:///{workdir}/mlruns.db",
@@ -114,8 +114,8 @@ def epoch_seconds(client, runs) -> tuple[list[float], list[float]]:
 def run_search_measured(args, workdir: Path, mode: str) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.runner import run_search
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.run.runner import run_search
+    from mritune.platform.tracking.tags import WORKER_PID_TAG
 
     spec = search_spec(args, workdir, mode)
     start = time.perf_counter()

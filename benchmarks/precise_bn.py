@@ -118,7 +118,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from mritune.platform.runner import load_data, param_space
+    from mritune.platform.run.runner import load_data, param_space
     from mritune.search.space_ray import convert_ray_space
     from mritune.trainables.classifier import model
     from mritune.trainables.runtime import configure_runtime

@@ -1,4 +1,4 @@
-"""Concurrent promotion, side by side: the gate's queue (platform/promotion.py) against reading and setting at once.
+"""Concurrent promotion, side by side: the gate's queue (platform/registry/promotion.py) against reading and setting at once.
 
 Starts an `mlflow server` on 127.0.0.1 (SQLite), then per round registers WRITERS versions into a fresh model name
 from WRITERS threads at the same moment (each with its own client), once through ``promote`` (the queue) and once
@@ -63,7 +63,8 @@ def _start_server(root: Path) -> tuple[subprocess.Popen, str]:
 def _round(url: str, scores: list[float], *, queued: bool) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG, promote
+    from mritune.platform.registry.promotion import CHAMPION, PENDING, promote
+    from mritune.platform.tracking.tags import PROMOTION_TAG
 
     client = MlflowClient(url)
     model = f"bench-{'queued' if queued else 'unqueued'}-{uuid.uuid4().hex[:8]}"

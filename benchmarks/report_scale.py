@@ -77,7 +77,7 @@ def main() -> None:
 
 
 def _report(experiment_path: Path):
-    from mritune.platform.search_report.build import write_search_report
+    from mritune.platform.views.search_report.build import write_search_report
 
     return write_search_report(experiment_path)
 
@@ -86,11 +86,11 @@ def _parts(experiment_path: Path, timer: Timer):
     """Each stage of the report timed on its own, and the per-run history reads it replaced."""
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.config import parse_spec
-    from mritune.platform.search_report import plots
-    from mritune.platform.search_report.collect import collect_search
-    from mritune.platform.search_report.histories import child_runs, metric_histories
-    from mritune.platform.search_report.importance import param_importance
+    from mritune.platform.spec.config import parse_spec
+    from mritune.platform.views.search_report import plots
+    from mritune.platform.views.search_report.collect import collect_search
+    from mritune.platform.views.search_report.histories import child_runs, metric_histories
+    from mritune.platform.views.search_report.importance import param_importance
 
     state = json.loads((experiment_path / "mritune_search.json").read_text())
     spec = parse_spec(state["spec"])
@@ -116,7 +116,7 @@ def _parts(experiment_path: Path, timer: Timer):
 
 
 def _fanova_agreement(record, timer: Timer) -> dict:
-    from mritune.platform.search_report.importance import param_importance
+    from mritune.platform.views.search_report.importance import param_importance
 
     sampled = param_importance(record)
     full = timer("importance (all trials)", param_importance, record, max_trials=None)

@@ -157,7 +157,7 @@ def run_one(args, *, trials: int, concurrent: int, store: str, kill_at: int | No
 
 
 def measure(workdir: Path, spec: dict, rss: list, store: str) -> dict:
-    from mritune.platform.search_report.build import write_search_report
+    from mritune.platform.views.search_report.build import write_search_report
 
     folder = _search_folder(workdir)
     state = json.loads((folder / "mritune_search.json").read_text())
@@ -184,9 +184,9 @@ def platform_times(state: dict, spec: dict) -> dict:
     """Per-trial platform seconds: slot time from a trial's start to the next start on its slot, less replay."""
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.config import parse_spec
-    from mritune.platform.search_report import data as d
-    from mritune.platform.search_report.collect import collect_search
+    from mritune.platform.spec.config import parse_spec
+    from mritune.platform.views.search_report import data as d
+    from mritune.platform.views.search_report.collect import collect_search
 
     record = collect_search(spec=parse_spec(state["spec"]), tracking_uri=state["tracking_uri"],
                             experiment_id=state["experiment_id"], parent_run_id=state["parent_run_id"],

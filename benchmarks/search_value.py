@@ -49,8 +49,8 @@ METRIC = "val_macro_f1"
 
 
 def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
-    from mritune.platform.config import load_spec
-    from mritune.platform.runner import run_search
+    from mritune.platform.spec.config import load_spec
+    from mritune.platform.run.runner import run_search
 
     overrides = [
         *args.set, *strategy_overrides(strategy), f"search.seed={seed}", "search.num_samples=1000", f"search.time_budget_s={args.budget}",

@@ -35,11 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "winners_curse.json"
 FIGURE = ROOT / "docs" / "img" / "winners_curse.png"
-FRESH_SALT = 1022  # fresh seeds: drawn apart from the re-runs' (platform/rerun.py's salt is 22)
+FRESH_SALT = 1022  # fresh seeds: drawn apart from the re-runs' (platform/registry/rerun.py's salt is 22)
 
 
 def quick_overrides(seed: int, workdir: Path, args) -> list[str]:
-    from mritune.platform.quickstart import FAST_OVERRIDES
+    from mritune.platform.run.quickstart import FAST_OVERRIDES
 
     fast = [o for o in FAST_OVERRIDES["classifier-quick.yaml"] if not o.startswith("promotion.")]
     return [*fast, f"promotion.rerun_top_k={args.top_k}", f"promotion.rerun_seeds={args.rerun_seeds}",
@@ -48,8 +48,8 @@ def quick_overrides(seed: int, workdir: Path, args) -> list[str]:
 
 
 def run_one(seed: int, args, workdir: Path) -> dict:
-    from mritune.platform.config import load_spec
-    from mritune.platform.runner import load_data, run_search
+    from mritune.platform.spec.config import load_spec
+    from mritune.platform.run.runner import load_data, run_search
 
     spec = load_spec(ROOT / "configs" / "classifier-quick.yaml", quick_overrides(seed, workdir, args))
     started = time.perf_counter()
@@ -84,9 +84,9 @@ def run_one(seed: int, args, workdir: Path) -> dict:
 
 def fresh_seed_scores(spec, dataset, outcome, args) -> tuple[list[float], float]:
     """The registered configuration trained on ``--fresh-seeds`` new seeds to its epoch: their test macro-F1."""
-    from mritune.platform.ranking import TrialScore
-    from mritune.platform.rerun import rerun_seeds, train_on_seeds
-    from mritune.platform.storage import parse_location
+    from mritune.platform.tracking.ranking import TrialScore
+    from mritune.platform.registry.rerun import rerun_seeds, train_on_seeds
+    from mritune.platform.infra.storage import parse_location
 
     summary = outcome.reruns
     chosen = summary.chosen_config

@@ -214,6 +214,7 @@ def _looks_like_file(text: str) -> bool:
 def classifier_python_model():
     """The mlflow.pyfunc.PythonModel for the classifier (MLflow is imported here, not at module import)."""
     import mlflow.pyfunc
+    import pandas as pd
 
     class MrituneClassifier(mlflow.pyfunc.PythonModel):
         """Pyfunc: DataFrame column ``image`` → DataFrame ``class`` + ``prob_<Class>``."""
@@ -233,5 +234,10 @@ def classifier_python_model():
         def predict(self, context, model_input, params=None):
             serving = os.environ.get(SERVING_ENV_FLAG, "").lower() == "true"
             return self.predictor.predict_input(model_input, allow_paths=not serving)
+
+        # A type hint MLflow takes as "no schema inference" (the signature is logged explicitly, with an input
+        # example): without one MLflow warns at every class creation, at registration and at every load. Set as an
+        # object, not a string, because this module's annotations are postponed and pandas is imported here.
+        predict.__annotations__ = {"model_input": pd.DataFrame}
 
     return MrituneClassifier()

@@ -121,6 +121,7 @@ def png_base64(image: np.ndarray) -> str:
 def generator_python_model():
     """The mlflow.pyfunc.PythonModel for the generator (MLflow is imported here, not at module import)."""
     import mlflow.pyfunc
+    import pandas as pd
 
     class MrituneGenerator(mlflow.pyfunc.PythonModel):
         """Pyfunc: DataFrame ``n``, ``seed`` → DataFrame ``row``, ``image`` (base64 PNG)."""
@@ -139,5 +140,10 @@ def generator_python_model():
 
         def predict(self, context, model_input, params=None):
             return self.sampler.predict_input(model_input)
+
+        # A type hint MLflow takes as "no schema inference" (the signature is logged explicitly, with an input
+        # example): without one MLflow warns at every class creation, at registration and at every load. Set as an
+        # object, not a string, because this module's annotations are postponed and pandas is imported here.
+        predict.__annotations__ = {"model_input": pd.DataFrame}
 
     return MrituneGenerator()

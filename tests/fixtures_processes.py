@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.local_services import alive_ray_nodes, mlflow_healthy, ray_node_command, ray_node_env
+from mritune.platform.infra.local_services import alive_ray_nodes, mlflow_healthy, ray_node_command, ray_node_env
 
 # The process helpers live in the product (`mritune cluster local` uses them too); re-exported for the tests.
-from mritune.platform.processes import (  # noqa: F401
+from mritune.platform.infra.processes import (  # noqa: F401
     console_script as _console_script,
     free_ports,
     start_in_new_session,
@@ -74,7 +74,7 @@ def ray_auth_env(env: dict[str, str]) -> Iterator[None]:
     Ray caches the auth mode and token per process; without the refresh on the way out, the next test's
     embedded `ray.init(address="local")` would present this cluster's token to its own new cluster.
     """
-    from mritune.platform.cluster import refresh_ray_auth_state
+    from mritune.platform.infra.cluster import refresh_ray_auth_state
 
     saved = {key: os.environ.get(key) for key in (*env, "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
     os.environ.pop("RAY_AUTH_TOKEN_PATH", None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform.jobs import search_entrypoint
+from mritune.platform.run.jobs import search_entrypoint
 
 RECIPES = Path(__file__).resolve().parents[1] / "cluster-recipes"
 CLUSTER_DOC = Path(__file__).resolve().parents[1] / "docs" / "cluster.md"

@@ -32,13 +32,13 @@ def test_parts_are_namespace_packages(part):
 
 def test_subpackages_import_from_the_project():
     out = subprocess.run(
-        [sys.executable, "-c", "import mritune.platform.config as c, mritune.trainables.data.classes as k; "
-         "from mritune.platform.quickstart import packaged_config as p; "
+        [sys.executable, "-c", "import mritune.platform.spec.config as c, mritune.trainables.data.classes as k; "
+         "from mritune.platform.run.quickstart import packaged_config as p; "
          "print(c.__file__); print(len(k.CLASS_NAMES)); print(p('classifier-quick.yaml'))"],
         cwd="/", capture_output=True, text=True, check=True,
     )
     location, count, packaged = out.stdout.split()
-    assert location == str(ROOT / "platform" / "config.py")
+    assert location == str(ROOT / "platform" / "spec" / "config.py")
     assert count == "4"
     assert packaged == str(ROOT / "configs" / "classifier-quick.yaml")
 
@@ -51,18 +51,20 @@ def test_wheel_builds_and_imports_without_the_source_tree(tmp_path):
     )
     wheel = next((tmp_path / "dist").glob("mritune-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "mritune/platform/cli.py" in names
+    assert "mritune/platform/cli/app.py" in names
     for subpackage in ("data", "classifier", "dcgan"):  # the task registry imports these: a wheel needs them
         assert f"mritune/trainables/{subpackage}/__init__.py" in names
     assert "mritune/configs/classifier-quick.yaml" in names
-    assert "mritune/platform/search_report/__init__.py" in names, "the search report's package reaches the wheel"
+    assert "mritune/platform/views/search_report/__init__.py" in names, "the search report's package reaches the wheel"
+    for wing in ("infra", "spec", "tracking", "registry", "views", "run", "cli"):  # platform/'s wings
+        assert f"mritune/platform/{wing}/__init__.py" in names
     assert not any(name.endswith(f"mritune/{part}/__init__.py") for part in PARTS for name in names)
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)
     # -S skips site (and so the editable install's finder); the dependencies' folder is added by hand.
     script = (
         f"import sys; sys.path[:0] = [{str(unpacked)!r}, {sysconfig.get_paths()['purelib']!r}]; "
-        "import mritune.platform.config as c, mritune.platform.quickstart as q; "
+        "import mritune.platform.spec.config as c, mritune.platform.run.quickstart as q; "
         "print(c.__file__); print(q.packaged_config('dcgan-quick.yaml'))"
     )
     out = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,

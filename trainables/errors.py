@@ -2,7 +2,7 @@
 
 Anything mritune raises about what a person gave it (a spec, a path, an address, a token, an image, a model) is a
 ``MrituneUserError``; every other exception is a bug or a failure of a library and keeps its traceback
-(``platform/cli.py``). Each type also derives from the built-in it replaces (``UserInputError`` is a
+(``platform/cli/app.py``). Each type also derives from the built-in it replaces (``UserInputError`` is a
 ``ValueError``, ...), so callers that catch the built-in keep working.
 
 The types live here, in the part every other part may import (docs/architecture.md, "Who may import whom"):

@@ -29,7 +29,7 @@ class Evaluation:
 class GateResampler(Protocol):
     """A task's gate metric recomputed from a checkpoint's test ``outputs`` on a resample of the test images.
 
-    The platform's re-runs (``platform/rerun.py``) bootstrap over seeds x test images with it; on the indices
+    The platform's re-runs (``platform/registry/rerun.py``) bootstrap over seeds x test images with it; on the indices
     ``range(n_images)`` it returns the evaluator's own gate metric. Each task registers a factory
     ``(data, image_size) -> GateResampler`` (``Task.test_resampler``).
     """

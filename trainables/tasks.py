@@ -52,6 +52,10 @@ class Task:
         test_resampler: ``"module:function"`` of ``(data, image_size) -> GateResampler``
             (``trainables/evaluation.py``): the gate metric on resamples of the test images, for the bootstrap
             interval of the platform's re-runs. None: the task's versions carry no interval.
+        model_logging: ``"module:attribute"`` of how a checkpoint becomes a registered MLflow pyfunc (an object
+            with ``fit_guard`` and ``log``, ``deploy/task_logging.py``; named, not imported: trainables may not
+            import deploy). None: its models cannot be registered (the spec schema then needs
+            ``registry.enabled: false``).
     """
 
     name: str
@@ -66,6 +70,7 @@ class Task:
     model_name: str
     model_files: tuple[str, ...]
     test_resampler: str | None = None
+    model_logging: str | None = None
 
     def __post_init__(self) -> None:
         if self.search_metric not in self.epoch_metrics:
@@ -90,6 +95,21 @@ class Task:
     def checkpoint_evaluator(self) -> Callable[..., Any]:
         """The test-split evaluator of a checkpoint folder (imports Keras on first call)."""
         return _resolve(self.evaluate_checkpoint)
+
+    def pyfunc_logging(self) -> Any:
+        """The task's ``model_logging`` entry (imports its module, which is cheap: the model code loads when called).
+
+        Raises:
+            UserInputError: The task has none, or its reference names nothing importable.
+        """
+        if self.model_logging is None:
+            raise UserInputError(f"the {self.name} task has no model logger (Task.model_logging), so its models "
+                                 "cannot be registered")
+        try:
+            return _resolve(self.model_logging)
+        except (ImportError, AttributeError) as exc:
+            raise UserInputError(f"the {self.name} task's model logger {self.model_logging!r} cannot be "
+                                 f"loaded: {exc}") from None
 
     def gate_resampler(self, data: Any, image_size: int) -> Any:
         """The task's ``GateResampler`` for ``data``'s test split at ``image_size``, or None if it has none."""

@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TABLE = Path(__file__).resolve().parent / "classifier_32px.jsonl"
-# The --fast quick start's data and resolution (platform/quickstart.py's overrides of the quick spec).
+# The --fast quick start's data and resolution (platform/run/quickstart.py's overrides of the quick spec).
 FAST_RESOLUTION = ("data.synthetic.n=960", "data.synthetic.size=32", "trainable.image_size=32")
 EXIT_MORE_TO_DO = 3
 
@@ -45,14 +45,14 @@ def _table_format():
 
 
 def load_recording_spec(spec_path: Path, overrides: list[str]):
-    from mritune.platform.config import load_spec
+    from mritune.platform.spec.config import load_spec
 
     return load_spec(spec_path, [*FAST_RESOLUTION, *overrides])
 
 
 def table_header(spec, data, args) -> dict:
     from mritune.search.space_ray import convert_ray_space
-    from mritune.platform.runner import param_space
+    from mritune.platform.run.runner import param_space
 
     space = convert_ray_space(param_space(spec))
     fixed = {k: v for k, v in spec.fixed_config().items() if k not in spec.search.space}
@@ -152,7 +152,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    from mritune.platform.runner import load_data, param_space
+    from mritune.platform.run.runner import load_data, param_space
     from mritune.search.space_ray import convert_ray_space
     from mritune.trainables.runtime import configure_runtime
 

@@ -3,7 +3,7 @@
 A method name reads ``<searcher>[<option>=<value>,...]+<scheduler>``, the scheduler being ``fifo`` or
 ``asha-g<grace period>r<reduction factor>``; ``default`` is the shipped quick spec's searcher, options and ASHA
 settings. Every method is turned into a real ``SearchSpec`` (the quick spec with ``--set``-style overrides) and
-built by ``platform.runner.build_spec_searcher`` and ``search.factory.build_scheduler`` with the same arguments
+built by ``platform.run.runner.build_spec_searcher`` and ``search.factory.build_scheduler`` with the same arguments
 ``mritune search`` passes, so what the study measures is what users run.
 """
 
@@ -80,7 +80,7 @@ def expand_methods(text: str) -> list[str]:
 
 def method_spec(method: Method, *, seed: int, max_t: int, first_points: list[dict], space: dict):
     """The quick spec with this method's searcher, scheduler, seed and first points: a validated ``SearchSpec``."""
-    from mritune.platform.config import parse_spec
+    from mritune.platform.spec.config import parse_spec
 
     raw = yaml.safe_load(QUICK_SPEC.read_text())
     if raw["search"]["space"] != space:
@@ -100,8 +100,8 @@ def method_spec(method: Method, *, seed: int, max_t: int, first_points: list[dic
 
 
 def build_method(spec):
-    """(searcher, scheduler, param_space) as ``platform.runner`` builds them for a search of ``spec``."""
-    from mritune.platform.runner import build_spec_searcher, param_space
+    """(searcher, scheduler, param_space) as ``platform.run.runner`` builds them for a search of ``spec``."""
+    from mritune.platform.run.runner import build_spec_searcher, param_space
     from mritune.search.factory import build_scheduler
 
     if spec.search.algorithm == "tpe":

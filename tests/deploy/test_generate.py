@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mritune.deploy.generate import GRID_PADDING, make_grid, run_generate
-from mritune.platform.cli import app
+from mritune.platform.cli.app import app
 from tests.deploy.conftest import GENERATOR, IMAGE_SIZE
 
 

@@ -78,7 +78,7 @@ def test_pull_and_predict_refuse_a_lambda_layer(hostile_registry, tmp_path):
 def test_serve_refuses_a_lambda_layer_in_one_line_and_exits(hostile_registry, tmp_path):
     """The command line's view: exit 2, the refusal as the last line of stderr, no traceback, nothing served."""
     uri, marker = hostile_registry
-    command = [sys.executable, "-c", "from mritune.platform.cli import main; main()", "serve", "--model",
+    command = [sys.executable, "-c", "from mritune.platform.cli.app import main; main()", "serve", "--model",
                f"models:/{HOSTILE}@champion", "--tracking-uri", uri, "--port", str(free_port())]
     result = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=300)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -15,7 +15,7 @@ def test_deploy_modules_import_without_heavy_libraries(tmp_path):
     code = (
         "import json, sys\n"
         + "".join(f"import mritune.deploy.{m}\n" for m in MODULES)
-        + "import mritune.platform.cli_deploy\n"
+        + "import mritune.platform.cli.deploy\n"
         + f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)

@@ -20,7 +20,7 @@ import requests
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.ood_guard import OOD_COLUMNS
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
-from mritune.platform.processes import free_ports, start_in_new_session, stop_session, wait_until
+from mritune.platform.infra.processes import free_ports, start_in_new_session, stop_session, wait_until
 from mritune.trainables.data.classes import CLASS_NAMES
 from tests.deploy.conftest import CLASSIFIER, GENERATOR
 

@@ -18,7 +18,7 @@ import requests
 from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.ood_guard import GUARD_FILE, NO_GUARD_MESSAGE, OOD_COLUMNS, GuardFileError, load_guard
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
-from mritune.platform.processes import free_ports, start_in_new_session, stop_session, wait_until
+from mritune.platform.infra.processes import free_ports, start_in_new_session, stop_session, wait_until
 from tests.deploy.conftest import sqlite_store, subprocess_env
 
 TRAINED = "mritune-classifier"

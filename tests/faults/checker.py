@@ -32,8 +32,7 @@ def assert_nothing_lost(tracking_uri: str, parent_run_id: str, *, trial_ids: set
     """
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import TRIAL_ID_TAG
-    from mritune.platform.tracking_runs import ORPHAN_TAG
+    from mritune.platform.tracking.tags import ORPHAN_TAG, TRIAL_ID_TAG
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
@@ -70,7 +69,8 @@ def _assert_contiguous_epochs(client, run) -> int:
 
 def _assert_registration(client, model_name, parent_run_id, runs, search_metric, search_mode, gate_metric,
                          gate_mode, gate_rule: str = "interval") -> None:
-    from mritune.platform.promotion import CHAMPION, PENDING, PROMOTION_TAG
+    from mritune.platform.registry.promotion import CHAMPION, PENDING
+    from mritune.platform.tracking.tags import PROMOTION_TAG
 
     versions = client.search_model_versions(f"name='{model_name}'")
     ours = [v for v in versions if v.tags.get("search_run_id") == parent_run_id]
@@ -92,7 +92,7 @@ def _assert_registration(client, model_name, parent_run_id, runs, search_metric,
 def _rerun_choice(client, parent_run_id: str, ranked: list, top_k: int, mode: str) -> str:
     """The trial the re-runs should have registered: the top k trials (by the one ranking) re-run, the one with
     the best mean validation score over its seeds (ties: the better-ranked), configurations with a failure out."""
-    from mritune.platform.rerun_tracking import read_reruns
+    from mritune.platform.registry.rerun_tracking import read_reruns
 
     summary = read_reruns(client, parent_run_id)
     assert summary is not None, "a version with rerun tags but no re-run summary on its search run"
@@ -107,8 +107,8 @@ def _rerun_choice(client, parent_run_id: str, ranked: list, top_k: int, mode: st
 def replay_gate(versions, *, gate_metric: str, gate_mode: str, rule: str = "interval") -> str | None:
     """Where the champion alias ends if the gate ran over ``versions`` one at a time in version order: a
     version on the champion's data takes it when its interval's worse end (interval rule; else its single
-    number) beats the champion's mean (else its single number). Written apart from platform/promotion.py."""
-    from mritune.platform.promotion import PROMOTION_TAG
+    number) beats the champion's mean (else its single number). Written apart from platform/registry/promotion.py."""
+    from mritune.platform.tracking.tags import PROMOTION_TAG
 
     holder = None
     for version in sorted(versions, key=lambda v: int(v.version)):
@@ -133,7 +133,7 @@ def replay_gate(versions, *, gate_metric: str, gate_mode: str, rule: str = "inte
 
 def _ranked_from_runs(client, runs, metric: str, mode: str) -> list:
     """The trials ranked by the platform's one rule (``platform/ranking``: ties included), from their MLflow runs."""
-    from mritune.platform.ranking import TrialScore, best_of, sort_scores
+    from mritune.platform.tracking.ranking import TrialScore, best_of, sort_scores
 
     scores = []
     for run in runs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mritune.platform.ranking import TrialScore, sort_scores
+from mritune.platform.tracking.ranking import TrialScore, sort_scores
 from tests.faults.checker import _assert_registration
 
 TIED = 0.4668

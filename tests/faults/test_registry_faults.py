@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from mritune.platform.promotion import (
+from mritune.platform.registry.promotion import (
     CHALLENGER, CHAMPION, PENDING, PROMOTION_TAG, Interval, decide_alias, promote,
 )
 from mritune.trainables.errors import ServiceFailed

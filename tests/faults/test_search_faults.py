@@ -19,7 +19,7 @@ def test_a_search_whose_every_trial_diverges_ends_failed_and_registers_nothing(l
     """Scenario 7: SGD at learning rate 1.0 with l2 1.0 overflows to a NaN loss in epoch 2 (TrainingDiverged)."""
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.runner import run_search
+    from mritune.platform.run.runner import run_search
 
     spec = tiny_spec(tmp_path, overrides=(
         "search.num_samples=2", "search.algorithm=random", "scheduler.name=fifo", "scheduler.max_t=2",
@@ -62,8 +62,8 @@ def test_an_unwritable_storage_path_is_refused_before_any_trial_starts(tmp_path)
     """Scenario 8: one line naming storage_path, exit 2, and no run in the tracking store."""
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.config import spec_to_yaml
-    from mritune.platform.tracking import ensure_experiment
+    from mritune.platform.spec.config import spec_to_yaml
+    from mritune.platform.tracking.trial_runs import ensure_experiment
 
     spec = tiny_spec(tmp_path)
     spec_file = tmp_path / "spec.yaml"
@@ -71,7 +71,7 @@ def test_an_unwritable_storage_path_is_refused_before_any_trial_starts(tmp_path)
     experiment_id = ensure_experiment(spec.experiment, spec.tracking.uri)
     with unwritable_folder(tmp_path) as (folder, reason):
         result = subprocess.run(
-            [sys.executable, "-c", "from mritune.platform.cli import main; main()", "search", str(spec_file),
+            [sys.executable, "-c", "from mritune.platform.cli.app import main; main()", "search", str(spec_file),
              "--set", f"storage_path={folder / 'ray_results'}"],
             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -87,7 +87,7 @@ def _kill_when_epoch_logged(tracking_uri: str, experiment_id: str, epoch: int, k
 
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.tracking.tags import WORKER_PID_TAG
     from tests.fixtures_processes import wait_until
 
     client = MlflowClient(tracking_uri)
@@ -112,8 +112,9 @@ def test_a_trial_process_killed_mid_training_resumes_from_its_checkpoint(local_r
     from mlflow.tracking import MlflowClient
     from ray.tune import ExperimentAnalysis
 
-    from mritune.platform.runner import run_search
-    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG, ensure_experiment
+    from mritune.platform.run.runner import run_search
+    from mritune.platform.tracking.tags import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
+    from mritune.platform.tracking.trial_runs import ensure_experiment
     from tests.faults.checker import record_scenario
 
     spec = tiny_spec(tmp_path, overrides=(

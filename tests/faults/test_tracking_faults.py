@@ -29,7 +29,7 @@ def _write_trial(factory, trial_id: str) -> None:
 def test_eight_concurrent_writers_on_sqlite_lose_nothing(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
+    from mritune.platform.tracking.trial_runs import MlflowTrialObserverFactory, ensure_experiment
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     experiment_id = ensure_experiment("fault-sqlite-writers", uri)

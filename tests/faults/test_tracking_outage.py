@@ -36,8 +36,8 @@ def _outage(url: str, experiment_id: str, server: dict, window: dict) -> None:
 
 @pytest.mark.slow  # the outage alone is 60 s
 def test_a_search_survives_the_tracking_server_down_for_a_minute(local_ray, tmp_path):
-    from mritune.platform.runner import run_search
-    from mritune.platform.tracking import ensure_experiment
+    from mritune.platform.run.runner import run_search
+    from mritune.platform.tracking.trial_runs import ensure_experiment
 
     (port,) = free_ports(1)
     server = {"root": tmp_path / "mlflow", "port": port}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mritune.platform.config import SearchSpec, apply_overrides, parse_spec
+from mritune.platform.spec.config import SearchSpec, apply_overrides, parse_spec
 
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:

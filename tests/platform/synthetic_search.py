@@ -34,7 +34,7 @@ class SyntheticSearch:
 
 
 def synthetic_spec(folder: Path, *, trials: int, tracking_uri: str):
-    from mritune.platform.config import parse_spec
+    from mritune.platform.spec.config import parse_spec
 
     raw = {
         "name": "scale",
@@ -60,9 +60,8 @@ def synthetic_search(folder: Path, *, trials: int = 1000, tracking_uri: str | No
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
-    from mritune.platform.runner import STATE_FILE
-    from mritune.platform.tracking import TRIAL_ID_TAG, TRIAL_STARTED_TAG
+    from mritune.platform.spec.search_folder import STATE_FILE
+    from mritune.platform.tracking.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 
     folder.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or f"sqlite:///{folder / 'mlruns.db'}"

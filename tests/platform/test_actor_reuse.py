@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from mritune.platform.runner import run_search
-from mritune.platform.tracking import WORKER_PID_TAG
+from mritune.platform.run.runner import run_search
+from mritune.platform.tracking.tags import WORKER_PID_TAG
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 

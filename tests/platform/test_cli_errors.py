@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, report_error
+from mritune.platform.infra.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, report_error
 from tests.fixtures_processes import free_ports
 from tests.platform.search_helpers import tiny_spec
 
@@ -25,15 +25,15 @@ BAD_SPECS = [  # (override, the key path the one-line error must name)
 
 
 def mritune(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from mritune.platform.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from mritune.platform.cli.app import main; main()", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.fixture()
 def store(tmp_path):
     """A spec file and its SQLite tracking store, created beforehand so that a run could be recorded in it."""
-    from mritune.platform.config import spec_to_yaml
-    from mritune.platform.tracking import ensure_experiment
+    from mritune.platform.spec.config import spec_to_yaml
+    from mritune.platform.tracking.trial_runs import ensure_experiment
 
     spec = tiny_spec(tmp_path)
     path = tmp_path / "spec.yaml"
@@ -86,7 +86,7 @@ def test_resume_looks_under_the_specs_storage_path(store, tmp_path):
     elsewhere.mkdir()
     result = mritune("resume", str(spec_file), cwd=elsewhere)
     _assert_one_line_naming(result, f"no search named '{spec.name}' under {Path(spec.storage_path).resolve()}")
-    from mritune.platform.runner import locate_search
+    from mritune.platform.run.runner import locate_search
 
     folder = Path(spec.storage_path) / f"{spec.name}-20260101-000000"
     folder.mkdir(parents=True)
@@ -112,3 +112,18 @@ def test_an_error_that_is_not_mritunes_keeps_its_traceback_and_exit_code(capsys)
     stderr = capsys.readouterr().err
     assert code == EXIT_INTERNAL_ERROR != EXIT_USER_ERROR
     assert "Traceback (most recent call last)" in stderr and "internal error (ValueError)" in stderr
+
+
+@pytest.mark.parametrize(("setting", "says"), [("epochs=[2", "not valid YAML"), ("epochs='2", "not valid YAML"),
+                                               ("=2", "expected key.path=value"), ("epochs", "expected key.path=value")])
+def test_search_and_train_refuse_a_bad_set_with_one_line_from_one_parser(store, tmp_path, setting, says):
+    """`--set` is parsed in one place (platform/spec/overrides.py) for `search` and `train`: a value that is not valid
+    YAML or a setting without key=value is one line naming the setting, exit 2, nothing started."""
+    spec, spec_file = store
+    search_setting = f"search.{setting}" if not setting.startswith("=") else setting
+    search = mritune("search", str(spec_file), "--set", search_setting, cwd=tmp_path)
+    train = mritune("train", "classifier", "--data", "synthetic", "--set", setting, cwd=tmp_path)
+    for result in (search, train):
+        _assert_one_line_naming(result, "--set")
+        assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert _runs(spec) == [] and not Path(spec.storage_path).exists()

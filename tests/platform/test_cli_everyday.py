@@ -13,7 +13,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from mritune.platform.processes import live_session_pids
+from mritune.platform.infra.processes import live_session_pids
 from tests.fixtures_processes import free_ports, stop_session, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_one_set_switches_the_searcher_and_drops_the_other_searchers_options():
 
 
 def test_switching_keeps_the_options_the_new_searcher_takes():
-    from mritune.platform.config import apply_overrides
+    from mritune.platform.spec.config import apply_overrides
 
     raw = {"search": {"algorithm": "gpyopt", "options": {"acquisition": "LCB", "n_initial_points": 3}}}
     assert apply_overrides(raw, ["search.algorithm=bayesopt"])["search"]["options"] == {"acquisition": "LCB",

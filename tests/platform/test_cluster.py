@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.cluster import check_resources, connect_ray, disconnect, require_remote_tracking
+from mritune.platform.infra.cluster import check_resources, connect_ray, disconnect, require_remote_tracking
 from tests.fixtures_processes import free_ports, ray_auth_env, wait_until
 
 pytestmark = pytest.mark.timeout(600)

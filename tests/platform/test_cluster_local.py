@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform import local_cluster
-from mritune.platform.local_services import pgserver_bin_folder, postgres_binary
-from mritune.platform.processes import live_session_pids, process_start_ticks, start_in_new_session
+from mritune.platform.infra import local_cluster
+from mritune.platform.infra.local_services import pgserver_bin_folder, postgres_binary
+from mritune.platform.infra.processes import live_session_pids, process_start_ticks, start_in_new_session
 from tests.platform.search_helpers import tiny_spec
 
 pytestmark = pytest.mark.timeout(900)
@@ -83,8 +83,9 @@ def test_up_reports_its_services_and_keeps_secrets_owner_only(cluster):
 def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(cluster, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform import storage
-    from mritune.platform.runner import STATE_FILE, find_experiment
+    from mritune.platform.infra import storage
+    from mritune.platform.run.runner import find_experiment
+    from mritune.platform.spec.search_folder import STATE_FILE
 
     done = run_mritune(["search", str(spec_file(tmp_path, cluster.storage_path))], env=cluster.env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -157,7 +158,7 @@ def _temp_dir_of(pid: int) -> str:
 def _checkpoint_folders(experiment) -> list[str]:
     import pyarrow.fs
 
-    from mritune.platform import storage
+    from mritune.platform.infra import storage
 
     filesystem, path = storage.open_filesystem(experiment)
     infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))

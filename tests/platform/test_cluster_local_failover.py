@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from mritune.platform import local_cluster
-from mritune.platform.processes import live_session_pids, wait_until
+from mritune.platform.infra import local_cluster
+from mritune.platform.infra.processes import live_session_pids, wait_until
 from tests.platform.test_cluster_local import MRITUNE, run_env, spec_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -24,7 +24,7 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
     from ray.tune import ExperimentAnalysis
 
-    from mritune.platform.runner import find_experiment
+    from mritune.platform.run.runner import find_experiment
 
     state_dir = tmp_path / "state"
     cluster = local_cluster.up(workers=2, state_dir=state_dir)
@@ -64,9 +64,10 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
 
 def _check_nothing_lost(cluster, client, killed_at: float) -> None:
     """The fault suite's checker over the search's MLflow record, and the scenario's figures for the README."""
-    from mritune.platform import storage
-    from mritune.platform.runner import STATE_FILE, find_experiment
-    from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
+    from mritune.platform.infra import storage
+    from mritune.platform.run.runner import find_experiment
+    from mritune.platform.spec.search_folder import STATE_FILE
+    from mritune.platform.tracking.tags import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
     from tests.faults.checker import assert_nothing_lost, record_scenario, tune_trial_ids
 
     experiment = find_experiment("tiny-classifier", cluster.storage_path)
@@ -88,7 +89,7 @@ def _check_nothing_lost(cluster, client, killed_at: float) -> None:
 def _worker_with_checkpointed_trial(sessions: list[int], client) -> int | None:
     """The worker node (its session) where a trial has reported (and checkpointed) an epoch and still runs:
     the trial's MLflow run carries its actor's pid."""
-    from mritune.platform.tracking import WORKER_PID_TAG
+    from mritune.platform.tracking.tags import WORKER_PID_TAG
 
     experiment = client.get_experiment_by_name("failover")
     if experiment is None:

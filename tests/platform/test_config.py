@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mritune.platform.config import SpecError, apply_overrides, load_spec, parse_spec
+from mritune.platform.spec.config import SpecError, apply_overrides, load_spec, parse_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -169,6 +169,44 @@ def test_a_valid_space_passes_with_every_value_checked():
     assert parse_spec(raw).search.space["dense_units"] == {"choice": [16, 32]}
 
 
+@pytest.mark.parametrize("reference", ["mritune.deploy.task_logging:NO_SUCH_LOGGER", "mritune.no_such_module:X"])
+def test_a_task_whose_model_logger_names_nothing_is_refused_when_the_spec_is_parsed(tmp_path, reference):
+    """The model logger is on the task (Task.model_logging) and resolved by the spec schema: a reference that
+    names nothing fails at parse time (one line, exit 2), not after every trial trained; with the registry off
+    the same spec passes. The task comes from MRITUNE_TASK_PACKAGES, as any task kept outside mritune."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "unloggable_task.py").write_text(
+        "import dataclasses\n"
+        "from mritune.trainables.classifier import TASK\n"
+        "from mritune.trainables.tasks import register_task\n"
+        f"register_task(dataclasses.replace(TASK, name='unloggable', model_logging={reference!r}))\n")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({**minimal(), "task": "unloggable"}))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "MRITUNE_TASK_PACKAGES": "unloggable_task"}
+    mritune = str(Path(sys.executable).with_name("mritune"))
+    refused = subprocess.run([mritune, "search", str(spec_file), "--dry-run"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "registry.enabled: the unloggable task's model logger" in lines[0], refused.stderr
+    assert reference in lines[0] and not (tmp_path / "ray_results").exists()
+    check = ("from mritune.platform.spec.config import load_spec; "
+             f"print(load_spec({str(spec_file)!r}, ['registry.enabled=false']).task)")
+    accepted = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert accepted.stdout.strip() == "unloggable", accepted.stderr[-2000:]
+
+
+def test_the_built_in_tasks_name_their_model_loggers():
+    from mritune.trainables.tasks import get_task, task_names
+
+    for name in task_names():
+        logging = get_task(name).pyfunc_logging()
+        assert callable(logging.fit_guard) and callable(logging.log)
+
+
 def test_a_task_without_a_model_logger_is_refused_when_the_spec_is_parsed(tmp_path):
     """The replay task (benchmarks/replay_task.py) has no pyfunc model logger: with the registry on, its spec is
     refused at parse time (exit 2, before any trial trains), and accepted with registry.enabled=false."""
@@ -194,7 +232,7 @@ def test_a_task_without_a_model_logger_is_refused_when_the_spec_is_parsed(tmp_pa
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
     assert "registry.enabled: the replay task has no model logger" in refused.stderr
     assert not (tmp_path / "ray_results").exists()
-    check = ("from mritune.platform.config import load_spec; "
+    check = ("from mritune.platform.spec.config import load_spec; "
              f"print(load_spec({str(spec_file)!r}, ['registry.enabled=false']).registry.enabled)")
     accepted = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
     assert accepted.stdout.strip() == "False", accepted.stderr[-2000:]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.config import SpecError, apply_overrides, load_spec, parse_spec
+from mritune.platform.spec.config import SpecError, apply_overrides, load_spec, parse_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -75,7 +75,7 @@ def test_the_original_study_spec_searches_its_five_hyperparameters_and_both_back
 def test_dry_run_resolves_the_search_and_starts_nothing(tmp_path, monkeypatch):
     import ray
 
-    from mritune.platform.dry_run import dry_run, format_dry_run
+    from mritune.platform.run.dry_run import dry_run, format_dry_run
 
     monkeypatch.chdir(tmp_path)
     spec = load_spec(CONFIGS / "classifier-original.yaml")

@@ -1,11 +1,11 @@
-"""The bootstrap interval over seeds x test images (platform/intervals.py): pure NumPy, asserted directly."""
+"""The bootstrap interval over seeds x test images (platform/registry/intervals.py): pure NumPy, asserted directly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mritune.platform.intervals import bootstrap_interval, resample_indices
+from mritune.platform.registry.intervals import bootstrap_interval, resample_indices
 from mritune.trainables.classifier.evaluation import macro_f1
 
 

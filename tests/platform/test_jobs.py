@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mritune.platform.cli import app
-from mritune.platform.jobs import (
+from mritune.platform.cli.app import app
+from mritune.platform.run.jobs import (
     job_logs,
     job_status,
     resolve_dashboard_address,
@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 # Runs on the cluster as the job's driver: joins through the RAY_ADDRESS the job gets, with the head's token.
 PROBE_ENTRYPOINT = (
-    "python -c \"from mritune.platform.cluster import connect_ray; c = connect_ray(None); "
+    "python -c \"from mritune.platform.infra.cluster import connect_ray; c = connect_ray(None); "
     "print('MRITUNE_PROBE', c.num_nodes, c.total_cpu, c.embedded)\""
 )
 

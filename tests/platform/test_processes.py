@@ -1,12 +1,12 @@
-"""Stopping by pid (platform/processes.py): a recorded pid is only stopped while it is the process recorded."""
+"""Stopping by pid (platform/infra/processes.py): a recorded pid is only stopped while it is the process recorded."""
 
 from __future__ import annotations
 
 import json
 import os
 
-from mritune.platform import local_cluster
-from mritune.platform.processes import ServiceProcess, live_session_pids, start_in_new_session, stop_sessions
+from mritune.platform.infra import local_cluster
+from mritune.platform.infra.processes import ServiceProcess, live_session_pids, start_in_new_session, stop_sessions
 
 
 def test_a_reused_pid_is_not_ours_and_down_leaves_it_alone(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.promotion import CHALLENGER, CHAMPION, SINGLE_RULE, Interval, compare, decide_alias
+from mritune.platform.registry.promotion import CHALLENGER, CHAMPION, SINGLE_RULE, Interval, compare, decide_alias
 
 
 @pytest.fixture()

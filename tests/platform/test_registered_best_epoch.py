@@ -51,11 +51,11 @@ def test_a_trial_whose_last_epoch_is_worse_registers_its_best_epoch(local_ray, t
     from mlflow.tracking import MlflowClient
     from ray import tune
 
-    from mritune.platform.ranking import checkpoint_config, rank_trials
-    from mritune.platform.registry import register_best
-    from mritune.platform.runner import load_data
-    from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
-    from mritune.platform.tracking_runs import results_table
+    from mritune.platform.tracking.ranking import checkpoint_config, rank_trials
+    from mritune.platform.registry.registration import register_best
+    from mritune.platform.run.runner import load_data
+    from mritune.platform.tracking.trial_runs import MlflowTrialObserverFactory, ensure_experiment
+    from mritune.platform.tracking.search_run import results_table
     from mritune.trainables.data.arrays import as_model_input
     from mritune.trainables.evaluation import evaluate_checkpoint
 

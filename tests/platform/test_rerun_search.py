@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mritune.platform.runner import run_search
+from mritune.platform.run.runner import run_search
 from tests.faults.checker import assert_nothing_lost, tune_trial_ids
 from tests.platform.search_helpers import tiny_spec
 
@@ -58,7 +58,7 @@ def test_the_chosen_rerun_is_registered_with_its_interval_and_the_fault_checker_
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.runner import load_data
+    from mritune.platform.run.runner import load_data
     from mritune.trainables.data.arrays import as_model_input, resized
 
     spec, outcome = searched
@@ -95,8 +95,8 @@ def test_the_chosen_rerun_is_registered_with_its_interval_and_the_fault_checker_
 def test_the_parent_run_holds_the_table_and_the_console_shows_the_curse_and_the_gate(searched, capsys):
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.report import print_outcome
-    from mritune.platform.rerun_tracking import TABLE_ARTIFACT, read_reruns
+    from mritune.platform.views.outcome import print_outcome
+    from mritune.platform.registry.rerun_tracking import TABLE_ARTIFACT, read_reruns
 
     spec, outcome = searched
     client = MlflowClient(outcome.tracking_uri)
@@ -122,8 +122,8 @@ def test_a_second_registration_is_gated_on_both_intervals(searched):
     challenger, and the decision records both versions' intervals."""
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.registry import register_best
-    from mritune.platform.runner import load_data
+    from mritune.platform.registry.registration import register_best
+    from mritune.platform.run.runner import load_data
 
     spec, outcome = searched
     first = outcome.registration
@@ -142,8 +142,8 @@ def test_a_second_registration_is_gated_on_both_intervals(searched):
 
 
 def test_the_report_shows_the_winners_curse_with_its_plot(searched, browser, tmp_path):
-    from mritune.platform.search_report.build import write_search_report
-    from mritune.platform.search_report.html import SECTIONS
+    from mritune.platform.views.search_report.build import write_search_report
+    from mritune.platform.views.search_report.html import SECTIONS
     from tests.fixtures_browser import open_report
 
     spec, outcome = searched
@@ -162,11 +162,11 @@ def test_a_rerun_that_diverges_on_its_seed_is_recorded_and_its_configuration_not
     back as a result with its error, not as an exception, and the summary never chooses its configuration."""
     from dataclasses import replace
 
-    from mritune.platform.ranking import TrialScore
-    from mritune.platform.rerun import train_on_seeds
-    from mritune.platform.rerun_summary import ConfigReruns, summarise
-    from mritune.platform.runner import load_data
-    from mritune.platform.storage import parse_location
+    from mritune.platform.tracking.ranking import TrialScore
+    from mritune.platform.registry.rerun import train_on_seeds
+    from mritune.platform.registry.rerun_summary import ConfigReruns, summarise
+    from mritune.platform.run.runner import load_data
+    from mritune.platform.infra.storage import parse_location
 
     spec, outcome = searched
     good = outcome.reruns.configs[0]

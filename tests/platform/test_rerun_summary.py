@@ -1,4 +1,4 @@
-"""The re-runs' choice and record (platform/rerun_summary.py, rerun_views.py): pure functions, asserted directly."""
+"""The re-runs' choice and record (platform/registry/rerun_summary.py, rerun_views.py): pure functions, asserted directly."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from mritune.platform.rerun_summary import (
+from mritune.platform.registry.rerun_summary import (
     ConfigReruns, RerunResult, RerunSummary, choose, closest_to_mean, decision_record, summarise,
 )
-from mritune.platform.rerun_views import console_lines, markdown, table_columns
+from mritune.platform.registry.rerun_views import console_lines, markdown, table_columns
 
 SEEDS = (11, 22, 33)
 
@@ -106,7 +106,7 @@ def test_views_show_per_seed_scores_means_intervals_and_the_decision():
 
 
 def test_rerun_seeds_are_new_distinct_and_the_same_for_the_same_search():
-    from mritune.platform.rerun import rerun_seeds
+    from mritune.platform.registry.rerun import rerun_seeds
 
     seeds = rerun_seeds(5, search_seed=0)
     assert len(set(seeds)) == 5 and seeds == rerun_seeds(5, search_seed=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.runner import build_spec_searcher
+from mritune.platform.run.runner import build_spec_searcher
 from tests.platform.search_helpers import tiny_spec
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mritune.platform import console
-from mritune.platform.report import format_table
-from mritune.platform.search_report import data as d
+from mritune.platform.views import console
+from mritune.platform.views.outcome import format_table
+from mritune.platform.views.search_report import data as d
 from tests.fixtures_processes import wait_until
 from tests.platform.synthetic_search import synthetic_search
 
@@ -84,8 +84,8 @@ def big_search(tmp_path_factory):
 def test_the_report_reads_every_trial_and_its_whole_curve(big_search):
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.config import parse_spec
-    from mritune.platform.search_report.collect import collect_search
+    from mritune.platform.spec.config import parse_spec
+    from mritune.platform.views.search_report.collect import collect_search
 
     state = __import__("json").loads((big_search.experiment_path / "mritune_search.json").read_text())
     record = collect_search(spec=parse_spec(state["spec"]), tracking_uri=big_search.tracking_uri,
@@ -104,7 +104,7 @@ def test_metric_histories_over_http_match_the_per_run_calls(mlflow_server):
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.search_report.histories import child_runs, metric_histories
+    from mritune.platform.views.search_report.histories import child_runs, metric_histories
 
     client = MlflowClient(mlflow_server)
     experiment_id = client.create_experiment(f"histories-{__import__('time').time_ns()}")
@@ -122,8 +122,8 @@ def test_metric_histories_over_http_match_the_per_run_calls(mlflow_server):
 
 
 def test_the_report_stays_legible_at_hundreds_of_trials(big_search, browser, tmp_path):
-    from mritune.platform.search_report.build import write_search_report
-    from mritune.platform.search_report.importance import MAX_TRIALS
+    from mritune.platform.views.search_report.build import write_search_report
+    from mritune.platform.views.search_report.importance import MAX_TRIALS
 
     files = write_search_report(big_search.experiment_path, out_dir=tmp_path)
     browser.get(files.html.as_uri())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.config import apply_overrides, parse_spec
-from mritune.platform.runner import run_search
+from mritune.platform.spec.config import apply_overrides, parse_spec
+from mritune.platform.run.runner import run_search
 from tests.platform.search_helpers import child_runs
 from tests.trainables.test_data import _write_class_tree
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mritune.platform.runner import run_search
+from mritune.platform.run.runner import run_search
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 
@@ -124,7 +124,7 @@ def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None
     import keras
     import mlflow
 
-    from mritune.platform.runner import load_data
+    from mritune.platform.run.runner import load_data
     from mritune.trainables.dcgan.evaluation import generator_test_evaluation
 
     mlflow.set_tracking_uri(outcome.tracking_uri)

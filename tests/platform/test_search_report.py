@@ -8,13 +8,15 @@ the search).
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
 import pytest
 
-from mritune.platform.report import experiment_url
-from mritune.platform.runner import run_search
-from mritune.platform.search_report import data as d
-from mritune.platform.search_report.build import write_search_report
-from mritune.platform.search_report.html import SECTIONS
+from mritune.platform.views.outcome import experiment_url
+from mritune.platform.run.runner import run_search
+from mritune.platform.views.search_report import data as d
+from mritune.platform.views.search_report.build import write_search_report
+from mritune.platform.views.search_report.html import SECTIONS
 from tests.fixtures_processes import (
     MLFLOW_START_TIMEOUT_S, _console_script, mlflow_healthy, free_ports, start_in_new_session, stop_session,
     wait_until,
@@ -60,7 +62,7 @@ def classifier_search(workdir, mlflow_ui):
 
 
 def _record(spec, outcome):
-    from mritune.platform.search_report.collect import collect_search
+    from mritune.platform.views.search_report.collect import collect_search
 
     return collect_search(spec=spec, tracking_uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
                           parent_run_id=outcome.parent_run_id, ui_url="http://127.0.0.1:5000")
@@ -103,6 +105,28 @@ def test_mlflow_entities_read_well(classifier_search):
     assert "chosen on validation val_macro_f1" in version.description and "@champion" in version.description
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "report")}
     assert {"report/report.html", "report/timeline.png", "report/importance.png"} <= artifacts
+
+
+def test_the_outcome_carries_where_the_report_was_written_and_the_console_prints_only_that(classifier_search,
+                                                                                          tmp_path, capsys):
+    """The report's location is decided where it is written (search_views) and carried on SearchOutcome; a report
+    that could not be drawn leaves it None and the console says so instead of naming a file that is not there."""
+    import dataclasses
+
+    from mritune.platform.views.outcome import print_outcome
+    from mritune.platform.views.search_views import finish_search_views
+
+    spec, outcome = classifier_search
+    assert outcome.report == str(Path(outcome.experiment_path) / "report" / "report.html")
+    assert Path(outcome.report).is_file()
+    print_outcome(outcome)
+    assert f"Report:          {outcome.report}\n" in capsys.readouterr().out
+    not_a_search = dataclasses.replace(outcome, experiment_path=str(tmp_path))  # no mritune_search.json there
+    assert finish_search_views(spec, not_a_search) is None
+    print_outcome(dataclasses.replace(not_a_search, report=None))
+    printed = capsys.readouterr().out
+    assert "Report:          not written" in printed and str(tmp_path / "report") not in printed
+    assert not (tmp_path / "report").exists()
 
 
 def test_report_renders_in_a_real_browser(classifier_search, browser, tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mritune.platform.search_report import data as d
-from mritune.platform.search_report.importance import param_importance
+from mritune.platform.views.search_report import data as d
+from mritune.platform.views.search_report.importance import param_importance
 
 
 def _trial(number: int, start: float, end: float, values: list[float | None], *, outcome: str = d.COMPLETED,
@@ -25,13 +25,18 @@ def _record(trials, *, mode: str = "max", space=()) -> d.SearchRecord:
     )
 
 
-@pytest.mark.parametrize(("max_t", "grace", "factor"), [(8, 2, 2), (3, 1, 2), (10, 2, 2), (27, 1, 3), (100, 1, 4)])
+@pytest.mark.parametrize(("max_t", "grace", "factor"),
+                         [(8, 2, 2), (3, 1, 2), (10, 2, 2), (27, 1, 3), (100, 1, 4), (10, 1, 2.5), (20, 2, 1.5)])
 def test_asha_rungs_are_the_ones_ray_compares_at(max_t, grace, factor):
+    """Ray records a trial at a milestone with its first iteration >= the milestone: ceil, not round (with
+    reduction_factor 2.5 Ray stops at 1, 3, 7; rounding drew 1, 2, 6)."""
+    import math
+
     from ray.tune.schedulers import ASHAScheduler
 
     scheduler = ASHAScheduler(time_attr="training_iteration", metric="m", mode="max", max_t=max_t,
                               grace_period=grace, reduction_factor=factor)
-    ray_rungs = sorted(rung for rung, _ in scheduler._brackets[0]._rungs if rung < max_t)
+    ray_rungs = sorted(math.ceil(rung - 1e-9) for rung, _ in scheduler._brackets[0]._rungs if rung < max_t)
     assert d.asha_rungs(max_t=max_t, grace_period=grace, reduction_factor=factor) == ray_rungs
 
 
@@ -108,7 +113,7 @@ def test_importance_finds_the_hyperparameter_that_decides_the_score():
 
 
 def test_the_winners_curse_columns_keep_scored_reruns_and_mark_the_registered_one():
-    from mritune.platform.rerun_summary import ConfigReruns, RerunResult, summarise
+    from mritune.platform.registry.rerun_summary import ConfigReruns, RerunResult, summarise
 
     def config(rank, vals, errors=(None, None)):
         results = tuple(RerunResult(trial_id=f"t{rank}", seed=seed, epoch=3, val=val, test=val and val - 0.05,
@@ -122,3 +127,7 @@ def test_the_winners_curse_columns_keep_scored_reruns_and_mark_the_registered_on
     first, second = d.rerun_columns(summary)
     assert (first.label, first.val, first.interval, first.registered) == ("#1 t1", (0.7,), None, False)
     assert second.registered and second.val == (0.6, 0.62) and second.interval[1] <= second.interval[2]
+
+
+def test_asha_rungs_with_a_fractional_reduction_factor_are_ray_stops():
+    assert d.asha_rungs(max_t=10, grace_period=1, reduction_factor=2.5) == [1, 3, 7]

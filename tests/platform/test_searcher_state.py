@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from mritune.platform.runner import _searcher_state
+from mritune.platform.run.runner import _searcher_state
 
 
 def test_missing_state_is_logged(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="mritune.platform.runner"):
+    with caplog.at_level(logging.INFO, logger="mritune.platform.run.runner"):
         assert _searcher_state(tmp_path) is None
     assert "no searcher state" in caplog.text
 
 
 def test_unreadable_state_is_logged_as_a_warning(tmp_path, caplog):
     (tmp_path / "searcher-state-2026-01-01.pkl").write_bytes(b"\x80\x04\x95 not json")
-    with caplog.at_level(logging.WARNING, logger="mritune.platform.runner"):
+    with caplog.at_level(logging.WARNING, logger="mritune.platform.run.runner"):
         assert _searcher_state(tmp_path) is None
     assert "is not JSON" in caplog.text
 

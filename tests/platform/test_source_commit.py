@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mritune.platform import tracking_runs
+from mritune.platform.tracking import search_run
 
 
 def _git(folder: Path, *args: str) -> str:
@@ -21,9 +21,9 @@ def test_the_recorded_commit_is_mritunes_not_the_working_folders(tmp_path, monke
     _git(other, "add", "notes.txt")
     _git(other, "commit", "-q", "-m", "theirs")
     monkeypatch.chdir(other)
-    source = Path(tracking_runs.__file__).resolve().parent
-    assert tracking_runs.source_commit() == _git(source, "rev-parse", "HEAD")
-    assert tracking_runs.source_commit() != _git(other, "rev-parse", "HEAD")
+    source = Path(search_run.__file__).resolve().parent
+    assert search_run.source_commit() == _git(source, "rev-parse", "HEAD")
+    assert search_run.source_commit() != _git(other, "rev-parse", "HEAD")
 
 
 def test_no_commit_when_the_source_is_not_tracked_by_the_git_repository_around_it(tmp_path):
@@ -35,6 +35,6 @@ def test_no_commit_when_the_source_is_not_tracked_by_the_git_repository_around_i
     _git(tmp_path, "commit", "-q", "-m", "project")
     installed = tmp_path / "venv" / "site-packages" / "mritune" / "platform"
     installed.mkdir(parents=True)
-    (installed / "tracking_runs.py").write_text("# an installed copy, untracked")
-    assert tracking_runs.source_commit(installed) is None
-    assert tracking_runs.source_commit(tmp_path / "not-a-folder") is None
+    (installed / "search_run.py").write_text("# an installed copy, untracked")
+    assert search_run.source_commit(installed) is None
+    assert search_run.source_commit(tmp_path / "not-a-folder") is None

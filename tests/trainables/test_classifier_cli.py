@@ -24,7 +24,7 @@ from tests.trainables.training_helpers import few_tf_threads
 )
 def test_bad_settings_fail_with_one_line_naming_the_key(args, expected, tmp_path):
     env = {**os.environ, "MRITUNE_CACHE_DIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-c", "from mritune.platform.cli import main; main()", "train", *args,
+    command = [sys.executable, "-c", "from mritune.platform.cli.app import main; main()", "train", *args,
                "--data", "synthetic"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2
@@ -36,7 +36,7 @@ def test_bad_settings_fail_with_one_line_naming_the_key(args, expected, tmp_path
 def test_train_classifier_prints_final_metrics_as_json(synthetic_root, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from mritune.platform.cli import app
+    from mritune.platform.cli.app import app
 
     few_tf_threads()
     monkeypatch.setenv("MRITUNE_CACHE_DIR", str(tmp_path / "cache"))

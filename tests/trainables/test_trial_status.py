@@ -28,10 +28,12 @@ def test_the_three_places_call_the_rule_instead_of_repeating_it():
     """tune_trainables and the driver's TrialRunCloser call final_trial_status; the observer writes what it gets."""
     import inspect
 
-    from mritune.platform import run_callbacks, tracking
+    from mritune.platform.tracking import run_callbacks
+
+    from mritune.platform.tracking import trial_runs
     from mritune.trainables import tune_trainables
 
     assert "final_trial_status(" in inspect.getsource(tune_trainables)
     assert "final_trial_status(" in inspect.getsource(run_callbacks.TrialRunCloser)
-    observer_end = inspect.getsource(tracking.MlflowTrialObserver.on_end)
+    observer_end = inspect.getsource(trial_runs.MlflowTrialObserver.on_end)
     assert "KILLED" not in observer_end and "FINISHED" not in observer_end.split('"""')[-1]

@@ -26,4 +26,5 @@ TASK = register_task(Task(
     model_name="mritune-classifier",
     model_files=(MODEL_FILE,),
     test_resampler="mritune.trainables.classifier.evaluation:classifier_test_resampler",
+    model_logging="mritune.deploy.task_logging:CLASSIFIER",
 ))

@@ -27,4 +27,5 @@ TASK = register_task(Task(
     model_name="mritune-dcgan",
     model_files=(GENERATOR_FILE, DISCRIMINATOR_FILE),
     test_resampler="mritune.trainables.dcgan.evaluation:generator_test_resampler",
+    model_logging="mritune.deploy.task_logging:GENERATOR",
 ))

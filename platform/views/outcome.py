@@ -1,0 +1,88 @@
+"""What `mritune search` prints at the end: the best trials and where to look next."""
+
+from __future__ import annotations
+
+import typer
+
+from mritune.deploy.tracking_uri import is_remote_uri
+from mritune.platform.tracking.display import short_value
+
+
+def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
+    """The best ``limit`` rows as a Markdown table, then how many more there are (the report lists them all)."""
+    config_keys = sorted({k for row in rows[:limit] for k in row if k.startswith("config.")})
+    varying = [k for k in config_keys if len({repr(row.get(k)) for row in rows}) > 1][:6]
+    header = ["trial", "status", "epochs", metric, "at epoch", *[k[len("config."):] for k in varying]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows[:limit]:
+        value = row[metric]
+        cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
+                 "-" if row.get("best_epoch") is None else str(row["best_epoch"])]
+        cells += [short_value(row.get(k)) for k in varying]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
+    return "\n".join(lines)
+
+LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves
+
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI. MLflow 3.17's UI picks its GenAI or model-training view from
+    ``workflowType`` (URL, else the browser's last choice, else GenAI), not from the experiment's kind tag, so
+    the link names it: the page opens on the runs table with the search and its trials."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+def ui_command(tracking_uri: str) -> str:
+    if is_remote_uri(tracking_uri):
+        return f"open {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+
+def print_outcome(outcome) -> str:
+    """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED)."""
+    typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
+    typer.echo(format_table(outcome.table, outcome.metric))
+    typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
+    report = getattr(outcome, "report", None)
+    if report is not None:
+        typer.echo(f"Report:          {report}")
+    else:
+        typer.echo(f"Report:          not written (the log above says why); draw it with "
+                   f"`mritune report {outcome.experiment_path}`")
+    typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
+    ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
+    typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
+    typer.echo(f"                 then open {experiment_url(ui_url, outcome.experiment_id)}")
+    if outcome.status != "FINISHED":
+        typer.echo(f"Status:          {outcome.status}: {outcome.status_reason}")
+    registration = outcome.registration
+    reruns = getattr(outcome, "reruns", None)
+    if reruns is not None:
+        from mritune.platform.registry.rerun_views import console_lines
+
+        for line in console_lines(reruns):
+            typer.echo(line)
+    if registration is None:
+        why = ("every configuration re-run had a failed re-run" if reruns is not None
+               else "no trial that ended cleanly reported a finite score")
+        typer.echo(f"Registry:        nothing registered ({why})")
+        return outcome.status
+    typer.echo(
+        f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
+        f"({registration.reason})"
+    )
+    where = f"epoch {registration.epoch}"
+    if reruns is not None:
+        where = f"re-trained on seed {reruns.registered_seed} to epoch {registration.epoch}"
+    typer.echo(f"                 trial {registration.trial_id}, {where}: {test_summary(registration)}")
+    return outcome.status
+
+def test_summary(registration) -> str:
+    """The registered checkpoint's test score, beside what a model that learned nothing would get."""
+    metrics = registration.metrics
+    text = f"test {registration.gate_metric} {registration.gate_value:.4f}"
+    interval = getattr(registration, "interval", None)
+    if interval is not None:
+        text += f", re-runs' mean {interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
+    if "test_macro_f1_majority" in metrics:
+        text += f" (majority-class baseline {metrics['test_macro_f1_majority']:.4f})"
+    return text
