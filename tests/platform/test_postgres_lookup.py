@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform import local_services
+from mritune.platform.infra import local_services
 from mritune.platform.infra.local_services import POSTGRES_BIN_ENV, pgserver_bin_folder, postgres_binary
 from mritune.trainables.errors import MissingDependency
 
