@@ -24,7 +24,7 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
         lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
     return "\n".join(lines)
 
-LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mlflow ui` of ui_command serves
+LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mritune ui` of ui_command serves
 
 def experiment_url(ui_url: str, experiment_id: str) -> str:
     """The experiment's runs in the MLflow UI. MLflow 3.17's UI picks its GenAI or model-training view from
@@ -33,9 +33,10 @@ def experiment_url(ui_url: str, experiment_id: str) -> str:
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 def ui_command(tracking_uri: str) -> str:
+    """What to type to see a store's runs: a server's address, or `mritune ui` (the MLflow UI on 127.0.0.1:5000)."""
     if is_remote_uri(tracking_uri):
         return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+    return f"mritune ui --tracking-uri {tracking_uri}"
 
 def print_outcome(outcome) -> str:
     """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED)."""

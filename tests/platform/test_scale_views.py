@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mritune.platform.views import console
-from mritune.platform.views.outcome import format_table
+from mritune.platform.views.outcome import format_table, ui_command
 from mritune.platform.views.search_report import data as d
 from tests.fixtures_processes import wait_until
 from tests.platform.synthetic_search import synthetic_search
@@ -149,3 +149,8 @@ def test_the_report_stays_legible_at_hundreds_of_trials(big_search, browser, tmp
     timeline = browser.execute_script(
         "const i = document.querySelector(\"img[alt='timeline']\"); return [i.naturalWidth, i.naturalHeight]")
     assert timeline[0] == 900 and timeline[1] <= 1200, "16 slots fit one screen-high figure"
+
+
+def test_the_outcome_points_at_mritune_ui_for_a_local_store_and_at_the_server_otherwise():
+    assert ui_command("sqlite:///tmp/x/mlruns.db") == "mritune ui --tracking-uri sqlite:///tmp/x/mlruns.db"
+    assert ui_command("http://127.0.0.1:5005") == "open http://127.0.0.1:5005"
