@@ -17,7 +17,7 @@ from tests.trainables.training_helpers import few_tf_threads
     [
         (["classifier", "--set", "dropuot=0.5"], "unknown classifier config key 'dropuot'"),
         (["classifier", "--set", "optimizer=rmsprop"], "optimizer must be one of adam, adamw, sgd"),
-        (["classifier", "--set", "epochs"], "--set expects key=value"),
+        (["classifier", "--set", "epochs"], "expected key.path=value"),
         (["dcgan", "--set", "image_size=100"], "image_size must be one of 32, 64, 128, 256"),
         (["gan"], "unknown training 'gan'"),
     ],
