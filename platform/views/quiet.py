@@ -99,8 +99,18 @@ def quiet_console(*, verbose: bool) -> Iterator[None]:
             filters.append(_LineFilter(stream))
         yield
     finally:
+        _flush_ray_logs()
         for line_filter in reversed(filters):
             line_filter.close()
+
+
+def _flush_ray_logs() -> None:
+    """Shut an embedded Ray down while the filter is still in place: Ray prints its workers' lines (and its
+    "[repeated Nx across cluster]" summaries) from a driver thread, late, and at shutdown; after the filter is gone
+    they would reach the console unfiltered."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 class _LineFilter:
