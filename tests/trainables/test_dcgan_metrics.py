@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mritune.trainables.dcgan.training import to_unit_range
+from mritune.trainables.dcgan.images import to_unit_range
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, ms_ssim, sample_grid, sliced_wasserstein_distance
 
 

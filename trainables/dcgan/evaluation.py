@@ -25,7 +25,7 @@ def generator_test_evaluation(generator, data: MRIDataset, *, image_size: int, l
                               out_dir: str | Path) -> Evaluation:
     """SWD and MS-SSIM diversity of a generator's images against the test split, and a sample grid."""
     from mritune.trainables.dcgan.metrics import mean_ms_ssim, sliced_wasserstein_distance
-    from mritune.trainables.dcgan.training import write_sample_grid
+    from mritune.trainables.dcgan.images import write_sample_grid
 
     if len(data.x_test) < 2:
         raise UserInputError("the DCGAN's test evaluation needs at least 2 test images")
@@ -45,7 +45,7 @@ def generator_test_evaluation(generator, data: MRIDataset, *, image_size: int, l
 def held_out_test_images(data: MRIDataset, image_size: int) -> np.ndarray:
     """The test images the generator is compared with, in [-1, 1]."""
     from mritune.trainables.data.arrays import resized
-    from mritune.trainables.dcgan.training import EVAL_IMAGES, to_unit_range
+    from mritune.trainables.dcgan.images import EVAL_IMAGES, to_unit_range
 
     return to_unit_range(resized(data.x_test[:EVAL_IMAGES], image_size))
 

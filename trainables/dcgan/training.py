@@ -37,21 +37,16 @@ from mritune.trainables.data.arrays import check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
 from mritune.trainables.dcgan.config import DCGANConfig
+from mritune.trainables.dcgan.images import EVAL_IMAGES, to_unit_range, write_png
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
 from mritune.trainables.errors import UserInputError
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
 ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
 GRID_SAMPLES = 16
-EVAL_IMAGES = 256  # held-out real images (and as many generated) for SWD and the discriminator accuracies
 COLLAPSE_STD = 1e-3
 
 logger = logging.getLogger(__name__)
-
-
-def to_unit_range(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, S, S) -> float32 (N, S, S, 1) in [-1, 1], the generator's tanh range."""
-    return (images.astype(np.float32) / 127.5 - 1.0)[..., None]
 
 
 @dataclass
@@ -265,7 +260,7 @@ def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, r
     grid = sample_grid(grid_images)
     artifacts: dict[str, str] = {}
     if epoch == cfg.epochs:
-        artifacts["samples"] = str(_write_png(grid, folder / "artifacts" / "samples.png"))
+        artifacts["samples"] = str(write_png(grid, folder / "artifacts" / "samples.png"))
     state = {
         "task": TASK.name,
         "epoch": epoch,
@@ -281,17 +276,3 @@ def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, r
                        artifacts=artifacts))
     return TrainingResult(metrics=metrics, model_path=str(folder / GENERATOR_FILE), artifacts=artifacts,
                           epochs_completed=epoch)
-
-
-def write_sample_grid(images: np.ndarray, path: Path) -> Path:
-    """A 4-column PNG grid of generated images (values in [-1, 1])."""
-    return _write_png(sample_grid(images), path)
-
-
-def _write_png(grid: np.ndarray, path: Path) -> Path:
-    import cv2
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), grid):
-        raise OSError(f"could not write {path}")
-    return path
