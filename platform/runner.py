@@ -15,12 +15,12 @@ from typing import Any
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 from mritune.platform import storage
 from mritune.platform.config import SearchSpec, parse_spec, spec_to_yaml
+from mritune.platform.search_folder import STATE_FILE, read_search_state
 from mritune.platform.storage import StorageLocation
 from mritune.platform.tracking import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.trial_speed import TrialSpeed, tune_environment
 from mritune.trainables.errors import MissingInputError
 
-STATE_FILE = "mritune_search.json"
 DEFAULT_STORAGE_PATH = SearchSpec.model_fields["storage_path"].default  # ./ray_results
 
 logger = logging.getLogger(__name__)
@@ -166,9 +166,8 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     from mritune.platform import tracking_runs
 
     experiment_path = locate_search(search, storage_path=storage_path, overrides=overrides)
-    state_file = experiment_path.child(STATE_FILE)
-    state = json.loads(storage.read_bytes(state_file))
-    spec = parse_spec(state["spec"], source=str(state_file))
+    state = read_search_state(experiment_path)
+    spec = parse_spec(state["spec"], source=str(experiment_path.child(STATE_FILE)))
     uri = state["tracking_uri"]
     storage.check_storage_usable(experiment_path)
     check_tracking_reachable(uri, sqlite_must_exist=False)

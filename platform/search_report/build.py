@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from mritune.deploy.tracking_uri import is_remote_uri
 from mritune.platform.report import LOCAL_UI_URL
-from mritune.trainables.errors import MissingInputError
 
 if TYPE_CHECKING:
     from mritune.platform.storage import StorageLocation
@@ -54,7 +52,7 @@ def write_search_report(experiment_path: "str | Path | StorageLocation", *, out_
         'report.html'
     """
     from mritune.platform.config import parse_spec
-    from mritune.platform.runner import STATE_FILE
+    from mritune.platform.search_folder import STATE_FILE, read_search_state
     from mritune.platform.search_report import html, plots
     from mritune.platform.search_report.collect import collect_search
     from mritune.platform.search_report.importance import param_importance
@@ -62,13 +60,10 @@ def write_search_report(experiment_path: "str | Path | StorageLocation", *, out_
     from mritune.platform import storage
 
     folder = storage.parse_location(str(experiment_path))
-    state_file = folder.child(STATE_FILE)
-    if not storage.is_file(state_file):
-        raise MissingInputError(f"{folder} is not a search folder (no {STATE_FILE})")
-    state = json.loads(storage.read_bytes(state_file))
+    state = read_search_state(folder)
     uri = state["tracking_uri"]
     record = collect_search(
-        spec=parse_spec(state["spec"], source=str(state_file)), tracking_uri=uri,
+        spec=parse_spec(state["spec"], source=str(folder.child(STATE_FILE))), tracking_uri=uri,
         experiment_id=state["experiment_id"], parent_run_id=state["parent_run_id"],
         ui_url=ui_url or (uri if is_remote_uri(uri) else LOCAL_UI_URL),
     )

@@ -61,7 +61,7 @@ def synthetic_search(folder: Path, *, trials: int = 1000, tracking_uri: str | No
     from mlflow.tracking import MlflowClient
 
     from mritune.platform.run_callbacks import TRIAL_NUMBER_TAG
-    from mritune.platform.runner import STATE_FILE
+    from mritune.platform.search_folder import STATE_FILE
     from mritune.platform.tracking import TRIAL_ID_TAG, TRIAL_STARTED_TAG
 
     folder.mkdir(parents=True, exist_ok=True)

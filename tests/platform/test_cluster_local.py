@@ -78,7 +78,8 @@ def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(
     from mlflow.tracking import MlflowClient
 
     from mritune.platform import storage
-    from mritune.platform.runner import STATE_FILE, find_experiment
+    from mritune.platform.runner import find_experiment
+    from mritune.platform.search_folder import STATE_FILE
 
     done = run_mritune(["search", str(spec_file(tmp_path, cluster.storage_path))], env=cluster.env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

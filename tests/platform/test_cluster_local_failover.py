@@ -65,7 +65,8 @@ def test_a_killed_worker_node_loses_no_trial(tmp_path, monkeypatch):
 def _check_nothing_lost(cluster, client, killed_at: float) -> None:
     """The fault suite's checker over the search's MLflow record, and the scenario's figures for the README."""
     from mritune.platform import storage
-    from mritune.platform.runner import STATE_FILE, find_experiment
+    from mritune.platform.runner import find_experiment
+    from mritune.platform.search_folder import STATE_FILE
     from mritune.platform.tracking import EPOCHS_REDONE_TAG, RESTORED_FROM_TAG
     from tests.faults.checker import assert_nothing_lost, record_scenario, tune_trial_ids
 
