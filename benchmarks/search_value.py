@@ -48,7 +48,7 @@ STRATEGIES = {
 METRIC = "val_macro_f1"
 
 
-def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
+def run_one(strategy: str, seed: int, args, workdir: Path, curves=None) -> dict:
     from mritune.platform.spec.config import load_spec
     from mritune.platform.run.runner import run_search
 
@@ -70,13 +70,14 @@ def run_one(strategy: str, seed: int, args, workdir: Path) -> dict:
         "best_val": curve[-1][1] if curve else None,
         "winner_test_macro_f1": registration.metrics.get("test_macro_f1") if registration else None,
         "majority_test_macro_f1": registration.metrics.get("test_macro_f1_majority") if registration else None,
-        **found_configuration(outcome, args),
+        **found_configuration(outcome, curves),
     }
 
 
-def found_configuration(outcome, args) -> dict:
+def found_configuration(outcome, curves) -> dict:
     """What the search settled on: the registered configuration, its re-runs' mean val and test macro-F1, and
-    with ``--curves`` its regret on the recorded table (the replay study's measure, by 1-nearest-neighbour)."""
+    with a recorded table (``--curves``, a ``RecordedCurves``) its regret on it (the replay study's measure, by
+    1-nearest-neighbour)."""
     chosen = outcome.reruns.chosen_config if outcome.reruns is not None else None
     if chosen is not None:
         config = dict(chosen.searched)
@@ -87,13 +88,10 @@ def found_configuration(outcome, args) -> dict:
     found = {"config": config,
              "rerun_val_mean": chosen.val_mean if chosen is not None else None,
              "rerun_test_mean": chosen.test_mean if chosen is not None else None}
-    if args.curves:
-        from mritune.search.replay import RecordedCurves
-
-        table = RecordedCurves.load(args.curves)
-        row = table.nearest(config)
-        found["table_regret"] = round(table.best_score - table.score(row), 4)
-        found["table_test"] = round(table.test_score(row), 4)
+    if curves is not None:
+        row = curves.nearest(config)
+        found["table_regret"] = round(curves.best_score - curves.score(row), 4)
+        found["table_test"] = round(curves.test_score(row), 4)
     return found
 
 
@@ -256,12 +254,17 @@ def main() -> None:
     if args.seeds < 1:
         raise SystemExit("error: --seeds must be >= 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    curves = None
+    if args.curves:
+        from mritune.search.replay import RecordedCurves
+
+        curves = RecordedCurves.load(args.curves)  # once, before the first search: a bad table fails at once
     runs = []
     with tempfile.TemporaryDirectory(prefix="mritune-search-value-") as tmp:
         for seed in range(args.seeds):
             order = chosen[seed % len(chosen):] + chosen[: seed % len(chosen)]
             for strategy in order:
-                run = run_one(strategy, seed, args, Path(tmp))
+                run = run_one(strategy, seed, args, Path(tmp), curves)
                 print(json.dumps({k: v for k, v in run.items() if k != "curve"}), flush=True)
                 runs.append(run)
                 result = write_result(runs, args)  # after every run: an interrupted study is still reportable
