@@ -10,6 +10,8 @@ refused.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,5 +173,11 @@ def compiled_inference(keras_model, sample_shape: tuple[int, ...]):
     import tensorflow as tf
 
     spec = tf.TensorSpec((None, *sample_shape), tf.float32)
-    traced = tf.function(lambda batch: keras_model(batch, training=False), input_signature=[spec])
+    # A partial, not a lambda: TensorFlow counts traces per code object, so one lambda traced once for each of
+    # several models (a process that scores re-runs, the gate, the guard) read as "retracing" and warned.
+    traced = tf.function(functools.partial(_call_in_inference_mode, keras_model), input_signature=[spec])
     return lambda batch: keras.tree.map_structure(np.asarray, traced(tf.convert_to_tensor(batch, dtype=tf.float32)))
+
+
+def _call_in_inference_mode(keras_model, batch):
+    return keras_model(batch, training=False)

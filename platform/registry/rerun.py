@@ -53,7 +53,7 @@ def rerun_seeds(count: int, *, search_seed: int | None, avoid: set[int] = frozen
 
 
 def rerun_best(*, spec: "SearchSpec", ranked: Sequence["TrialScore"], dataset, experiment_path: StorageLocation,
-               echo: Callable[[str], None] | None = None) -> RerunSummary | None:
+               echo: Callable[[str], None] | None = None, progress: bool = True) -> RerunSummary | None:
     """Re-run the spec's ``promotion.rerun_top_k`` best registrable trials on ``rerun_seeds`` new seeds each.
 
     Args:
@@ -62,6 +62,7 @@ def rerun_best(*, spec: "SearchSpec", ranked: Sequence["TrialScore"], dataset, e
         dataset: The search's dataset (put into Ray's object store once more).
         experiment_path: The search folder; re-run checkpoints go under its ``reruns/``.
         echo: Where the progress lines go (None: ``typer.echo``).
+        progress: A line per training as it ends; False: only the line that says the re-runs start.
 
     Returns:
         The summary, or None when re-runs are off or no trial is registrable.
@@ -88,10 +89,12 @@ def rerun_best(*, spec: "SearchSpec", ranked: Sequence["TrialScore"], dataset, e
                else resample_indices(resampler.n_images, resampler.resamples, seed=spec.search.seed or 0))
     started = time.monotonic()
     echo = echo or _typer_echo
-    echo(f"Re-running the {len(top)} best configurations on {len(seeds)} new seeds each "
+    what = "the best configuration" if len(top) == 1 else f"the {len(top)} best configurations"
+    echo(f"Re-running {what} on {len(seeds)} new seeds each "
          f"({len(top) * len(seeds)} trainings from scratch, to each trial's best epoch)")
     results = train_on_seeds(spec=spec, dataset=dataset, jobs=[(score, seed) for score in top for seed in seeds],
-                             indices=indices, destination=experiment_path.child(RERUNS_FOLDER), echo=echo)
+                             indices=indices, destination=experiment_path.child(RERUNS_FOLDER),
+                             echo=echo if progress else _discard)
     configs = [_config_reruns(rank, score, spec, [r for r in results if r.trial_id == score.trial_id])
                for rank, score in enumerate(top, start=1)]
     return summarise(configs=configs, metric=spec.metric, mode=spec.mode, gate_metric=task.gate_metric,
@@ -174,6 +177,10 @@ def _progress_line(result: RerunResult, done: int, total: int, metric: str) -> s
             else f"{metric} {result.val:.4f}, test {result.test:.4f}")
     epochs = f"{result.epoch} epoch" + ("" if result.epoch == 1 else "s")
     return f"[re-run {done}/{total}] trial {result.trial_id} seed {result.seed}, {epochs}: {what} ({result.seconds:.0f} s)"
+
+
+def _discard(line: str) -> None:
+    """An echo that prints nothing (re-runs without per-training lines)."""
 
 
 def _typer_echo(line: str) -> None:

@@ -36,7 +36,8 @@ def _row(summary: RerunSummary, index: int, config: ConfigReruns) -> dict[str, A
 
 def console_lines(summary: RerunSummary) -> list[str]:
     """The re-run block of ``mritune search``'s summary: one line per configuration, the curse, the gate."""
-    lines = [f"Re-runs:         top {summary.top_k} configurations x {len(summary.seeds)} new seeds "
+    what = "the best configuration" if summary.top_k == 1 else f"top {summary.top_k} configurations"
+    lines = [f"Re-runs:         {what} x {len(summary.seeds)} new seeds "
              f"({summary.top_k * len(summary.seeds)} trainings, {summary.seconds:.0f} s), chosen on mean "
              f"{summary.metric}"]
     for index, config in enumerate(summary.configs):

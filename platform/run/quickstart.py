@@ -49,13 +49,14 @@ def run_quickstart(*, fast: bool, tracking_uri: str | None, verbose: bool = Fals
         spec = load_spec(packaged_config(name), fast_overrides if fast else [])
         typer.echo(f"\n== {spec.name}: {spec.task} search, {spec.search.num_samples} trials, {spec.search.algorithm} + "
                    f"{spec.scheduler.name} ==")
-        outcome = run_search(spec, tracking_uri=tracking_uri, verbose=verbose)
-        print_outcome(outcome)
+        # Brief: the quick start is a newcomer's first screen (--fast fits in 60 lines); `mritune search` prints all.
+        outcome = run_search(spec, tracking_uri=tracking_uri, verbose=verbose, rerun_progress=verbose)
+        print_outcome(outcome, brief=not verbose)
         outcomes.append(outcome)
-    typer.echo("\nSynthetic data: these scores mean nothing clinically.")
-    typer.echo(f"\nNext:\n  {ui_command(outcomes[0].tracking_uri)}")
+    typer.echo("\nSynthetic data: these scores mean nothing clinically. "
+               "Next (more under the README's Everyday commands):")
+    typer.echo(f"  {ui_command(outcomes[0].tracking_uri)}   # then open the Runs in MLflow links above")
     typer.echo("  mritune pull mritune-classifier@champion --out ./champion")
     typer.echo("  mritune predict path/to/images --model models:/mritune-classifier@champion --out preds.csv")
-    typer.echo("  mritune serve --model models:/mritune-classifier@champion")
     typer.echo("  mritune generate --model models:/mritune-dcgan@champion --n 16 --out grid.png")
     return outcomes

@@ -55,6 +55,7 @@ class _SearchContext:
     experiment_id: str
     parent_run_id: str
     verbose: bool = False  # Ray's and TensorFlow's own console output instead of mritune's progress lines
+    rerun_progress: bool = True  # a line per re-run training as it ends
     # Read once per search, so the trainable, the TuneConfig and fit's environment agree.
     speed: TrialSpeed = field(default_factory=TrialSpeed.from_env)
 
@@ -82,7 +83,7 @@ def load_data(spec: SearchSpec):
 
 
 def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: str | None = None,
-               verbose: bool = False) -> SearchOutcome:
+               verbose: bool = False, rerun_progress: bool = True) -> SearchOutcome:
     """Start a new search and run it to the end.
 
     The dataset is decoded once on this driver, Ray is joined (or started embedded), an MLflow parent run records
@@ -98,6 +99,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
             ``./mlruns.db``. A relative SQLite path is made absolute.
         verbose: Print Ray's progress tables and the trial workers' TensorFlow/MLflow start-up logs, instead of
             one line per finished trial and a summary every 30 s.
+        rerun_progress: Print a line per re-run training as it ends (``mritune quickstart`` leaves them out: the
+            summary after the search lists every re-run's scores).
 
     Returns:
         The experiment folder, the MLflow ids, the results table (best first) and the registration (or None).
@@ -132,7 +135,8 @@ def run_search(spec: SearchSpec, *, address: str | None = None, tracking_uri: st
         spec=spec, dataset=dataset, tracking_uri=uri, experiment_id=experiment_id, cluster=cluster
     )
     search_views.describe_started_search(spec, tracking_uri=uri, parent_run_id=parent_run_id)
-    context = _SearchContext(spec, experiment_path, uri, experiment_id, parent_run_id, verbose=verbose)
+    context = _SearchContext(spec, experiment_path, uri, experiment_id, parent_run_id, verbose=verbose,
+                             rerun_progress=rerun_progress)
     _write_state(context)
     tuner = _build_tuner(context, dataset)
     return _fit_and_finish(context, tuner, dataset)
@@ -410,7 +414,7 @@ def _rerun_best(context: _SearchContext, ranked, dataset):
     from mritune.platform.registry import rerun_tracking
 
     reruns = rerun.rerun_best(spec=context.spec, ranked=ranked, dataset=dataset,
-                              experiment_path=context.experiment_path)
+                              experiment_path=context.experiment_path, progress=context.rerun_progress)
     if reruns is not None:
         rerun_tracking.log_reruns(context.tracking_uri, context.parent_run_id, reruns)
     return reruns

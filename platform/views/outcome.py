@@ -21,7 +21,8 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
         cells += [short_value(row.get(k)) for k in varying]
         lines.append("| " + " | ".join(cells) + " |")
     if len(rows) > limit:
-        lines.append(f"... and {len(rows) - limit} more trials, ranked in the report's Trials table")
+        more = len(rows) - limit
+        lines.append(f"... and {more} more trial{'' if more == 1 else 's'}, ranked in the report's Trials table")
     return "\n".join(lines)
 
 LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mritune ui` of ui_command serves
@@ -38,21 +39,16 @@ def ui_command(tracking_uri: str) -> str:
         return f"open {tracking_uri}"
     return f"mritune ui --tracking-uri {tracking_uri}"
 
-def print_outcome(outcome) -> str:
-    """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED)."""
+def print_outcome(outcome, *, brief: bool = False) -> str:
+    """Print the search's table, folders and registration; returns its final status (FINISHED or FAILED).
+
+    ``brief`` (``mritune quickstart``, whose closing lines say how to open the UI): the best three trials, the
+    report without its folder, the runs' link without the command to serve them, and the registration on one line
+    when re-runs gave its scores.
+    """
     typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
-    typer.echo(format_table(outcome.table, outcome.metric))
-    typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
-    report = getattr(outcome, "report", None)
-    if report is not None:
-        typer.echo(f"Report:          {report}")
-    else:
-        typer.echo(f"Report:          not written (the log above says why); draw it with "
-                   f"`mritune report {outcome.experiment_path}`")
-    typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
-    ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
-    typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
-    typer.echo(f"                 then open {experiment_url(ui_url, outcome.experiment_id)}")
+    typer.echo(format_table(outcome.table, outcome.metric, limit=3 if brief else 5))
+    _print_locations(outcome, brief=brief)
     if outcome.status != "FINISHED":
         typer.echo(f"Status:          {outcome.status}: {outcome.status_reason}")
     registration = outcome.registration
@@ -67,15 +63,36 @@ def print_outcome(outcome) -> str:
                else "no trial that ended cleanly reported a finite score")
         typer.echo(f"Registry:        nothing registered ({why})")
         return outcome.status
-    typer.echo(
-        f"Registered:      models:/{registration.model_name}/{registration.version} as @{registration.alias} "
-        f"({registration.reason})"
-    )
     where = f"epoch {registration.epoch}"
     if reruns is not None:
         where = f"re-trained on seed {reruns.registered_seed} to epoch {registration.epoch}"
+    name = f"models:/{registration.model_name}/{registration.version} as @{registration.alias}"
+    if brief and reruns is not None:  # the Gate line above gave the re-runs' test interval and the reason
+        typer.echo(f"Registered:      {name} (trial {registration.trial_id}, {where})")
+        return outcome.status
+    typer.echo(f"Registered:      {name} ({registration.reason})")
     typer.echo(f"                 trial {registration.trial_id}, {where}: {test_summary(registration)}")
     return outcome.status
+
+
+def _print_locations(outcome, *, brief: bool) -> None:
+    """Where the search's folder, report and runs are."""
+    report = getattr(outcome, "report", None)
+    if not brief or report is None:
+        typer.echo(f"\nSearch folder:   {outcome.experiment_path}")
+    if report is not None:
+        typer.echo(f"Report:          {report}")
+    else:
+        typer.echo(f"Report:          not written (the log above says why); draw it with "
+                   f"`mritune report {outcome.experiment_path}`")
+    ui_url = outcome.tracking_uri if is_remote_uri(outcome.tracking_uri) else LOCAL_UI_URL
+    link = experiment_url(ui_url, outcome.experiment_id)
+    if brief:
+        typer.echo(f"Runs in MLflow:  {link}")
+        return
+    typer.echo(f"MLflow run:      {outcome.parent_run_id} (experiment {outcome.experiment_id})")
+    typer.echo(f"Compare runs:    {ui_command(outcome.tracking_uri)}")
+    typer.echo(f"                 then open {link}")
 
 def test_summary(registration) -> str:
     """The registered checkpoint's test score, beside what a model that learned nothing would get."""

@@ -11,7 +11,8 @@ through TensorFlow's, Ray's and MLflow's start-up chatter. Three layers, each as
 3. ``NOISE``: the few lines no setting reaches, because TensorFlow's libraries print them through absl before
    anything can configure it (``I0000 … oneDNN custom operations are on``, ``cudart_stub … Could not find cuda
    drivers``, the CPU-instructions note, and on a machine without an NVIDIA driver the CUDA probe's ``failed call
-   to cuInit``) and MLflow's registration
+   to cuInit``), Grappler's ``remapper failed … Mutation::Apply error`` (a skipped fusion, not a failure) and
+   MLflow's registration
    receipts, which mritune's own ``Registered:`` line replaces. The driver's stdout and stderr pass through a
    line filter (file descriptors 1 and 2, so the driver's own C++ output and the trial workers' lines, which Ray
    prints in the driver as ``(classifier_trainable pid=…) …``, are both seen) that drops exactly these lines.
@@ -51,6 +52,9 @@ NOISE: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(pattern), why
     (r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized", "TensorFlow start-up (INFO)"),
     (r"^(\(\S+ pid=\d+\)\s*)?To enable the following instructions: .*rebuild TensorFlow with the appropriate "
      r"compiler flags", "the second line of the CPU-instructions note"),
+    (r"meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout '\S+' exist for "
+     r"missing node", "TensorFlow's graph optimizer skipping one fusion in the DCGAN's gradient graph (the graph "
+     "runs unfused; logged at ERROR though nothing failed)"),
     (r"^Successfully registered model '", "MLflow's receipt; mritune prints its own Registered: line"),
     (r"^Created version '\d+' of model '", "MLflow's receipt; mritune prints its own Registered: line"),
 ))

@@ -26,3 +26,5 @@ def test_quickstart_fast_registers_both_models(tmp_path):
         assert client.get_model_version_by_alias(name, "champion").version
     assert "mritune pull mritune-classifier@champion" in done.stdout
     assert "mean nothing clinically" in done.stdout
+    printed = (done.stdout + done.stderr).splitlines()
+    assert len(printed) <= 60, "\n".join(printed)  # issue 26: a newcomer's first run fits a screen or two

@@ -26,6 +26,9 @@ NOISE_LINES = [
     "available CPU instructions in performance-critical operations.",
     "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
     "appropriate compiler flags.",
+    "\x1b[36m(dcgan_trainable pid=3707)\x1b[0m E0000 00:00:1796578215.336907    3774 meta_optimizer.cc:967] remapper "
+    "failed: INVALID_ARGUMENT: Mutation::Apply error: fanout 'gradient_tape/discriminator_1/leaky_re_lu_4_1/"
+    "LeakyRelu/LeakyReluGrad' exist for missing node 'discriminator_1/conv2d_2_1/BiasAdd'.",
     "Successfully registered model 'mritune-classifier'.",
     "Created version '1' of model 'mritune-classifier'.",
 ]
@@ -36,6 +39,7 @@ REAL_LINES = [
     "/x/training.py:12: UserWarning: learning rate schedule ignored",
     "[01:26] trial dcace69b completed 8 epochs: val_macro_f1 0.5988 | learning_rate=0.0133",
     "To enable the following instructions, read the manual",  # not TensorFlow's note
+    "E0000 00:00:1.0 1 meta_optimizer.cc:967] remapper failed: INTERNAL: out of memory",  # not a skipped fusion
 ]
 # What must never reach the quiet console of a real search (each was in quickstart --fast's 131 lines).
 ABSENT = ["absl::InitializeLog", "oneDNN custom operations", "cudart_stub", "cpu_feature_guard",

@@ -95,8 +95,8 @@ def test_the_chosen_rerun_is_registered_with_its_interval_and_the_fault_checker_
 def test_the_parent_run_holds_the_table_and_the_console_shows_the_curse_and_the_gate(searched, capsys):
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.views.outcome import print_outcome
     from mritune.platform.registry.rerun_tracking import TABLE_ARTIFACT, read_reruns
+    from mritune.platform.views.outcome import LOCAL_UI_URL, experiment_url, print_outcome
 
     spec, outcome = searched
     client = MlflowClient(outcome.tracking_uri)
@@ -115,6 +115,13 @@ def test_the_parent_run_holds_the_table_and_the_console_shows_the_curse_and_the_
     printed = capsys.readouterr().out
     assert "Re-runs:         top 2 configurations x 2 new seeds" in printed
     assert "Winner's curse:  best val_macro_f1" in printed and "Gate:" in printed and "<- registered" in printed
+
+    print_outcome(outcome, brief=True)  # the quick start's: fewer lines, the same gate and registration
+    brief = capsys.readouterr().out
+    assert "Gate:" in brief and f"models:/{outcome.registration.model_name}/" in brief
+    assert f"Runs in MLflow:  {experiment_url(LOCAL_UI_URL, outcome.experiment_id)}" in brief
+    assert "Search folder:" not in brief and "MLflow run:" not in brief and "mritune ui" not in brief
+    assert len(brief.splitlines()) < len(printed.splitlines()) - 3
 
 
 def test_a_second_registration_is_gated_on_both_intervals(searched):

@@ -74,6 +74,7 @@ def test_results_table_shows_the_top_and_says_how_many_more():
     table = format_table(rows, "val_macro_f1")
     assert table.count("\n| t") == 5 and table.endswith("... and 995 more trials, ranked in the report's Trials table")
     assert "more trials" not in format_table(rows[:5], "val_macro_f1")
+    assert format_table(rows[:6], "val_macro_f1").endswith("... and 1 more trial, ranked in the report's Trials table")
 
 
 @pytest.fixture(scope="module")
