@@ -89,7 +89,8 @@ def _parts(experiment_path: Path, timer: Timer):
     from mritune.platform.spec.config import parse_spec
     from mritune.platform.views.search_report import plots
     from mritune.platform.views.search_report.collect import collect_search
-    from mritune.platform.views.search_report.histories import child_runs, metric_histories
+    from mritune.platform.tracking.trial_runs import child_runs
+    from mritune.platform.views.search_report.histories import metric_histories
     from mritune.platform.views.search_report.importance import param_importance
 
     state = json.loads((experiment_path / "mritune_search.json").read_text())

@@ -12,7 +12,8 @@ from typing import Any
 from mritune.platform.spec.config import SearchSpec, spec_to_yaml
 from mritune.platform.tracking.ranking import TrialScore
 from mritune.platform.tracking.tags import (CLOSED_BY_TAG, END_REASON_TAG, ORPHAN_TAG, ROLE_SEARCH, ROLE_TAG, SEARCH_TAG,
-                                   TASK_TAG, TRIAL_ID_TAG)
+                                   TASK_TAG, TRIAL_ID_TAG, TRIAL_NUMBER_TAG)
+from mritune.platform.tracking.trial_runs import child_runs
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def log_search_summary(*, tracking_uri: str, parent_run_id: str, table: list[dic
     import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_csv(table, folder / "results.csv")
@@ -177,7 +179,8 @@ def log_search_summary(*, tracking_uri: str, parent_run_id: str, table: list[dic
             best_config = {k[len("config."):]: v for k, v in ranked[0].items() if k.startswith("config.")}
             client.log_dict(parent_run_id, best_config, "best_config.yaml")
             client.log_metric(parent_run_id, f"best_{metric}", float(ranked[0][metric]))
-            _convergence_plot(table, metric=metric, mode=mode, path=folder / "convergence.png")
+            order = trials_in_start_order(table, trial_numbers(client, experiment_id, parent_run_id))
+            _convergence_plot(order, metric=metric, mode=mode, path=folder / "convergence.png")
             client.log_artifact(parent_run_id, str(folder / "convergence.png"))
         client.log_metric(parent_run_id, "trials_total", len(table))
         client.log_metric(parent_run_id, "trials_errored", sum(row["status"] == "ERROR" for row in table))
@@ -195,8 +198,24 @@ def _write_csv(table: list[dict], path: Path) -> None:
         writer.writerows(table)
 
 
-def _convergence_plot(table: list[dict], *, metric: str, mode: str, path: Path) -> None:
-    """Best metric so far against trial index (trials in creation order)."""
+def trial_numbers(client, experiment_id: str, parent_run_id: str) -> dict[str, int]:
+    """``trial id -> number`` (the order Tune started the trials in) from the search's trial runs."""
+    numbers = {}
+    for run in child_runs(client, experiment_id, parent_run_id):
+        tags = run.data.tags
+        if TRIAL_ID_TAG in tags and tags.get(TRIAL_NUMBER_TAG, "").isdigit():
+            numbers[tags[TRIAL_ID_TAG]] = int(tags[TRIAL_NUMBER_TAG])
+    return numbers
+
+
+def trials_in_start_order(table: list[dict], numbers: dict[str, int]) -> list[dict]:
+    """The table's rows in the order their trials started; a trial without a number (its run never opened) after
+    the numbered ones, by id. Trial ids are random, so sorting on them alone shuffles the search."""
+    return sorted(table, key=lambda row: (numbers.get(row["trial_id"], len(numbers) + 1), str(row["trial_id"])))
+
+
+def _convergence_plot(ordered: list[dict], *, metric: str, mode: str, path: Path) -> None:
+    """Best metric so far against trial index (``ordered``: the rows in start order)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,7 +223,6 @@ def _convergence_plot(table: list[dict], *, metric: str, mode: str, path: Path) 
 
     from mritune.platform.tracking.ranking import best_so_far
 
-    ordered = sorted(table, key=lambda row: str(row["trial_id"]))
     values = [row[metric] for row in ordered]
     best = dict(best_so_far(list(enumerate(values, start=1)), mode=mode))  # trial index -> best up to it
     indices = range(1, len(values) + 1)

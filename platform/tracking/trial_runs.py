@@ -18,6 +18,7 @@ from mritune.platform.tracking.tags import (END_REASON_TAG, EPOCHS_REDONE_TAG, E
                                    TRIAL_STARTED_TAG, WORKER_PID_TAG)
 
 DEFAULT_ARTIFACT_ROOT = "mlartifacts"
+RUNS_PAGE = 1000  # runs per search_runs page
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,18 @@ def is_finite_number(value: Any) -> bool:
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Numeric, finite values only: MLflow rejects NaN in some stores and strings are not metrics."""
     return {key: float(value) for key, value in metrics.items() if is_finite_number(value)}
+
+
+def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
+    """Every run whose parent is ``parent_run_id``, page by page (no cap on the number of trials)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                  max_results=RUNS_PAGE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):

@@ -46,7 +46,8 @@ def print_outcome(outcome, *, brief: bool = False) -> str:
     report without its folder, the runs' link without the command to serve them, and the registration on one line
     when re-runs gave its scores.
     """
-    typer.echo(f"\nSearch {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
+    gap = "" if brief else "\n"
+    typer.echo(f"{gap}Search {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
     typer.echo(format_table(outcome.table, outcome.metric, limit=3 if brief else 5))
     _print_locations(outcome, brief=brief)
     if outcome.status != "FINISHED":

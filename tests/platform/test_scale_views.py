@@ -105,7 +105,8 @@ def test_metric_histories_over_http_match_the_per_run_calls(mlflow_server):
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from mritune.platform.views.search_report.histories import child_runs, metric_histories
+    from mritune.platform.tracking.trial_runs import child_runs
+    from mritune.platform.views.search_report.histories import metric_histories
 
     client = MlflowClient(mlflow_server)
     experiment_id = client.create_experiment(f"histories-{__import__('time').time_ns()}")

@@ -15,7 +15,8 @@ from mritune.platform.registry.rerun_tracking import read_reruns
 from mritune.platform.views.search_report.data import (
     COMPLETED, FAILED, KILLED, RUNNING, STOPPED, ChampionDecision, EpochPoint, SearchRecord, SpaceParam, TrialRecord,
 )
-from mritune.platform.views.search_report.histories import child_runs, metric_histories
+from mritune.platform.tracking.trial_runs import child_runs
+from mritune.platform.views.search_report.histories import metric_histories
 from mritune.platform.tracking import tags as t
 from mritune.platform.tracking.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 

@@ -13,21 +13,8 @@ from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
 
-PAGE = 1000  # runs per search_runs page
 BULK_RUNS = 100  # run ids per bulk query (the server-side handler's own limit)
 HTTP_THREADS = 8
-
-
-def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    """Every run whose parent is ``parent_run_id``, page by page (no cap on the number of trials)."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                                  max_results=PAGE, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def metric_histories(client, run_ids: Iterable[str], metric: str) -> dict[str, list]:
