@@ -246,6 +246,13 @@ def check(workdir: Path, spec: dict) -> dict:
                                       parent_status="FINISHED")
     except AssertionError as exc:
         return {"passed": False, "error": str(exc)[:2000]}
+    # The checker compares MLflow with the trials Tune knows; a Tune that restarted from no trials knows few, so
+    # the resumed search must also hold all its trials. Runs of trials the driver started after Tune's last saved
+    # state are closed and tagged orphaned (counted, as the checker allows).
+    wanted = spec["search"]["num_samples"]
+    if summary["trials"] != wanted:
+        return {"passed": False, **summary, "error": f"{summary['trials']} of {wanted} trials in Tune's state, "
+                f"{summary['orphaned_runs']} trial runs outside it"}
     return {"passed": True, **summary}
 
 

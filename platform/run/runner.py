@@ -16,7 +16,7 @@ from typing import Any
 from mritune.deploy.tracking_uri import check_tracking_reachable, resolve_tracking_uri
 from mritune.platform.infra import storage
 from mritune.platform.spec.config import SearchSpec, parse_spec, spec_to_yaml
-from mritune.platform.spec.search_folder import STATE_FILE, read_search_state
+from mritune.platform.spec.search_folder import STATE_FILE, check_tune_state_whole, read_search_state
 from mritune.platform.infra.storage import StorageLocation
 from mritune.platform.tracking.trial_runs import MlflowTrialObserverFactory, ensure_experiment
 from mritune.platform.infra.trial_speed import TrialSpeed, tune_environment
@@ -45,6 +45,7 @@ class SearchOutcome:
     # Where the search report was written (a local file: for URI storage a temporary folder, the report also being
     # the parent run's report/ artifacts); None: not written (drawing it failed, the log says why).
     report: str | None = None
+    registry_enabled: bool = True  # the spec's registry.enabled: False, nothing was meant to be registered
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     Raises:
         SpecError: The spec file, or the spec stored with the search, is not valid (nothing is started).
         FileNotFoundError: No such search folder, or it holds no Tune experiment state to resume.
+        UserInputError: Tune's experiment state was cut short by the interruption and no whole copy of it was
+            kept (Tune would start again from no trials).
         TrackingServerUnreachable: The search's http(s) tracking server does not answer.
         ValueError, ConnectionError: As for :func:`run_search`.
 
@@ -172,6 +175,7 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     """
     from ray import tune
 
+    from mritune.platform.run.tune_state import restore_whole_tune_state
     from mritune.platform.tracking import search_run
 
     experiment_path = locate_search(search, storage_path=storage_path, overrides=overrides)
@@ -182,6 +186,9 @@ def resume_search(search: str, *, storage_path: str | None = None, overrides: tu
     check_tracking_reachable(uri, sqlite_must_exist=False)
     # Everything that can refuse the resume comes before the first change to the search's MLflow runs: a resume
     # that cannot go on leaves the parent run's status as the interruption left it.
+    if not experiment_path.is_uri:
+        restore_whole_tune_state(Path(experiment_path.value))
+    check_tune_state_whole(experiment_path)
     if not tune.Tuner.can_restore(str(experiment_path)):
         raise MissingInputError(f"{experiment_path} holds no Tune experiment state to resume; start a new search")
     dataset = load_data(spec)
@@ -336,12 +343,19 @@ def _build_tuner(context: _SearchContext, dataset):
             storage_path=str(context.experiment_path.parent),  # a local folder or a pyarrow URI
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
-            callbacks=[closer, *search_views.search_callbacks(
+            callbacks=[closer, *_state_keeper(context.experiment_path), *search_views.search_callbacks(
                 spec=spec, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
                 parent_run_id=context.parent_run_id, verbose=context.verbose)],
             verbose=1 if context.verbose else 0,
         ),
     )
+
+
+def _state_keeper(experiment_path: StorageLocation) -> list:
+    """A whole copy of Tune's experiment state for a local search folder (platform/run/tune_state.py)."""
+    from mritune.platform.run.tune_state import TuneStateKeeper
+
+    return [] if experiment_path.is_uri else [TuneStateKeeper(folder=Path(experiment_path.value))]
 
 
 def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
@@ -401,7 +415,7 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
         name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
         mode=spec.mode, table=table, registration=registration, reruns=reruns,
-        status="FINISHED" if usable else "FAILED",
+        registry_enabled=spec.registry.enabled, status="FINISHED" if usable else "FAILED",
         status_reason=None if usable else (f"no trial produced a usable {spec.metric} ({errored} of {len(ranked)} "
                                            "errored, e.g. diverged); nothing registered"),
     )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mritune.trainables.errors import MissingInputError
+from mritune.trainables.errors import MissingInputError, UserInputError
 
 if TYPE_CHECKING:
     from mritune.platform.infra.storage import StorageLocation
 
 STATE_FILE = "mritune_search.json"
+TUNE_STATE_PREFIX = "experiment_state-"  # Ray Tune's experiment state; Tune resumes from the newest by name
 
 
 def read_search_state(folder: "StorageLocation") -> dict[str, Any]:
@@ -30,3 +31,34 @@ def read_search_state(folder: "StorageLocation") -> dict[str, Any]:
     if not storage.is_file(state_file):
         raise MissingInputError(f"{folder} is not a search folder (no {STATE_FILE})")
     return json.loads(storage.read_bytes(state_file))
+
+
+def check_tune_state_whole(folder: "StorageLocation") -> None:
+    """Refuse a search whose Tune experiment state is cut short.
+
+    Ray writes that file in place (no temporary file and rename), so a driver killed while writing it leaves it
+    truncated; ``Tuner.restore`` then logs an error and starts the search again from no trials, which a resume
+    must not do silently. Read before anything is changed, so the search stays as the kill left it.
+
+    Raises:
+        UserInputError: The newest state file is not whole JSON.
+    """
+    import pyarrow.fs
+
+    from mritune.platform.infra import storage
+
+    filesystem, path = storage.open_filesystem(folder)
+    names = [info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+             if info.type == pyarrow.fs.FileType.File and info.base_name.startswith(TUNE_STATE_PREFIX)
+             and info.base_name.endswith(".json")]
+    if not names:
+        return  # Tuner.can_restore decides what a folder without one means
+    newest = folder.child(max(names))
+    try:
+        json.loads(storage.read_bytes(newest))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
+        raise UserInputError(
+            f"{newest} is cut short ({error.__class__.__name__} at byte {getattr(error, 'pos', '?')}): the driver "
+            "was killed while Ray Tune was writing it, and Tune would restart this search from no trials; "
+            "nothing was changed (its MLflow runs and checkpoints stay); start a new search"
+        ) from None

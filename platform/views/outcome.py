@@ -60,6 +60,9 @@ def print_outcome(outcome, *, brief: bool = False) -> str:
         for line in console_lines(reruns):
             typer.echo(line)
     if registration is None:
+        if not getattr(outcome, "registry_enabled", True):
+            typer.echo("Registry:        off (registry.enabled: false); nothing registered")
+            return outcome.status
         why = ("every configuration re-run had a failed re-run" if reruns is not None
                else "no trial that ended cleanly reported a finite score")
         typer.echo(f"Registry:        nothing registered ({why})")

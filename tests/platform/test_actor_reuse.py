@@ -33,7 +33,7 @@ def _steps(client, run, key="train_loss"):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
 
-def test_trials_in_one_reused_actor_each_start_from_their_own_config(local_ray, tmp_path):
+def test_trials_in_one_reused_actor_each_start_from_their_own_config(local_ray, tmp_path, capsys):
     # Three trials with the same config, one at a time: in one reused actor, a trial that inherited the previous
     # trial's model or optimizer would start from trained weights and report a different first-epoch loss.
     spec = tiny_spec(tmp_path, overrides=(
@@ -54,6 +54,14 @@ def test_trials_in_one_reused_actor_each_start_from_their_own_config(local_ray, 
         assert run.info.status == "FINISHED"
         first_losses.append(history[0][1])
     assert all(math.isclose(loss, first_losses[0], rel_tol=1e-3) for loss in first_losses), first_losses
+
+    # registry.enabled: false — the console says the registry was off, not that no trial scored.
+    from mritune.platform.views.outcome import print_outcome
+
+    capsys.readouterr()
+    print_outcome(outcome)
+    printed = capsys.readouterr().out
+    assert "Registry:        off (registry.enabled: false)" in printed and "no trial" not in printed, printed
 
 
 def test_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(local_ray, tmp_path):
