@@ -2,8 +2,8 @@
 
 Ray Tune writes ``experiment_state-<session>.json`` on the driver and copies it into the search folder in place
 (no temporary file and rename). A driver killed while that copy runs leaves the file cut short; ``Tuner.restore``
-then logs an error and starts the search again from no trials. ``benchmarks/scale.py`` met it in 2 of 2 SIGKILLs
-at ~500 trials (a 2-4 MB file). :class:`TuneStateKeeper` copies the file aside whenever it reads as whole JSON
+then logs an error and starts the search again from no trials. ``benchmarks/scale.py`` met it in 2 of the 3
+SIGKILLs at ~500 trials (a state of 2-12 MB, rewritten whole at every save). :class:`TuneStateKeeper` copies the file aside whenever it reads as whole JSON
 (``<name>.whole``, written to a temporary name and renamed, so the copy itself is never cut short);
 :func:`restore_whole_tune_state` puts that copy back when a resume finds the newest state cut short. The trials
 Tune started after the copy are the ones it forgets: the resume closes their runs and tags them orphaned.
