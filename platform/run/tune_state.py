@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from mritune.platform.spec.search_folder import TUNE_STATE_PREFIX
+from mritune.platform.infra.storage import parse_location
+from mritune.platform.spec.search_folder import newest_tune_state
 
 WHOLE_SUFFIX = ".whole"
 CUT_SHORT_SUFFIX = ".cut-short"
@@ -30,10 +31,9 @@ KEEP_EVERY_S = 15.0
 logger = logging.getLogger(__name__)
 
 
-def newest_tune_state(folder: Path) -> Path | None:
-    """The experiment state file Tune resumes from (the newest by name), or None."""
-    names = [p.name for p in folder.glob(f"{TUNE_STATE_PREFIX}*.json")]
-    return folder / max(names) if names else None
+def _newest_tune_state(folder: Path) -> Path | None:
+    newest = newest_tune_state(parse_location(str(folder)))
+    return None if newest is None else Path(newest.value)
 
 
 def reads_whole(path: Path) -> bool:
@@ -63,7 +63,7 @@ class TuneStateKeeper(Callback):
 
     def keep(self) -> bool:
         """Copy the newest state if it reads whole (Ray may be writing it now: then the last copy stays)."""
-        state = newest_tune_state(self._folder)
+        state = _newest_tune_state(self._folder)
         if state is None:
             return False
         data = state.read_bytes()
@@ -81,7 +81,7 @@ class TuneStateKeeper(Callback):
 def restore_whole_tune_state(folder: Path) -> Path | None:
     """If the newest state is cut short and a whole copy of it exists, put the copy in its place (the cut file
     kept beside it as ``<name>.cut-short``) and return the restored file; else None, nothing changed."""
-    state = newest_tune_state(folder)
+    state = _newest_tune_state(folder)
     if state is None or reads_whole(state):
         return None
     whole = state.with_name(state.name + WHOLE_SUFFIX)

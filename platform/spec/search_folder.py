@@ -33,6 +33,19 @@ def read_search_state(folder: "StorageLocation") -> dict[str, Any]:
     return json.loads(storage.read_bytes(state_file))
 
 
+def newest_tune_state(folder: "StorageLocation") -> "StorageLocation | None":
+    """The experiment state file Tune resumes from (the newest ``experiment_state-*.json`` by name), or None."""
+    import pyarrow.fs
+
+    from mritune.platform.infra import storage
+
+    filesystem, path = storage.open_filesystem(folder)
+    names = [info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+             if info.type == pyarrow.fs.FileType.File and info.base_name.startswith(TUNE_STATE_PREFIX)
+             and info.base_name.endswith(".json")]
+    return folder.child(max(names)) if names else None
+
+
 def check_tune_state_whole(folder: "StorageLocation") -> None:
     """Refuse a search whose Tune experiment state is cut short.
 
@@ -43,17 +56,11 @@ def check_tune_state_whole(folder: "StorageLocation") -> None:
     Raises:
         UserInputError: The newest state file is not whole JSON.
     """
-    import pyarrow.fs
-
     from mritune.platform.infra import storage
 
-    filesystem, path = storage.open_filesystem(folder)
-    names = [info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
-             if info.type == pyarrow.fs.FileType.File and info.base_name.startswith(TUNE_STATE_PREFIX)
-             and info.base_name.endswith(".json")]
-    if not names:
+    newest = newest_tune_state(folder)
+    if newest is None:
         return  # Tuner.can_restore decides what a folder without one means
-    newest = folder.child(max(names))
     try:
         json.loads(storage.read_bytes(newest))
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike

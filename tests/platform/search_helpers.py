@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mritune.platform.spec.config import SearchSpec, apply_overrides, parse_spec
+from mritune.platform.tracking.trial_runs import child_runs  # noqa: F401  (the e2e tests import it from here)
 
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:
@@ -30,7 +31,3 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
         "trainable": trainable,
     }
     return parse_spec(apply_overrides(raw, list(overrides)))
-
-
-def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
