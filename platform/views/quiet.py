@@ -37,9 +37,16 @@ QUIET_ENV = {
     "GRPC_VERBOSITY": "ERROR",
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # read when mlflow is imported (driver and workers)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts: 100%|…" at every model load
+    # "🏃 View run … at: <url>" and "🧪 View experiment at: <url>" for every run ended on an http(s) tracking server:
+    # two lines per trial (2,000 in a 1,000-trial search); the search prints one link to all its runs.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "RAY_AIR_NEW_OUTPUT": "0",  # Tune's legacy reporter, silent at verbose=0 (the new one prints its box anyway)
 }
 QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "mlflow", "tensorflow", "absl")
+# Loggers whose warnings on the quiet console are about files a search does not write: Tuner.restore reads every
+# trial's result.json/progress.csv, which Tune's result loggers (off: every metric is in MLflow) never wrote, and
+# warns once per trial (504 lines on resuming a search killed at 500 trials).
+QUIET_ERRORS_ONLY = ("ray.tune.analysis.experiment_analysis",)
 
 # (pattern, why it is noise); searched in a line without its colour codes, anywhere unless anchored, so Ray's
 # "(trainable pid=…)" prefix and its "[repeated 2x across cluster]" suffix do not matter.
@@ -97,6 +104,8 @@ def quiet_console(*, verbose: bool) -> Iterator[None]:
         os.environ.setdefault(key, value)  # a value the user set wins
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIET_ERRORS_ONLY:
+        logging.getLogger(name).setLevel(logging.ERROR)
     filters = []
     try:
         for stream in (sys.stdout, sys.stderr):

@@ -36,6 +36,8 @@ def test_two_node_search_places_trials_on_both_nodes(two_node_cluster, mlflow_se
     env = two_node_cluster.subprocess_env()
     done = run_mritune(["search", str(spec_file), "--address", two_node_cluster.gcs_address], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    # MLflow prints a link for every run ended on an http server; the quiet console prints the search's one link.
+    assert "View run" not in done.stdout + done.stderr, done.stdout[-3000:]
 
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("cluster")
