@@ -3,10 +3,14 @@
 Ray Tune writes ``experiment_state-<session>.json`` on the driver and copies it into the search folder in place
 (no temporary file and rename). A driver killed while that copy runs leaves the file cut short; ``Tuner.restore``
 then logs an error and starts the search again from no trials. ``benchmarks/scale.py`` met it in 2 of the 3
-SIGKILLs at ~500 trials (a state of 2-12 MB, rewritten whole at every save). :class:`TuneStateKeeper` copies the file aside whenever it reads as whole JSON
-(``<name>.whole``, written to a temporary name and renamed, so the copy itself is never cut short);
-:func:`restore_whole_tune_state` puts that copy back when a resume finds the newest state cut short. The trials
-Tune started after the copy are the ones it forgets: the resume closes their runs and tags them orphaned.
+SIGKILLs at ~500 trials (a state of 2-12 MB, rewritten whole at every save). :class:`TuneStateKeeper` copies the
+file aside whenever it reads as whole JSON (``<name>.whole``, written to a temporary name and renamed, so the
+copy itself is never cut short), and with it the search generator's and the searcher's state files of the same
+session (Tune writes all three at one save);
+:func:`restore_whole_tune_state` puts the copies back when a resume finds the newest state cut short. The trials
+Tune started after the copy are the ones it forgets: the resume closes their runs and tags them orphaned, and the
+searcher, put back to the same moment, suggests their places again (with a newer searcher state, as first in a
+1,000-trial run, the search ended 5 trials short).
 
 Local search folders only: an object store (S3) never shows a partly written object.
 """
@@ -25,6 +29,9 @@ from mritune.platform.infra.storage import parse_location
 from mritune.platform.spec.search_folder import newest_tune_state
 
 WHOLE_SUFFIX = ".whole"
+# The files Tune's save writes beside experiment_state-<session>.json (SearchGenerator.save_to_dir and the
+# searcher's Searcher.save_to_dir); restored together, the searcher agrees with the trials the state lists.
+COMPANIONS = ("search_gen_state-{}.json", "searcher-state-{}.pkl")
 CUT_SHORT_SUFFIX = ".cut-short"
 KEEP_EVERY_S = 15.0
 
@@ -72,10 +79,22 @@ class TuneStateKeeper(Callback):
         except ValueError:
             logger.debug("%s is being written; the last whole copy stays", state)
             return False
-        temporary = state.with_name(f".{state.name}{WHOLE_SUFFIX}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, state.with_name(state.name + WHOLE_SUFFIX))
+        for companion in _companions(state):
+            if companion.exists():
+                _write_whole_copy(companion, companion.read_bytes())
+        _write_whole_copy(state, data)
         return True
+
+
+def _companions(state: Path) -> list[Path]:
+    session = state.name.removeprefix("experiment_state-").removesuffix(".json")
+    return [state.with_name(template.format(session)) for template in COMPANIONS]
+
+
+def _write_whole_copy(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}{WHOLE_SUFFIX}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path.with_name(path.name + WHOLE_SUFFIX))
 
 
 def restore_whole_tune_state(folder: Path) -> Path | None:
@@ -89,6 +108,10 @@ def restore_whole_tune_state(folder: Path) -> Path | None:
         return None
     os.replace(state, state.with_name(state.name + CUT_SHORT_SUFFIX))
     os.replace(whole, state)
+    for companion in _companions(state):
+        kept = companion.with_name(companion.name + WHOLE_SUFFIX)
+        if kept.exists():
+            os.replace(kept, companion)
     logger.warning("%s was cut short by the interruption; resuming from its last whole copy (the trials started "
                    "after it are closed as orphaned)", state)
     return state

@@ -55,3 +55,21 @@ def test_without_a_whole_copy_nothing_changes(tmp_path):
     assert (tmp_path / STATE).read_bytes() == _state(500)[:3000]
     (tmp_path / STATE).write_bytes(_state(2))
     assert restore_whole_tune_state(tmp_path) is None, "a whole state is left as it is"
+
+
+def test_the_searchers_state_files_are_kept_and_put_back_with_the_experiment_state(tmp_path):
+    """Tune's save writes the search generator's and the searcher's files beside the state; put back alone, the
+    state would list fewer trials than the searcher remembers suggesting (a 1,000-trial run ended 5 short)."""
+    session = STATE.removeprefix("experiment_state-").removesuffix(".json")
+    generator, searcher = tmp_path / f"search_gen_state-{session}.json", tmp_path / f"searcher-state-{session}.pkl"
+    (tmp_path / STATE).write_bytes(_state(480))
+    generator.write_bytes(b"counter 480")
+    searcher.write_bytes(b"observations 470")
+    TuneStateKeeper(folder=tmp_path).keep()
+    generator.write_bytes(b"counter 500")  # later saves, then a kill while the state was being written
+    searcher.write_bytes(b"observations 490")
+    (tmp_path / STATE).write_bytes(_state(500)[:3000])
+    assert restore_whole_tune_state(tmp_path) == tmp_path / STATE
+    assert (tmp_path / STATE).read_bytes() == _state(480)
+    assert (generator.read_bytes(), searcher.read_bytes()) == (b"counter 480", b"observations 470")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".whole")) == [], "the copies went back"
