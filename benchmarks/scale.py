@@ -20,7 +20,8 @@ Measured per run:
   results, checkpoints, callbacks) and the worker (actor, MLflow run, checkpoint files) cost. Median and mean over
   the first and the last hundred trials (by start), and last / first (the goal: at most 1.5);
 - the driver's resident memory (``/proc/<pid>/status`` VmRSS, sampled every 2 s): at the first and last hundred
-  trials and its peak; the MLflow store's size on disk (SQLite file, or PostgreSQL's data folder) and artifacts;
+  trials and its peak; the MLflow store's size on disk (SQLite file, or how much PostgreSQL's data folder grew
+  during the run) and artifacts;
 - the time to write the report (``write_search_report``, wall and CPU) afterwards;
 - with ``--kill-at N``: the driver's process group SIGKILLed once N trials have ended (Tune's trial folders),
   ``mritune resume`` run on the same spec, and ``tests/faults/checker.py``'s ``assert_nothing_lost`` on the result.
@@ -72,7 +73,9 @@ def spec_dict(*, table: Path, trials: int, concurrent: int, tracking_uri: str, s
 
 
 def run_env(table: Path, time_scale: float) -> dict:
-    env = dict(os.environ)
+    # Every run on an embedded Ray, also with `cluster local`'s env.sh sourced for its MLflow server: that cluster's
+    # Ray (1 CPU a node) is not what is measured, and the two stores are compared on the same Ray.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")]))
     env.update(MRITUNE_TASK_PACKAGES="replay_task", MRITUNE_REPLAY_TABLE=str(table),
                MRITUNE_REPLAY_TIME_SCALE=str(time_scale), TF_CPP_MIN_LOG_LEVEL="2")
@@ -125,6 +128,7 @@ def run_one(args, *, trials: int, concurrent: int, store: str, kill_at: int | No
     mritune = str(Path(sys.executable).with_name("mritune"))
     row = {"trials": trials, "concurrent": concurrent, "store": store, "time_scale": args.time_scale,
            "table_configs": None, "workdir": str(workdir), "load_average_before": os.getloadavg()}
+    database_before = store_size(workdir, uri, store)
     started = time.perf_counter()
     driver = Driver([mritune, "search", str(spec_file)], cwd=workdir, env=env, log=workdir / "search.log")
     killed = None
@@ -150,13 +154,13 @@ def run_one(args, *, trials: int, concurrent: int, store: str, kill_at: int | No
     if driver.process.returncode != 0:
         row["error"] = driver.log.read_text()[-3000:]
         return row
-    row.update(measure(workdir, spec, rss, store))
+    row.update(measure(workdir, spec, rss, store, database_before=database_before))
     if killed:
         row["checker"] = check(workdir, spec)
     return row
 
 
-def measure(workdir: Path, spec: dict, rss: list, store: str) -> dict:
+def measure(workdir: Path, spec: dict, rss: list, store: str, *, database_before: dict) -> dict:
     from mritune.platform.views.search_report.build import write_search_report
 
     folder = _search_folder(workdir)
@@ -169,6 +173,8 @@ def measure(workdir: Path, spec: dict, rss: list, store: str) -> dict:
         last = [mb for _, n, mb in rss if n >= trials - 100] or [rss[-1][2]]
         out["driver_rss_mb"] = {"first_100": max(first), "last_100": max(last), "peak": max(mb for *_, mb in rss)}
     out["store_mb"] = store_size(workdir, state["tracking_uri"], store)
+    if store == "server" and out["store_mb"]["database_folder"] is not None:  # one server holds every run's search
+        out["store_mb"]["growth"] = out["store_mb"]["database_folder"] - database_before["database_folder"]
     wall, cpu = time.perf_counter(), time.process_time()
     write_search_report(folder, out_dir=workdir / "report")
     out["report_s"] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
@@ -221,18 +227,12 @@ def store_size(workdir: Path, uri: str, store: str) -> dict:
 
     if store == "sqlite":
         return {"database": size(Path(uri.removeprefix("sqlite:///"))), "artifacts": size(workdir / "mlartifacts")}
-    state = json.loads(Path(os.environ["MRITUNE_CLUSTER_DIR"], "state.json").read_text()) \
-        if os.environ.get("MRITUNE_CLUSTER_DIR") else {}
-    pg = next((Path(v) for k, v in _flatten(state) if k.endswith("data_dir") and "pg" in str(v).lower()), None)
-    return {"database_folder": size(pg) if pg else None, "note": "PostgreSQL's whole data folder (WAL included)"}
-
-
-def _flatten(value, prefix=""):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _flatten(item, f"{prefix}.{key}")
-    else:
-        yield prefix, value
+    # `cluster local` keeps PostgreSQL's data in <its temp folder>/postgres (platform/infra/local_cluster.py).
+    state_file = Path(os.environ.get("MRITUNE_CLUSTER_DIR", Path.home() / ".mritune" / "cluster-local"), "state.json")
+    temp_dirs = json.loads(state_file.read_text()).get("temp_dirs", []) if state_file.exists() else []
+    pg = next((Path(t) / "postgres" for t in temp_dirs if (Path(t) / "postgres" / "PG_VERSION").exists()), None)
+    return {"database_folder": size(pg) if pg else None,
+            "note": "PostgreSQL's whole data folder (WAL included), all searches on the server; growth: this run's"}
 
 
 def check(workdir: Path, spec: dict) -> dict:
@@ -265,7 +265,7 @@ def table(rows: list[dict]) -> str:
             lines.append(f"| {r['store']} | {r['trials']} | {r['concurrent']} | failed: exit {r.get('exit_code')} |")
             continue
         p, rss, st = r["platform"], r.get("driver_rss_mb", {}), r["store_mb"]
-        store_mb = st.get("database") if r["store"] == "sqlite" else st.get("database_folder")
+        store_mb = st.get("database") if r["store"] == "sqlite" else st.get("growth", st.get("database_folder"))
         resume = "-"
         if "kill" in r:
             resume = (f"killed at {r['kill']['trials_started']} started; resumed in {r['resume_s']:.0f} s; checker "
