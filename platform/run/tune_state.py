@@ -43,12 +43,18 @@ def _newest_tune_state(folder: Path) -> Path | None:
     return None if newest is None else Path(newest.value)
 
 
-def reads_whole(path: Path) -> bool:
+def _whole_bytes(path: Path) -> bytes | None:
+    """The file's bytes if they read as whole JSON; None if it is cut short (or gone)."""
     try:
-        json.loads(path.read_bytes())
+        data = path.read_bytes()
+        json.loads(data)
     except (OSError, ValueError):  # cut short (JSONDecodeError, UnicodeDecodeError) or gone
-        return False
-    return True
+        return None
+    return data
+
+
+def reads_whole(path: Path) -> bool:
+    return _whole_bytes(path) is not None
 
 
 class TuneStateKeeper(Callback):
@@ -73,10 +79,8 @@ class TuneStateKeeper(Callback):
         state = _newest_tune_state(self._folder)
         if state is None:
             return False
-        data = state.read_bytes()
-        try:
-            json.loads(data)
-        except ValueError:
+        data = _whole_bytes(state)
+        if data is None:
             logger.debug("%s is being written; the last whole copy stays", state)
             return False
         for companion in _companions(state):
