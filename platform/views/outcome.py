@@ -60,7 +60,7 @@ def print_outcome(outcome, *, brief: bool = False) -> str:
         for line in console_lines(reruns):
             typer.echo(line)
     if registration is None:
-        if not getattr(outcome, "registry_enabled", True):
+        if not outcome.registry_enabled:
             typer.echo("Registry:        off (registry.enabled: false); nothing registered")
             return outcome.status
         why = ("every configuration re-run had a failed re-run" if reruns is not None
