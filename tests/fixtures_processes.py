@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mritune.platform.infra.local_services import alive_ray_nodes, mlflow_healthy, ray_node_command, ray_node_env
+from mritune.platform.infra.local_services import (
+    MLFLOW_SERVER_ENV, alive_ray_nodes, mlflow_healthy, ray_node_command, ray_node_env,
+)
 
 # The process helpers live in the product (`mritune cluster local` uses them too); re-exported for the tests.
 from mritune.platform.infra.processes import (  # noqa: F401
@@ -172,7 +174,7 @@ def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
         _console_script("mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
     ]
-    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    env = {**{key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}, **MLFLOW_SERVER_ENV}
     log = root / "server.log"
     process = start_in_new_session(command, env=env, log=log)
     try:

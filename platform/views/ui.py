@@ -89,12 +89,13 @@ def run_ui(*, tracking_uri: str | None = None, host: str = "127.0.0.1", port: in
 
 def _start(uri: str, host: str, port: int):
     """``mlflow ui`` in a session of its own, returned once its page answers."""
+    from mritune.platform.infra.local_services import MLFLOW_SERVER_ENV
     from mritune.platform.infra.processes import console_script, start_in_new_session, stop_session, wait_until
     from mritune.trainables.errors import ServiceFailed
 
     log = Path(tempfile.mkdtemp(prefix="mritune-ui-")) / "mlflow-ui.log"
     command = [console_script("mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    server = start_in_new_session(command, env=dict(os.environ), log=log)
+    server = start_in_new_session(command, env={**os.environ, **MLFLOW_SERVER_ENV}, log=log)
     try:
         wait_until(lambda: _answers(f"http://{host}:{port}/"), timeout_s=START_TIMEOUT_S,
                    what=f"the MLflow UI on {host}:{port}", process=server, log=log)

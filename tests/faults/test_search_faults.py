@@ -24,7 +24,8 @@ def test_a_search_whose_every_trial_diverges_ends_failed_and_registers_nothing(l
     spec = tiny_spec(tmp_path, overrides=(
         "search.num_samples=2", "search.algorithm=random", "scheduler.name=fifo", "scheduler.max_t=2",
         "search.space.learning_rate={choice: [1.0]}", "trainable.optimizer=sgd", "trainable.l2=1.0",
-        "trainable.class_weighting=none", "registry.model_name=fault-diverged"))
+        "trainable.class_weighting=none", "registry.model_name=fault-diverged",
+        "failure.max_failures=0"))  # a retry diverges the same way; scenario 1 below covers retries
     outcome = run_search(spec)
 
     assert outcome.status == "FAILED" and outcome.registration is None, (outcome.table, outcome.registration)

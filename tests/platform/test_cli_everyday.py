@@ -52,6 +52,8 @@ def test_ui_serves_the_default_store_links_the_latest_search_and_stops_its_serve
             assert json.load(answer)["run"]["info"]["run_name"] == "classifier-quick"
         server_pid = int(re.search(r"MLflow UI \(pid (\d+)\)", text).group(1))
         assert live_session_pids(server_pid), "the UI server runs in a session of its own"
+        assert not [pid for pid in live_session_pids(server_pid) if "huey" in _cmdline(pid)], \
+            "no MLflow job runner beside the UI"
         os.kill(ui.pid, signal.SIGINT)  # Ctrl-C
         assert ui.wait(timeout=60) == 0, out.read_text()
         assert not live_session_pids(server_pid), "Ctrl-C stopped the UI server's whole session"
@@ -84,3 +86,10 @@ def test_switching_keeps_the_options_the_new_searcher_takes():
     assert apply_overrides(raw, ["search.algorithm=tpe"])["search"]["options"] == {"n_initial_points": 3}
     assert apply_overrides(raw, ["search.num_samples=2"])["search"]["options"] == raw["search"]["options"]
     assert raw["search"]["options"] == {"acquisition": "LCB", "n_initial_points": 3}, "the input is not changed"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except FileNotFoundError:  # ended between listing and reading
+        return ""

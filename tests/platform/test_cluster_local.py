@@ -86,6 +86,9 @@ def test_up_reports_its_services_and_keeps_secrets_owner_only(cluster):
     auth = configparser.ConfigParser()
     auth.read(environ["MLFLOW_AUTH_CONFIG_PATH"])
     assert auth.getint("mlflow", "auth_cache_ttl_seconds") > 0
+    # And without MLflow's job runner (8 more processes mritune never uses).
+    assert environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert not [pid for pid in live_session_pids(mlflow_server.pid) if b"huey" in _cmdline(pid)]
 
 
 def test_two_node_search_stores_in_s3_tracks_in_postgres_and_pulls_the_champion(cluster, tmp_path, monkeypatch):
@@ -156,6 +159,13 @@ def test_down_stops_exactly_what_up_started(cluster, tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # ended between listing and reading
+        return b""
 
 
 def _temp_dir_of(pid: int) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mritune.platform.infra.local_services import MLFLOW_SERVER_ENV
 from mritune.platform.views.outcome import experiment_url
 from mritune.platform.run.runner import run_search
 from mritune.platform.views.search_report import data as d
@@ -48,7 +49,7 @@ def mlflow_ui(workdir):
     command = [_console_script("mlflow"), "ui", "--backend-store-uri", store,
                "--host", "127.0.0.1", "--port", str(port)]
     log = workdir / "mlflow-ui.log"
-    process = start_in_new_session(command, env=dict(__import__("os").environ), log=log)
+    process = start_in_new_session(command, env={**__import__("os").environ, **MLFLOW_SERVER_ENV}, log=log)
     try:
         yield url, process, log
     finally:
