@@ -22,6 +22,18 @@ def data_cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mritune-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_env(data_cache_dir):
+    """$MRITUNE_CACHE_DIR for every test that sets none: what a training caches by itself (the DCGAN's feature
+    network, trainables/dcgan/realism.py) goes to the session's cache, never to ~/.cache/mritune."""
+    import os
+
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("MRITUNE_CACHE_DIR"):
+            patch.setenv("MRITUNE_CACHE_DIR", str(data_cache_dir))
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     from mritune.trainables.data.synthetic import synthesize_dataset

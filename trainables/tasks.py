@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 from mritune.trainables.errors import UserInputError
 
@@ -56,6 +56,10 @@ class Task:
             with ``fit_guard`` and ``log``, ``deploy/task_logging.py``; named, not imported: trainables may not
             import deploy). None: its models cannot be registered (the spec schema then needs
             ``registry.enabled: false``).
+        floor_metrics: A score metric -> the metric that holds its floor: what real images score on it against
+            the same held-out images (the DCGAN's distances: ``swd`` -> ``swd_floor``, ``test_fd`` ->
+            ``test_fd_floor``), for scores that mean nothing alone. The one place every view (console, search
+            report, run and version descriptions) reads which floor to show beside a score (``floor_of``).
     """
 
     name: str
@@ -71,10 +75,19 @@ class Task:
     model_files: tuple[str, ...]
     test_resampler: str | None = None
     model_logging: str | None = None
+    floor_metrics: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.search_metric not in self.epoch_metrics:
             raise ValueError(f"task {self.name!r}: search_metric {self.search_metric!r} is not in epoch_metrics")
+        floors = set(self.floor_metrics.values())
+        if self.search_metric in floors or self.gate_metric in floors:
+            raise ValueError(f"task {self.name!r}: a floor metric cannot be the search or gate metric")
+        unreported = [floor for metric, floor in self.floor_metrics.items()
+                      if metric in self.epoch_metrics and floor not in self.epoch_metrics]
+        if unreported:
+            raise ValueError(f"task {self.name!r}: floor metrics {unreported} of epoch metrics are not in "
+                             "epoch_metrics (a floor is reported beside its score)")
         if not self.model_files:
             raise ValueError(f"task {self.name!r}: model_files must name at least the model file")
 
@@ -82,6 +95,10 @@ class Task:
     def search_mode(self) -> Direction:
         """The default search mode: the direction of ``search_metric``."""
         return self.epoch_metrics[self.search_metric]
+
+    def floor_of(self, metric: str) -> str | None:
+        """The metric holding ``metric``'s real-vs-real floor, or None when it has none (``floor_metrics``)."""
+        return self.floor_metrics.get(metric)
 
     @property
     def model_file(self) -> str:

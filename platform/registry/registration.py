@@ -8,7 +8,7 @@ with the epoch and the trial. The model is logged into the trial's run as a pyfu
 with an out-of-distribution guard fitted on the checkpoint and the training split (``deploy/ood_fit.py``); the share
 of test images it flags (and, for the DCGAN, of the generator's own samples) is logged with the test metrics.
 Promotion gate (``platform/registry/promotion.py``, safe for concurrent registrations): alias ``champion`` moves to the new version only if its gate metric on the test split
-(classifier: test_macro_f1; DCGAN: test_swd) beats the current champion's on the same dataset fingerprint; when
+(classifier: test_macro_f1; DCGAN: test_fd) beats the current champion's on the same dataset fingerprint; when
 there is no champion it becomes champion; otherwise — worse, or a champion trained on other data, which cannot be
 compared — the new version gets ``challenger``.
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from mritune.deploy.task_logging import image_size
 from mritune.platform.spec.config import SearchSpec
 from mritune.platform.tracking import tags
+from mritune.platform.tracking.display import floor_text
 from mritune.platform.registry.promotion import PENDING, Interval, promote
 from mritune.platform.tracking.ranking import TrialScore
 from mritune.platform.registry.rerun_summary import RerunSummary, decision_record
@@ -57,6 +58,12 @@ class Registration:
     reason: str
     interval: Interval | None = None  # the gate metric's mean and 95% interval over the re-runs (None: no re-runs)
     decision: dict | None = None  # the gate's decision with both sides' numbers (rerun_summary.decision_record)
+    gate_floor: float | None = None  # the gate metric's real-vs-real floor (Task.floor_metrics), None: it has none
+
+    @property
+    def gate_text(self) -> str:
+        """``test_fd 3.42, floor 0.0383``: the gate metric's value beside its floor, as the views show it."""
+        return f"{self.gate_metric} {self.gate_value:.4f}{floor_text(self.gate_floor)}"
 
 
 def register_best(*, spec: SearchSpec, ranked: list[TrialScore], tracking_uri: str, experiment_id: str,
@@ -203,6 +210,8 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
     client = mlflow.tracking.MlflowClient(tracking_uri)
     gate_metric, gate_mode = gate
     interval = reruns.interval if reruns is not None else None
+    scores = list(dict.fromkeys([spec.metric, gate_metric]))
+    floors = [_floor_metric(spec, metric) for metric in scores]
     version_tags = {
         tags.VERSION_SEARCH_TAG: spec.name,
         tags.VERSION_SEARCH_RUN_ID_TAG: parent_run_id,
@@ -212,9 +221,10 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
         tags.VERSION_SEARCH_METRIC_TAG: spec.metric,
         tags.DATASET_FINGERPRINT_TAG: fingerprint,
         tags.GATE_METRIC_TAG: gate_metric,
-        # Only the two scores that chose and gate it, exact (the gate reads them back); every metric stays on the
-        # trial's run and in the logged model's metadata, where MLflow shows them.
-        **{tags.metric_tag(k): repr(float(metrics[k])) for k in dict.fromkeys([spec.metric, gate_metric]) if k in metrics},
+        # Only the two scores that chose and gate it, exact (the gate reads them back), and their real-vs-real floors
+        # (the report shows them beside the scores); every metric stays on the trial's run and in the logged model's
+        # metadata, where MLflow shows them.
+        **{tags.metric_tag(k): repr(float(metrics[k])) for k in [*scores, *filter(None, floors)] if k in metrics},
         **(_rerun_tags(reruns) if reruns is not None else {}),
     }
     # Created pending: concurrent registrations into this model run the gate one at a time (platform/registry/promotion.py).
@@ -235,8 +245,19 @@ def _register(*, spec, model_uri, run_id, trial: TrialScore, parent_run_id, fing
         model_name=spec.model_name, version=str(version), alias=alias, trial_id=trial.trial_id, epoch=int(trial.epoch),
         run_id=run_id, metrics=metrics,
         gate_metric=gate_metric, gate_value=metrics[gate_metric], previous_champion=previous, reason=reason,
-        interval=interval, decision=decision,
+        interval=interval, decision=decision, gate_floor=_floor_value(spec, gate_metric, metrics),
     )
+
+
+def _floor_metric(spec: SearchSpec, metric: str) -> str | None:
+    return get_task(spec.task).floor_of(metric)
+
+
+def _floor_value(spec: SearchSpec, metric: str, metrics: dict) -> float | None:
+    """``metric``'s real-vs-real floor among ``metrics`` (``Task.floor_metrics``), or None."""
+    floor = _floor_metric(spec, metric)
+    value = metrics.get(floor) if floor else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _rerun_tags(reruns: RerunSummary) -> dict[str, str]:
@@ -263,22 +284,31 @@ def version_description(*, spec, trial: TrialScore, alias: str, reason: str, gat
                         reruns: RerunSummary | None = None) -> str:
     """What the registry's version page says: where the model comes from and why it got its alias."""
     if reruns is not None and reruns.chosen_config is not None:
-        return _rerun_description(reruns, alias=alias, reason=reason, metric=spec.metric)
-    chosen = f"{spec.metric} {trial.value:.4g}" if trial.value is not None else spec.metric
+        return _rerun_description(reruns, alias=alias, reason=reason, metric=spec.metric,
+                                  floors=(_floor_value(spec, spec.metric, reruns.registered.metrics),
+                                          _floor_value(spec, reruns.gate_metric, reruns.registered.metrics)))
+    chosen = (f"{spec.metric} {trial.value:.4g}{floor_text(_floor_value(spec, spec.metric, metrics))}"
+              if trial.value is not None else spec.metric)
     return (f"Best checkpoint of search {spec.name} (trial {trial.trial_id}, epoch {trial.epoch}), chosen on "
-            f"validation {chosen}. Test {gate_metric} {metrics[gate_metric]:.4g}. @{alias}: {reason}.")
+            f"validation {chosen}. Test {gate_metric} {metrics[gate_metric]:.4g}"
+            f"{floor_text(_floor_value(spec, gate_metric, metrics))}. @{alias}: {reason}.")
 
 
 
-def _rerun_description(reruns: RerunSummary, *, alias: str, reason: str, metric: str) -> str:
+def _rerun_description(reruns: RerunSummary, *, alias: str, reason: str, metric: str,
+                       floors: tuple[float | None, float | None] = (None, None)) -> str:
+    """``floors``: the real-vs-real floors of the search metric and the gate metric (None: none)."""
     config, rerun, interval = reruns.chosen_config, reruns.registered, reruns.interval
     seeds = len(reruns.seeds)
+    val_floor, test_floor = (floor_text(floor) for floor in floors)
     text = (f"Configuration of trial {config.trial_id} (search rank {config.rank}), trained again from scratch on "
             f"seed {rerun.seed} to epoch {rerun.epoch}: of its {seeds} re-runs, the one whose validation {metric} "
-            f"({rerun.val:.4g}) is closest to their mean {config.val_mean:.4g}, the best mean of the top "
+            f"({rerun.val:.4g}{val_floor}) is closest to their mean {config.val_mean:.4g}, the best mean of the top "
             f"{reruns.top_k} configurations (the trial's own score in the search: {config.trial_value:.4g}). ")
     if interval is not None:
         text += (f"Test {reruns.gate_metric}: mean {interval.mean:.4g}, 95% interval [{interval.low:.4g}, "
                  f"{interval.high:.4g}] over {seeds} seeds x {reruns.n_test_images} test images; this re-run's "
-                 f"own {rerun.test:.4g}. ")
+                 f"own {rerun.test:.4g}{test_floor}. ")
+    else:
+        text += f"Test {reruns.gate_metric} {rerun.test:.4g}{test_floor}. "
     return text + f"@{alias}: {reason}."

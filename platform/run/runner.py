@@ -46,6 +46,7 @@ class SearchOutcome:
     # the parent run's report/ artifacts); None: not written (drawing it failed, the log says why).
     report: str | None = None
     registry_enabled: bool = True  # the spec's registry.enabled: False, nothing was meant to be registered
+    floor_metric: str | None = None  # the table's column of the metric's real-vs-real floor (Task.floor_metrics)
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,7 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
     from mritune.platform.registry.registration import register_best
     from mritune.platform.tracking import search_run
     from mritune.platform.tracking.ranking import rank_trials
+    from mritune.platform.views import search_views
 
     spec = context.spec
     # Every trial process has ended by now: a run still RUNNING was stopped without a callback (time budget).
@@ -394,7 +396,8 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
     ranked = rank_trials(results, metric=spec.metric, mode=spec.mode)
     search_run.tag_orphaned_trial_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                           {score.trial_id for score in ranked})
-    table = search_run.results_table(ranked, metric=spec.metric)
+    floor_metric = search_views.floor_metric(spec)
+    table = search_run.results_table(ranked, metric=spec.metric, floor=floor_metric)
     search_run.log_search_summary(
         tracking_uri=context.tracking_uri, parent_run_id=context.parent_run_id, table=table, metric=spec.metric,
         mode=spec.mode, searcher_state=_searcher_state(context.experiment_path),
@@ -415,7 +418,7 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
         name=spec.name, experiment_path=str(context.experiment_path), tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id, parent_run_id=context.parent_run_id, metric=spec.metric,
         mode=spec.mode, table=table, registration=registration, reruns=reruns,
-        registry_enabled=spec.registry.enabled, status="FINISHED" if usable else "FAILED",
+        registry_enabled=spec.registry.enabled, floor_metric=floor_metric, status="FINISHED" if usable else "FAILED",
         status_reason=None if usable else (f"no trial produced a usable {spec.metric} ({errored} of {len(ranked)} "
                                            "errored, e.g. diverged); nothing registered"),
     )

@@ -146,14 +146,16 @@ def tag_orphaned_trial_runs(tracking_uri: str, experiment_id: str, parent_run_id
     return len(orphans)
 
 
-def results_table(ranked: list[TrialScore], *, metric: str) -> list[dict[str, Any]]:
-    """One row per trial, best first (``ranking.rank_trials``): its score, the epoch it comes from, its config."""
+def results_table(ranked: list[TrialScore], *, metric: str, floor: str | None = None) -> list[dict[str, Any]]:
+    """One row per trial, best first (``ranking.rank_trials``): its score (and with ``floor``, the metric holding
+    the score's real-vs-real floor, that floor from the same epoch), the epoch it comes from, its config."""
     return [
         {
             "trial_id": score.trial_id,
             "status": score.status,
             "epochs": score.epochs,
             metric: score.value,
+            **({floor: score.metrics.get(floor)} if floor else {}),
             "best_epoch": score.epoch,
             **{f"config.{k}": v for k, v in score.config.items()},
         }

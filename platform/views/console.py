@@ -21,6 +21,7 @@ import typer
 from ray.tune import Callback
 
 from mritune.platform.views.quiet import QUIET_ENV
+from mritune.platform.tracking.display import floor_text
 from mritune.platform.tracking.run_callbacks import searched_values
 from mritune.platform.tracking.trial_runs import is_finite_number
 
@@ -67,12 +68,17 @@ def quiet_worker_logs() -> None:
 
 
 class ConsoleProgress(Callback):
-    """Driver-side Tune callback: a line per finished, stopped or failed trial, and a summary every 30 s."""
+    """Driver-side Tune callback: a line per finished, stopped or failed trial, and a summary every 30 s.
+
+    ``floor_metric`` (the task's ``floor_of(metric)``, e.g. ``swd_floor``): a score is shown beside its real-vs-real
+    floor, ``swd 41.2000, floor 18.3``, from the same epoch's result.
+    """
 
     def __init__(self, *, metric: str, mode: str, epochs: int, searched: list[str], echo=typer.echo,
                  summary_every_s: float = SUMMARY_EVERY_S, trial_lines: int = TRIAL_LINES,
-                 failed_lines: int = FAILED_LINES, clock=time.monotonic):
+                 failed_lines: int = FAILED_LINES, clock=time.monotonic, floor_metric: str | None = None):
         self._metric, self._mode, self._epochs, self._searched = metric, mode, epochs, searched
+        self._floor_metric = floor_metric
         self._echo = echo
         self._summary_every_s = summary_every_s
         self._trial_lines, self._failed_lines = trial_lines, failed_lines
@@ -84,6 +90,7 @@ class ConsoleProgress(Callback):
         self._best: float | None = None
         self._best_trial: str | None = None
         self._best_values: dict[str, float] = {}  # trial id -> its best metric so far
+        self._floors: dict[str, float] = {}  # trial id -> the floor reported with that best value
 
     def setup(self, **info):
         # Tune's result files are off by design (trial_speed.TUNE_ENV), so building the ResultGrid warns, ten lines
@@ -95,6 +102,8 @@ class ConsoleProgress(Callback):
         if is_finite_number(value):
             previous = self._best_values.get(trial.trial_id)
             self._best_values[trial.trial_id] = value if previous is None else self._pick(previous, value)
+            if self._floor_metric and self._best_values[trial.trial_id] == value:
+                self._floors[trial.trial_id] = result.get(self._floor_metric)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("training_iteration", 0))
@@ -119,7 +128,7 @@ class ConsoleProgress(Callback):
 
     def summary(self, trials) -> str:
         running = sum(1 for trial in trials if trial.status == "RUNNING")
-        best = "-" if self._best is None else f"{self._best:.4f}"
+        best = "-" if self._best is None else f"{self._best:.4f}{floor_text(self._floors.get(self._best_trial))}"
         by = "" if self._best_trial is None else f" (trial {self._best_trial})"
         return (f"[{self._elapsed()}] {self._counts['done']} done, {running} running, {self._counts['stopped']} "
                 f"stopped by ASHA, {self._counts['failed']} failed; best {self._metric} {best}{by}")
@@ -134,7 +143,7 @@ class ConsoleProgress(Callback):
         if ended <= self._trial_lines or new_best or (failed and self._failure_lines < self._failed_lines):
             self._failure_lines += int(failed)
             params = searched_values(trial.config, self._searched)
-            score = "-" if value is None else f"{value:.4f}"
+            score = "-" if value is None else f"{value:.4f}{floor_text(self._floors.get(trial.trial_id))}"
             mark = " (new best)" if new_best and ended > self._trial_lines else ""
             self._echo(f"[{self._elapsed()}] trial {trial.trial_id} {what}: {self._metric} {score}{mark} | {params}")
         if ended == self._trial_lines:

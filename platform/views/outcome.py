@@ -8,15 +8,18 @@ from mritune.deploy.tracking_uri import is_remote_uri
 from mritune.platform.tracking.display import short_value
 
 
-def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
-    """The best ``limit`` rows as a Markdown table, then how many more there are (the report lists them all)."""
+def format_table(rows: list[dict], metric: str, *, limit: int = 5, floor: str | None = None) -> str:
+    """The best ``limit`` rows as a Markdown table, then how many more there are (the report lists them all);
+    ``floor``: the column of the metric's real-vs-real floor (``results_table``), shown beside it."""
     config_keys = sorted({k for row in rows[:limit] for k in row if k.startswith("config.")})
     varying = [k for k in config_keys if len({repr(row.get(k)) for row in rows}) > 1][:6]
-    header = ["trial", "status", "epochs", metric, "at epoch", *[k[len("config."):] for k in varying]]
+    floors = [floor] if floor else []
+    header = ["trial", "status", "epochs", metric, *floors, "at epoch", *[k[len("config."):] for k in varying]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows[:limit]:
         value = row[metric]
         cells = [row["trial_id"], row["status"], str(row["epochs"]), "-" if value is None else f"{value:.4f}",
+                 *[_number(row.get(key)) for key in floors],
                  "-" if row.get("best_epoch") is None else str(row["best_epoch"])]
         cells += [short_value(row.get(k)) for k in varying]
         lines.append("| " + " | ".join(cells) + " |")
@@ -24,6 +27,11 @@ def format_table(rows: list[dict], metric: str, *, limit: int = 5) -> str:
         more = len(rows) - limit
         lines.append(f"... and {more} more trial{'' if more == 1 else 's'}, ranked in the report's Trials table")
     return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
 
 LOCAL_UI_URL = "http://127.0.0.1:5000"  # where the `mritune ui` of ui_command serves
 
@@ -48,7 +56,7 @@ def print_outcome(outcome, *, brief: bool = False) -> str:
     """
     gap = "" if brief else "\n"
     typer.echo(f"{gap}Search {outcome.name}: {len(outcome.table)} trials, best by {outcome.metric} ({outcome.mode})")
-    typer.echo(format_table(outcome.table, outcome.metric, limit=3 if brief else 5))
+    typer.echo(format_table(outcome.table, outcome.metric, limit=3 if brief else 5, floor=outcome.floor_metric))
     _print_locations(outcome, brief=brief)
     if outcome.status != "FINISHED":
         typer.echo(f"Status:          {outcome.status}: {outcome.status_reason}")
@@ -99,9 +107,10 @@ def _print_locations(outcome, *, brief: bool) -> None:
     typer.echo(f"                 then open {link}")
 
 def test_summary(registration) -> str:
-    """The registered checkpoint's test score, beside what a model that learned nothing would get."""
+    """The registered checkpoint's test score, beside its real-vs-real floor (the DCGAN's distances) or what a model
+    that learned nothing would get (the classifier's majority-class baseline)."""
     metrics = registration.metrics
-    text = f"test {registration.gate_metric} {registration.gate_value:.4f}"
+    text = f"test {registration.gate_text}"
     interval = getattr(registration, "interval", None)
     if interval is not None:
         text += f", re-runs' mean {interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"

@@ -4,6 +4,7 @@ its end, what it found and what the registry did with it."""
 from __future__ import annotations
 
 from mritune.platform.spec.config import SearchSpec
+from mritune.platform.tracking.display import floor_text
 
 NOTE_TAG = "mlflow.note.content"
 
@@ -23,7 +24,8 @@ def search_description(spec: SearchSpec, *, outcome=None) -> str:
     scored = [row for row in outcome.table if row.get(outcome.metric) is not None]
     if scored:
         top = scored[0]
-        lines.append(f"Best: trial `{top['trial_id']}`, {outcome.metric} {top[outcome.metric]:.4f} at epoch "
+        floor = floor_text(top.get(outcome.floor_metric)) if outcome.floor_metric else ""
+        lines.append(f"Best: trial `{top['trial_id']}`, {outcome.metric} {top[outcome.metric]:.4f}{floor} at epoch "
                      f"{top['best_epoch']} ({len(outcome.table)} trials).")
     else:
         lines.append(f"No trial reported a finite {outcome.metric} ({len(outcome.table)} trials).")
@@ -37,8 +39,7 @@ def search_description(spec: SearchSpec, *, outcome=None) -> str:
         lines.append("Nothing registered.")
     else:
         lines.append(f"Registered `models:/{registration.model_name}/{registration.version}` as "
-                     f"**@{registration.alias}**: test {registration.gate_metric} {registration.gate_value:.4f} "
-                     f"({registration.reason}).")
+                     f"**@{registration.alias}**: test {registration.gate_text} ({registration.reason}).")
     lines.append("The report (plots, trial table, decision) is under the artifacts' `report/`.")
     return "\n\n".join(lines)
 

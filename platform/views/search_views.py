@@ -22,6 +22,14 @@ def searched_keys(spec: SearchSpec) -> list[str]:
     return list(spec.search.space)
 
 
+def floor_metric(spec: SearchSpec, metric: str | None = None) -> str | None:
+    """The metric holding the real-vs-real floor of ``metric`` (default: the search metric) in ``spec``'s task, or
+    None (``Task.floor_metrics``: the one place that says which floor belongs to which score)."""
+    from mritune.trainables.tasks import get_task
+
+    return get_task(spec.task).floor_of(metric or spec.metric)
+
+
 def search_callbacks(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, parent_run_id: str,
                      verbose: bool) -> list:
     """Tune callbacks: readable trial run names always, mritune's progress lines unless verbose (Ray's then)."""
@@ -32,7 +40,7 @@ def search_callbacks(*, spec: SearchSpec, tracking_uri: str, experiment_id: str,
                                searched=searched_keys(spec))]
     if not verbose:
         callbacks.append(ConsoleProgress(metric=spec.metric, mode=spec.mode, epochs=spec.epochs,
-                                         searched=searched_keys(spec)))
+                                         searched=searched_keys(spec), floor_metric=floor_metric(spec)))
     return callbacks
 
 

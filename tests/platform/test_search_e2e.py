@@ -75,7 +75,9 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
         assert (second.alias, champion) == ("challenger", registration.version)
 
 
-def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(local_ray, tmp_path):
+def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(local_ray, tmp_path, capsys):
+    from pathlib import Path
+
     from mlflow.tracking import MlflowClient
 
     spec = tiny_spec(tmp_path, task="dcgan", overrides=("search.num_samples=2", "scheduler.name=fifo"))
@@ -84,16 +86,42 @@ def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(loc
     children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
     assert len(children) == 2 and all(run.info.status == "FINISHED" for run in children)
     for run in children:
-        swd = client.get_metric_history(run.info.run_id, "swd")
-        assert [m.step for m in swd] == [1, 2] and all(math.isfinite(m.value) for m in swd)
+        for metric in ("fd", "swd", "fd_floor", "swd_floor"):
+            history = client.get_metric_history(run.info.run_id, metric)
+            assert [m.step for m in history] == [1, 2] and all(math.isfinite(m.value) for m in history), metric
         images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
         assert sum("samples" in path and path.endswith(".png") for path in images) >= 2, images
     registration = outcome.registration
     assert registration is not None and registration.model_name == "mritune-dcgan"
-    assert registration.gate_metric == "test_swd" and math.isfinite(registration.gate_value)
+    assert registration.gate_metric == "test_fd" and math.isfinite(registration.gate_value)
+    assert 0 < registration.gate_floor < registration.gate_value
+    assert registration.gate_floor == registration.metrics["test_fd_floor"]
+    _assert_floors_shown(outcome, registration, client, capsys.readouterr().out, Path(outcome.report))
     _assert_gate_used_test_images(outcome, spec, registration, tmp_path)
     guard = _assert_registered_with_a_guard(outcome, registration, "test_samples_ood_flagged_fraction", tmp_path)
     assert not guard.needs_penultimate, "the DCGAN's guard is fitted on the real images alone"
+
+
+def _assert_floors_shown(outcome, registration, client, console: str, report: Path) -> None:
+    """Every view shows the DCGAN's score beside its real-vs-real floor: the console's trial lines, the parent
+    run's description, the version's description and tags, the report's summary, table and decision."""
+    from mritune.platform.views.outcome import test_summary
+
+    top = outcome.table[0]
+    val = f"fd {top['fd']:.4f}, floor {top['fd_floor']:.4g}"
+    assert outcome.floor_metric == "fd_floor"
+    assert sum(f"completed 2 epochs: {val}" in line for line in console.splitlines()) == 1, console
+    test = f"test_fd {registration.gate_value:.4f}, floor {registration.gate_floor:.4g}"
+    assert test in test_summary(registration)
+    assert val in client.get_run(outcome.parent_run_id).data.tags["mlflow.note.content"]
+    version = client.get_model_version(registration.model_name, registration.version)
+    assert (f"Test test_fd {registration.gate_value:.4g}, floor {registration.gate_floor:.4g}." in version.description
+            and f"chosen on validation fd {top['fd']:.4g}, floor {top['fd_floor']:.4g}" in version.description)
+    assert float(version.tags["metric.test_fd_floor"]) == registration.gate_floor
+    assert float(version.tags["metric.fd_floor"]) == top["fd_floor"]
+    page = report.read_text()
+    assert "<th>fd_floor</th>" in page and f"{top['fd']:.4f}, floor {top['fd_floor']:.4g} (trial" in page
+    assert test in page, "the champion decision shows the gate's floor"
 
 
 def _assert_registered_with_a_guard(outcome, registration, metric: str, tmp_path):
@@ -118,7 +146,7 @@ def _assert_registered_with_a_guard(outcome, registration, metric: str, tmp_path
 
 
 def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None:
-    """The DCGAN's gate value is the registered generator's SWD against the test split, not the validation one."""
+    """The DCGAN's gate value is the registered generator's FD against the test split, not the validation one."""
     import dataclasses
     from pathlib import Path
 
@@ -134,9 +162,9 @@ def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None
     generator = keras.saving.load_model(next(folder.rglob("*.keras")), compile=False, safe_mode=True)
     data = load_data(spec)
     settings = {"image_size": 32, "latent_dim": 16}
-    on_test = generator_test_evaluation(generator, data, out_dir=tmp_path / "t", **settings).metrics["test_swd"]
+    on_test = generator_test_evaluation(generator, data, out_dir=tmp_path / "t", **settings).metrics["test_fd"]
     val_as_test = dataclasses.replace(data, x_test=data.x_val, y_test=data.y_val)
-    on_val = generator_test_evaluation(generator, val_as_test, out_dir=tmp_path / "v", **settings).metrics["test_swd"]
+    on_val = generator_test_evaluation(generator, val_as_test, out_dir=tmp_path / "v", **settings).metrics["test_fd"]
     assert registration.gate_value == pytest.approx(on_test, rel=1e-5)
     assert on_val != pytest.approx(on_test, rel=1e-5)
 

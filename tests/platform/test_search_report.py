@@ -189,4 +189,4 @@ def test_dcgan_search_report(workdir, browser, tmp_path):
     wait_until(lambda: browser.execute_script(
         "return document.images.length == 5 && Array.from(document.images).every(i => i.naturalWidth > 0)"),
         timeout_s=30, what="every DCGAN report image decoded")
-    assert "swd (min)" in browser.find_element("id", "summary").text
+    assert "fd (min)" in browser.find_element("id", "summary").text

@@ -13,7 +13,9 @@ from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.reporting import TrainingDiverged
 from tests.trainables.training_helpers import TINY_DCGAN, assert_finite_metrics, comparable, few_tf_threads
 
-DCGAN_METRICS = ["epoch", "gen_loss", "disc_loss", "d_real_acc", "d_fake_acc", "swd", "ms_ssim_diversity"]
+DCGAN_METRICS = ["epoch", "gen_loss", "disc_loss", "d_real_acc", "d_fake_acc", "swd", "ms_ssim_diversity", "fd",
+                 "swd_floor", "fd_floor"]
+TEST_METRICS = {"test_swd", "test_ms_ssim_diversity", "test_fd", "test_swd_floor", "test_fd_floor"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,6 +44,15 @@ def test_every_epoch_reports_finite_metrics_and_a_sample_grid(two_epoch_run):
             assert (Path(report.checkpoint_dir) / name).is_file()
     assert Path(reports[-1].artifacts["samples"]).read_bytes()[:4] == b"\x89PNG"
     assert result.epochs_completed == 2 and result.model_path.endswith("generator.keras")
+
+
+def test_every_epoch_reports_each_distance_above_its_constant_floor(two_epoch_run):
+    _, reports, _ = two_epoch_run
+    floors = {(r.metrics["swd_floor"], r.metrics["fd_floor"]) for r in reports}
+    assert len(floors) == 1, "the real-vs-real floors do not change with the generator"
+    for report in reports:
+        assert 0 < report.metrics["swd_floor"] < report.metrics["swd"]
+        assert 0 < report.metrics["fd_floor"] < report.metrics["fd"]
 
 
 def test_saved_generator_contract(two_epoch_run):
@@ -100,7 +111,8 @@ def test_same_config_and_seed_give_the_same_metrics(two_epoch_run, tiny_dataset,
     again = []
     train_dcgan({**config, "epochs": 1}, tiny_dataset, again.append, workdir=str(tmp_path))
     # A one-epoch training ends after epoch 1, so its report also holds the test split's metrics.
-    assert {"test_swd", "test_ms_ssim_diversity"} <= set(again[0].metrics)
+    assert TEST_METRICS <= set(again[0].metrics)
+    assert 0 < again[0].metrics["test_fd_floor"] < again[0].metrics["test_fd"]
     without_test = {k: v for k, v in again[0].metrics.items() if not k.startswith("test_")}
     assert comparable(without_test) == comparable(reports[0].metrics)
 

@@ -43,7 +43,7 @@ def test_the_classifiers_resampler_gives_the_evaluators_test_macro_f1(tmp_path, 
         macro_f1(tiny_dataset.y_test[half], evaluation.outputs[half].argmax(1), len(tiny_dataset.class_names)))
 
 
-def test_the_dcgans_resampler_gives_the_evaluators_test_swd(tmp_path, tiny_dataset):
+def test_the_dcgans_resampler_gives_the_evaluators_test_fd(tmp_path, tiny_dataset):
     import keras
 
     from mritune.trainables.dcgan.config import DCGANConfig
@@ -56,6 +56,7 @@ def test_the_dcgans_resampler_gives_the_evaluators_test_swd(tmp_path, tiny_datas
                                            out_dir=tmp_path)
     resampler = get_task("dcgan").gate_resampler(tiny_dataset, 32)
     everything = np.arange(resampler.n_images)
-    assert resampler(evaluation.outputs, everything) == pytest.approx(evaluation.metrics["test_swd"])
+    assert get_task("dcgan").gate_metric == "test_fd"
+    assert resampler(evaluation.outputs, everything) == pytest.approx(evaluation.metrics["test_fd"])
     resampled = np.random.default_rng(0).integers(0, resampler.n_images, resampler.n_images)
-    assert resampler(evaluation.outputs, resampled) != pytest.approx(evaluation.metrics["test_swd"], rel=1e-9)
+    assert resampler(evaluation.outputs, resampled) != pytest.approx(evaluation.metrics["test_fd"], rel=1e-9)

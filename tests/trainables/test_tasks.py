@@ -28,11 +28,23 @@ def test_each_entry_is_complete_and_its_references_resolve(name):
 def test_defaults_match_the_shared_names():
     classifier, dcgan = get_task("classifier"), get_task("dcgan")
     assert (classifier.search_metric, classifier.search_mode) == ("val_macro_f1", "max")
-    assert (dcgan.search_metric, dcgan.search_mode) == ("swd", "min")
+    assert (dcgan.search_metric, dcgan.search_mode) == ("fd", "min")
     assert (classifier.gate_metric, classifier.gate_mode, dcgan.gate_metric, dcgan.gate_mode) == (
-        "test_macro_f1", "max", "test_swd", "min")
+        "test_macro_f1", "max", "test_fd", "min")
     assert (classifier.model_name, dcgan.model_name) == ("mritune-classifier", "mritune-dcgan")
     assert "val_f1_ModerateDemented" in classifier.epoch_metrics
+
+
+def test_each_dcgan_distance_has_its_floor_and_the_classifier_none():
+    classifier, dcgan = get_task("classifier"), get_task("dcgan")
+    assert [dcgan.floor_of(m) for m in ("fd", "swd", "test_fd", "test_swd")] == [
+        "fd_floor", "swd_floor", "test_fd_floor", "test_swd_floor"]
+    assert dcgan.floor_of(dcgan.search_metric) in dcgan.epoch_metrics and dcgan.floor_of(dcgan.gate_metric)
+    assert dcgan.floor_of("ms_ssim_diversity") is None and classifier.floor_of(classifier.search_metric) is None
+    with pytest.raises(ValueError, match="a floor metric cannot be the search or gate metric"):
+        dataclasses.replace(dcgan, search_metric="fd_floor")
+    with pytest.raises(ValueError, match=r"floor metrics \['nowhere'\] of epoch metrics are not in epoch_metrics"):
+        dataclasses.replace(dcgan, floor_metrics={"fd": "nowhere"})
 
 
 def test_unknown_task_and_conflicting_registration_are_refused():

@@ -113,7 +113,7 @@ def train_dcgan(
     rng = rng_from_state(state["rng"]) if state else np.random.default_rng(cfg.seed)
     _build_optimizers(gan)
     # The generator's predict batch is the training steps' batch: evaluation reuses their compiled function.
-    evaluator = _Evaluator(cfg, gan, held_out, batch_size=min(cfg.batch_size, len(real)))
+    evaluator = _Evaluator(cfg, gan, held_out, batch_size=min(cfg.batch_size, len(real)), data=data)
     result = None
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
@@ -132,7 +132,8 @@ def _test_metrics(cfg: DCGANConfig, gan: _GAN, data: MRIDataset, folder: Path) -
     from mritune.trainables.dcgan.evaluation import generator_test_evaluation
 
     if len(data.x_test) < 2:
-        logger.info("no test_swd: the test split has %d images (2 needed)", len(data.x_test))
+        logger.info("no test metrics (test_swd, test_fd): the test split has %d images (2 needed)",
+                    len(data.x_test))
         return {}
     evaluation = generator_test_evaluation(gan.generator, data, image_size=cfg.image_size,
                                            latent_dim=cfg.latent_dim, out_dir=folder / "test")
@@ -219,16 +220,23 @@ def _check_collapse(images: np.ndarray, epoch: int) -> None:
 
 
 class _Evaluator:
-    """Epoch-end measurements on held-out real images and generated ones; fixed noise for the sample grid."""
+    """Epoch-end measurements on held-out real images and generated ones; fixed noise for the sample grid.
 
-    def __init__(self, cfg: DCGANConfig, gan: _GAN, held_out: np.ndarray, *, batch_size: int):
+    Realism against its floor (``realism.py``): ``swd`` and ``fd`` of generated against held-out (validation)
+    images, ``swd_floor`` and ``fd_floor`` of as many training images against the same held-out ones. The feature
+    network is loaded (or trained once per dataset and cached) and the floors computed when the training starts.
+    """
+
+    def __init__(self, cfg: DCGANConfig, gan: _GAN, held_out: np.ndarray, *, batch_size: int, data: MRIDataset):
         from mritune.trainables.compiled_steps import BatchPredictor
+        from mritune.trainables.dcgan.realism import realism_reference
 
         self.cfg, self.gan, self.held_out = cfg, gan, held_out
         self._generator = BatchPredictor(model=gan.generator, batch_size=batch_size)
         self._discriminator = BatchPredictor(model=gan.discriminator, batch_size=64)
         self.fixed_noise = _noise(np.random.default_rng([cfg.seed, 1]), GRID_SAMPLES, cfg.latent_dim)
         self.ms_ssim_real = mean_ms_ssim(held_out, seed=cfg.seed)
+        self.realism = realism_reference(data, cfg.image_size, held_out)
 
     def fixed_samples(self) -> np.ndarray:
         return self._generate(self.fixed_noise)
@@ -248,6 +256,9 @@ class _Evaluator:
             "d_real_acc": float((real_logits > 0).mean()),
             "d_fake_acc": float((fake_logits < 0).mean()),
             "swd": sliced_wasserstein_distance(fake, self.held_out, seed=self.cfg.seed + epoch),
+            "swd_floor": self.realism.floors.swd,
+            "fd": self.realism.frechet_distance(fake),
+            "fd_floor": self.realism.floors.fd,
             "ms_ssim_diversity": mean_ms_ssim(fake, seed=self.cfg.seed + epoch),
             "ms_ssim_real": self.ms_ssim_real,
         }

@@ -19,6 +19,8 @@ from mritune.platform.tracking.trial_runs import child_runs
 from mritune.platform.views.search_report.histories import metric_histories
 from mritune.platform.tracking import tags as t
 from mritune.platform.tracking.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
+from mritune.platform.tracking.trial_runs import is_finite_number
+from mritune.trainables.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ def collect_search(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, p
     space = space_params(spec)
     runs = child_runs(client, experiment_id, parent_run_id)
     histories = metric_histories(client, [run.info.run_id for run in runs], spec.metric)
-    trials = [_trial_record(run, histories[run.info.run_id], space, origin_s) for run in runs]
+    floor_metric = get_task(spec.task).floor_of(spec.metric)
+    trials = [_trial_record(run, histories[run.info.run_id], space, origin_s, floor_metric) for run in runs]
     trials = _numbered(trials)
     end_s = (parent.info.end_time / 1000.0 if parent.info.end_time else time.time()) - origin_s
     return SearchRecord(
@@ -45,8 +48,8 @@ def collect_search(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, p
         grace_period=spec.scheduler.grace_period, reduction_factor=float(spec.scheduler.reduction_factor),
         num_samples=spec.search.num_samples, experiment_id=experiment_id, parent_run_id=parent_run_id,
         ui_url=ui_url, duration_s=max([end_s, *(t.end_s for t in trials)]), space=tuple(space),
-        trials=tuple(trials), decision=champion_decision(client, spec.model_name, parent_run_id),
-        reruns=read_reruns(client, parent_run_id),
+        trials=tuple(trials), decision=champion_decision(client, spec.model_name, parent_run_id, task=spec.task),
+        reruns=read_reruns(client, parent_run_id), floor_metric=floor_metric,
     )
 
 
@@ -60,7 +63,8 @@ def space_params(spec: SearchSpec) -> list[SpaceParam]:
             for p in space.params]
 
 
-def _trial_record(run, history: list, space: list[SpaceParam], origin_s: float) -> TrialRecord:
+def _trial_record(run, history: list, space: list[SpaceParam], origin_s: float,
+                  floor_metric: str | None = None) -> TrialRecord:
     tags = run.data.tags
     history = sorted(history, key=lambda m: m.step)
     curve = tuple(EpochPoint(epoch=int(m.step), value=float(m.value), time_s=m.timestamp / 1000.0 - origin_s)
@@ -78,8 +82,12 @@ def _trial_record(run, history: list, space: list[SpaceParam], origin_s: float) 
         trial_id=tags.get(TRIAL_ID_TAG, run.info.run_id), run_id=run.info.run_id,
         run_name=tags.get("mlflow.runName", ""), outcome=_outcome(run),
         start_s=started, end_s=end_s, config=_typed_config(run.data.params, space), curve=curve,
-        number=int(tags.get(TRIAL_NUMBER_TAG, 0)),
+        number=int(tags.get(TRIAL_NUMBER_TAG, 0)), floor=_finite(run.data.metrics.get(floor_metric or "")),
     )
+
+
+def _finite(value) -> float | None:
+    return float(value) if is_finite_number(value) else None
 
 
 def _numbered(trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -119,8 +127,9 @@ def _typed_config(params: dict[str, str], space: list[SpaceParam]) -> dict[str, 
     return config
 
 
-def champion_decision(client, model_name: str, parent_run_id: str) -> ChampionDecision | None:
-    """The version this search registered, its alias and the gate's reason; None if it registered nothing."""
+def champion_decision(client, model_name: str, parent_run_id: str, *, task: str) -> ChampionDecision | None:
+    """The version this search registered, its alias, the gate's reason, and the gate metric's real-vs-real floor
+    when ``task`` declares one (a version tag); None if it registered nothing."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -136,9 +145,18 @@ def champion_decision(client, model_name: str, parent_run_id: str) -> ChampionDe
     gate = version.tags.get(t.GATE_METRIC_TAG, "")
     value = version.tags.get(t.metric_tag(gate))
     aliases = list(getattr(version, "aliases", []) or [])
+    floor = get_task(task).floor_of(gate)
     return ChampionDecision(
         model_name=model_name, version=str(version.version), alias=", ".join(aliases) or "(alias moved on)",
         trial_id=version.tags.get(t.VERSION_TRIAL_ID_TAG, ""), epoch=version.tags.get(t.VERSION_EPOCH_TAG, ""),
         gate_metric=gate,
         gate_value=float(value) if value is not None else None, reason=version.tags.get(t.PROMOTION_TAG, ""),
+        gate_floor=_number(version.tags.get(t.metric_tag(floor))) if floor else None,
     )
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return _finite(float(text)) if text is not None else None
+    except ValueError:
+        return None

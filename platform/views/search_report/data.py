@@ -42,6 +42,9 @@ class TrialRecord:
     config: dict[str, Any]  # the searched hyperparameters, typed
     curve: tuple[EpochPoint, ...] = ()
     number: int = 0  # the order Tune started the trials in, from 1 (run_callbacks.TrialRunNamer)
+    # The search metric's real-vs-real floor as the trial last reported it (SearchRecord.floor_metric; the same
+    # every epoch of a trial: real images against real ones), None: the metric has no floor or none was logged.
+    floor: float | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -75,6 +78,7 @@ class ChampionDecision:
     gate_metric: str
     gate_value: float | None
     reason: str  # the registry's one-line reason, e.g. "test_macro_f1 0.71 beats v2's 0.64"
+    gate_floor: float | None = None  # the gate metric's real-vs-real floor (a version tag), None: it has none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +103,7 @@ class SearchRecord:
     decision: ChampionDecision | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     reruns: Any = None  # rerun_summary.RerunSummary the search logged (rerun/summary.json), or None
+    floor_metric: str | None = None  # the metric holding the search metric's floor (Task.floor_metrics), or None
 
     def ranked(self) -> list[tuple[TrialScore, TrialRecord]]:
         """Trials best first (``ranking.sort_scores``) with their records."""

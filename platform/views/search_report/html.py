@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from mritune.platform.tracking.display import short_value
+from mritune.platform.tracking.display import floor_text, short_value
 from mritune.platform.views.search_report.data import (TABLE_ROWS, TOP_TRIALS, SearchRecord, idle_gaps, slot_utilisation,
                                                   timeline)
 from mritune.platform.views.search_report.importance import Importance
@@ -68,7 +68,8 @@ def _summary(record: SearchRecord) -> str:
         ("search", f"{record.algorithm} + {record.scheduler}, {len(record.trials)} of {record.num_samples} trials, "
                    f"up to {record.max_t} epochs"),
         ("metric", f"{record.metric} ({record.mode})"),
-        ("best", "-" if best is None else f"{best.value:.4f} (trial {best.trial_id}, epoch {best.epoch})"),
+        ("best", "-" if best is None else f"{best.value:.4f}{floor_text(ranked[0][1].floor)} (trial {best.trial_id}, "
+                                          f"epoch {best.epoch})"),
         ("trials", ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))),
         ("wall time", f"{record.duration_s:.0f} s"),
         ("MLflow", f"<a href='{_e(record.run_url(record.parent_run_id))}'>parent run {_e(record.parent_run_id)}</a>"),
@@ -97,13 +98,15 @@ def _faded_note(record: SearchRecord) -> str:
 def _trial_table(record: SearchRecord) -> str:
     """Every trial, best first: the best ``TABLE_ROWS`` in view, the others folded under one line."""
     names = [p.name for p in record.space]
+    floors = [record.floor_metric] if record.floor_metric else []  # the score's real-vs-real floor, beside it
     header = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in
-                              ["#", "trial", "outcome", "epochs", record.metric, "at epoch", *names]) + "</tr>"
+                              ["#", "trial", "outcome", "epochs", record.metric, *floors, "at epoch", *names]) + "</tr>"
     rows = []
     for score, trial in record.ranked():
         value = "-" if score.value is None else f"{score.value:.4f}"
+        floor = ["-" if trial.floor is None else f"{trial.floor:.4g}"] if floors else []
         cells = [str(trial.number), f"<a href='{_e(record.run_url(trial.run_id))}'>{_e(trial.trial_id)}</a>",
-                 _e(trial.outcome), str(trial.last_epoch), value, _e(score.epoch if score.epoch else "-"),
+                 _e(trial.outcome), str(trial.last_epoch), value, *floor, _e(score.epoch if score.epoch else "-"),
                  *[_e(short_value(trial.config.get(n, "-"))) for n in names]]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     shown = f"<table class='trials'>{header}{''.join(rows[:TABLE_ROWS])}</table>"
@@ -158,7 +161,7 @@ def _decision(record: SearchRecord) -> str:
     decision = record.decision
     if decision is None:
         return "<p>Nothing registered by this search (registry off, still running, or no trial with a score).</p>"
-    value = "-" if decision.gate_value is None else f"{decision.gate_value:.4f}"
+    value = "-" if decision.gate_value is None else f"{decision.gate_value:.4f}{floor_text(decision.gate_floor)}"
     return (f"<p><b>models:/{_e(decision.model_name)}/{_e(decision.version)}</b> is <b>@{_e(decision.alias)}</b>: "
             f"trial {_e(decision.trial_id)}, epoch {_e(decision.epoch)}, test {_e(decision.gate_metric)} {value}.</p>"
             f"<p>Why: {_e(decision.reason)}. {_e(_chosen_how(record))} The gate compares "
