@@ -56,6 +56,9 @@ class Task:
             with ``fit_guard`` and ``log``, ``deploy/task_logging.py``; named, not imported: trainables may not
             import deploy). None: its models cannot be registered (the spec schema then needs
             ``registry.enabled: false``).
+        perturbable: The settings a resumed training applies to the checkpoint it loads (a learning rate set on
+            the loaded optimizer, a batch size the next epoch uses), so a population-based scheduler (pbt, pb2)
+            may change them between epochs; every other setting stays as the checkpoint's training had it.
     """
 
     name: str
@@ -71,12 +74,18 @@ class Task:
     model_files: tuple[str, ...]
     test_resampler: str | None = None
     model_logging: str | None = None
+    perturbable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.search_metric not in self.epoch_metrics:
             raise ValueError(f"task {self.name!r}: search_metric {self.search_metric!r} is not in epoch_metrics")
         if not self.model_files:
             raise ValueError(f"task {self.name!r}: model_files must name at least the model file")
+        import dataclasses
+
+        unknown = sorted(set(self.perturbable) - {f.name for f in dataclasses.fields(self.config_class)})
+        if unknown:
+            raise ValueError(f"task {self.name!r}: perturbable setting {unknown[0]!r} is not a config field")
 
     @property
     def search_mode(self) -> Direction:

@@ -28,4 +28,6 @@ TASK = register_task(Task(
     model_files=(GENERATOR_FILE, DISCRIMINATOR_FILE),
     test_resampler="mritune.trainables.dcgan.evaluation:generator_test_resampler",
     model_logging="mritune.deploy.task_logging:GENERATOR",
+    # train_dcgan sets both loaded optimizers' learning rates; every epoch reads the other three from the config.
+    perturbable=("lr_g", "lr_d", "batch_size", "label_smoothing", "d_steps"),
 ))

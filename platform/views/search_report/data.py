@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mritune.platform.tracking.ranking import TrialScore, best_of, best_so_far, sort_scores
+from mritune.search.population import ExploitEvent
 
 # How a trial ended, as the report names it (from the run's status and the driver's `stopped_by` tag).
 COMPLETED, STOPPED, FAILED, RUNNING, KILLED = "completed", "stopped by ASHA", "failed", "running", "killed"
@@ -42,6 +43,8 @@ class TrialRecord:
     config: dict[str, Any]  # the searched hyperparameters, typed
     curve: tuple[EpochPoint, ...] = ()
     number: int = 0  # the order Tune started the trials in, from 1 (run_callbacks.TrialRunNamer)
+    # pbt/pb2: each time the trial copied another (tracking/lineage.py), in order; config holds its first values.
+    lineage: tuple[ExploitEvent, ...] = ()
 
     @property
     def last_epoch(self) -> int:
@@ -99,6 +102,7 @@ class SearchRecord:
     decision: ChampionDecision | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     reruns: Any = None  # rerun_summary.RerunSummary the search logged (rerun/summary.json), or None
+    perturbed: tuple[str, ...] = ()  # pbt/pb2: the settings the scheduler perturbed; () for other schedulers
 
     def ranked(self) -> list[tuple[TrialScore, TrialRecord]]:
         """Trials best first (``ranking.sort_scores``) with their records."""
@@ -112,6 +116,32 @@ class SearchRecord:
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineageRow:
+    """One copy in a population-based search, as the lineage table shows it."""
+
+    trial: TrialRecord  # the trial that copied
+    source: TrialRecord | None  # the trial it copied (None: its run is not in this search's runs)
+    event: ExploitEvent  # its time in seconds since the search started
+
+
+def lineage_rows(record: SearchRecord) -> list[LineageRow]:
+    """Every copy of the search in the order they happened."""
+    by_id = {trial.trial_id: trial for trial in record.trials}
+    rows = [LineageRow(trial=trial, source=by_id.get(event.source_trial_id), event=event)
+            for trial in record.trials for event in trial.lineage]
+    return sorted(rows, key=lambda row: (row.event.time, row.trial.number))
+
+
+def schedule_points(trial: TrialRecord, key: str) -> list[tuple[int, Any]]:
+    """``(first epoch, value)`` of ``key`` in ``trial``: its own value from epoch 1, then the value each copy gave
+    it from the epoch after the copied checkpoint's (``source_epoch + 1``)."""
+    points = [(1, trial.config.get(key))]
+    for event in trial.lineage:
+        points.append((event.source_epoch + 1, event.new.get(key)))
+    return points
 
 
 def asha_rungs(*, max_t: int, grace_period: int, reduction_factor: float) -> list[int]:
