@@ -163,15 +163,13 @@ def _task_arguments(spec: "SearchSpec", score: "TrialScore", seed: int, destinat
 def schedule_stages(score: "TrialScore", *, seed: int) -> list[dict]:
     """The configs that replay the hyperparameter schedule of ``score``'s checkpoint on ``seed``, to its epoch
     (``schedule.replay_stages``); empty when the checkpoint holds no schedule (then its config is re-run)."""
-    from mritune.trainables.schedule import SCHEDULE_FILE, parse_schedule, replay_stages
+    from mritune.platform.tracking.lineage import checkpoint_schedule
+    from mritune.trainables.schedule import replay_stages
 
-    checkpoint = score.checkpoint
-    try:
-        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{SCHEDULE_FILE}") as stream:
-            segments = parse_schedule(stream.read())
-    except OSError as exc:  # pyarrow: FileNotFoundError locally, OSError from object stores
-        logger.warning("trial %s's checkpoint has no readable %s (%s): its re-runs train its last config "
-                       "throughout", score.trial_id, SCHEDULE_FILE, exc)
+    segments = checkpoint_schedule(score.checkpoint)
+    if not segments:
+        logger.warning("trial %s's checkpoint has no readable schedule: its re-runs train its last config "
+                       "throughout", score.trial_id)
         return []
     return replay_stages(segments, until_epoch=int(score.epoch), overrides={"seed": seed})
 

@@ -416,6 +416,10 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
         tracking_uri=context.tracking_uri, parent_run_id=context.parent_run_id, table=table, metric=spec.metric,
         mode=spec.mode, searcher_state=_searcher_state(context.experiment_path),
     )
+    if spec.scheduler.population_based:
+        from mritune.platform.tracking.lineage import log_best_schedule
+
+        log_best_schedule(context.tracking_uri, context.parent_run_id, ranked)
     registration, reruns = None, None
     if spec.registry.enabled:
         reruns = _rerun_best(context, ranked, dataset)

@@ -322,7 +322,7 @@ def _check_scheduler_settings(spec: SearchSpec) -> str | None:
                      - set(kind.ignores) if getattr(scheduler, key) != SchedulerSection.model_fields[key].default)
     if foreign:
         reads = ", ".join(kind.settings) or "only max_t"
-        return f"scheduler.{foreign[0]}: not a {scheduler.name} setting ({scheduler.name} reads {reads})"
+        return f"scheduler.{foreign[0]}: {scheduler.name} does not read it ({scheduler.name} reads {reads})"
     try:
         check_scheduler_settings(scheduler.name, max_t=spec.epochs, **scheduler.settings())
     except ValueError as exc:

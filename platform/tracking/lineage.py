@@ -27,6 +27,7 @@ from mritune.search.population import ExploitEvent
 from mritune.trainables.schedule import plain
 
 LINEAGE_ARTIFACT = "lineage.json"
+BEST_SCHEDULE_ARTIFACT = "best_schedule.json"  # on the parent run: the best checkpoint's schedule
 _TAG_LIMIT = 5000  # MLflow's smallest tag-value limit across stores
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,19 @@ class LineageRecorder:
                 CLONED_FROM_TAG: event.source_trial_id, CLONED_EPOCH_TAG: str(event.source_epoch)}
         client.log_batch(run.info.run_id, tags=[RunTag(key, value) for key, value in tags.items()])
         client.log_dict(run.info.run_id, lineage_document(event.trial_id, events), LINEAGE_ARTIFACT)
+
+
+def checkpoint_schedule(checkpoint) -> list:
+    """The hyperparameter schedule (``trainables/schedule.py`` segments) beside a ``ray.tune.Checkpoint``, read
+    through its filesystem (a local folder or an object store); empty when it has none or it cannot be read."""
+    from mritune.trainables.schedule import SCHEDULE_FILE, parse_schedule
+
+    try:
+        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{SCHEDULE_FILE}") as stream:
+            return parse_schedule(stream.read())
+    except OSError as exc:  # pyarrow: FileNotFoundError locally, OSError from object stores
+        logger.info("no %s beside checkpoint %s: %s", SCHEDULE_FILE, checkpoint.path, exc)
+        return []
 
 
 def exploit_tag_value(event: ExploitEvent) -> str:
@@ -88,3 +102,18 @@ def lineage_document(trial_id: str, events: list[ExploitEvent]) -> dict[str, Any
     """The trial's ``lineage.json``."""
     return {"version": 1, "trial_id": trial_id, "exploits": [plain(event.to_dict()) for event in events]}
 
+
+
+def log_best_schedule(tracking_uri: str, parent_run_id: str, ranked: list) -> None:
+    """``best_schedule.json`` on the parent run: the hyperparameter schedule of the best trial's best checkpoint
+    (``ranking.rank_trials``' first registrable trial), beside ``best_config.yaml``, which holds only the config in
+    force at that epoch. Nothing when no trial is registrable or its checkpoint holds no schedule."""
+    from mlflow.tracking import MlflowClient
+
+    best = next((score for score in ranked if score.registrable), None)
+    segments = checkpoint_schedule(best.checkpoint) if best is not None else []
+    if not segments:
+        return
+    document = {"version": 1, "trial_id": best.trial_id, "epoch": best.epoch,
+                "segments": [segment.to_dict() for segment in segments if segment.from_epoch <= best.epoch]}
+    MlflowClient(tracking_uri).log_dict(parent_run_id, document, BEST_SCHEDULE_ARTIFACT)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mritune.platform.run.runner import run_search
-from mritune.platform.tracking.lineage import LINEAGE_ARTIFACT, read_exploits
+from mritune.platform.tracking.lineage import BEST_SCHEDULE_ARTIFACT, LINEAGE_ARTIFACT, read_exploits
 from mritune.platform.tracking.tags import CLONED_FROM_TAG, EXPLOITS_TAG, TRIAL_ID_TAG
 from mritune.trainables.schedule import SCHEDULE_FILE, parse_schedule
 from tests.platform.search_helpers import child_runs, tiny_spec
@@ -60,6 +60,13 @@ def test_pbt_copies_a_trial_and_records_its_lineage_in_mlflow_and_the_report(loc
                                                          str(tmp_path))).read_text())
     assert [e["source_epoch"] for e in document["exploits"]] == [e.source_epoch for e in read_exploits(tags)]
     _assert_checkpoints_carry_the_schedule(Path(outcome.experiment_path), events)
+
+    # The best trial's schedule beside best_config.yaml; the table's config is the one in force at its best epoch.
+    best = json.loads(Path(client.download_artifacts(outcome.parent_run_id, BEST_SCHEDULE_ARTIFACT,
+                                                     str(tmp_path))).read_text())
+    top = outcome.table[0]
+    assert (best["trial_id"], best["epoch"]) == (top["trial_id"], top["best_epoch"])
+    assert top["config.learning_rate"] == pytest.approx(best["segments"][-1]["config"]["learning_rate"])
 
     page = Path(outcome.report).read_text()
     assert "class='lineage'" in page and last.source_trial_id in page
