@@ -73,7 +73,7 @@ class SchedulerKind:
 # space, may feed it. mritune's "random" is then that generator, seeded with search.seed.
 _POPULATION_RULE = ("Ray's PopulationBasedTraining refuses every search algorithm but its basic variant generator, "
                     "random sampling")
-_POPULATION_SETTINGS = ("perturbation_interval", "quantile_fraction")
+_POPULATION_SETTINGS = ("perturbation_interval", "quantile_fraction", "synch")
 SCHEDULER_KINDS: dict[str, SchedulerKind] = {
     "asha": SchedulerKind(settings=("grace_period", "reduction_factor")),
     "fifo": SchedulerKind(settings=(), ignores=("grace_period", "reduction_factor")),
@@ -85,7 +85,7 @@ SCHEDULER_KINDS: dict[str, SchedulerKind] = {
 SCHEDULERS = tuple(SCHEDULER_KINDS)
 # Each setting's default (perturbation_interval None: a quarter of max_t); _setting_problem holds their rules.
 SCHEDULER_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 3.0, "perturbation_interval": None,
-                                      "quantile_fraction": 0.25, "resample_probability": 0.25}
+                                      "quantile_fraction": 0.25, "resample_probability": 0.25, "synch": False}
 
 
 def _searcher_class(name: str):
@@ -138,6 +138,8 @@ def _setting_problem(key: str, value: Any, max_t: int) -> str | None:
         return f"must be in (0, 0.5] (the share of trials that copy, and that are copied), got {value!r}"
     if key == "resample_probability" and not 0 <= value <= 1:
         return f"must be a probability in [0, 1], got {value!r}"
+    if key == "synch" and not isinstance(value, bool):
+        return f"must be true or false, got {value!r}"
     return None
 
 
@@ -253,7 +255,7 @@ def first_variant(space: dict, *, seed: int | None, points_to_evaluate: list[dic
 
 def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
                     metric: str | None = None, mode: str | None = None, perturbation_interval: int | None = None,
-                    quantile_fraction: float = 0.25, resample_probability: float = 0.25,
+                    quantile_fraction: float = 0.25, resample_probability: float = 0.25, synch: bool = False,
                     domains: dict | None = None, perturbable: tuple[str, ...] = (),
                     on_exploit: Callable | None = None):
     """``asha`` (ray.tune.schedulers.ASHAScheduler), ``fifo``, ``pbt`` or ``pb2`` (``search/population.py``);
@@ -261,11 +263,11 @@ def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_f
 
     ``pbt``/``pb2`` also take the searched ``domains`` (the Tuner's param_space), the task's ``perturbable``
     settings and ``on_exploit`` (called with each ``population.ExploitEvent``); ``perturbation_interval`` None is
-    a quarter of ``max_t``.
+    a quarter of ``max_t``; ``synch`` Ray's synchronous PBT (every trial compared at the same epoch).
     """
     settings = {"grace_period": grace_period, "reduction_factor": reduction_factor,
                 "perturbation_interval": perturbation_interval, "quantile_fraction": quantile_fraction,
-                "resample_probability": resample_probability}
+                "resample_probability": resample_probability, "synch": synch}
     check_scheduler_settings(name, max_t=max_t, **settings)
     if mode not in (None, "min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -279,8 +281,8 @@ def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_f
         return build_population_scheduler(
             name, domains=domains or {}, perturbable=perturbable, max_t=max_t,
             perturbation_interval=perturbation_interval_or_default(perturbation_interval, max_t=max_t),
-            quantile_fraction=quantile_fraction, resample_probability=resample_probability, metric=metric,
-            mode=mode, on_exploit=on_exploit)
+            quantile_fraction=quantile_fraction, resample_probability=resample_probability, synch=synch,
+            metric=metric, mode=mode, on_exploit=on_exploit)
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,

@@ -72,7 +72,8 @@ class LineagePB2(_LineageMixin, PB2):
 
 def build_population_scheduler(name: str, *, domains: Mapping[str, Any], perturbable: tuple[str, ...], max_t: int,
                                perturbation_interval: int, quantile_fraction: float, resample_probability: float,
-                               metric: str | None, mode: str | None, on_exploit: ExploitListener | None = None):
+                               metric: str | None, mode: str | None, synch: bool = False,
+                               on_exploit: ExploitListener | None = None):
     """A ``LineagePBT`` (``name="pbt"``) or ``LineagePB2`` (``"pb2"``) whose time is the epoch
     (``training_iteration``), perturbing the searched settings ``mutated_keys`` picks from ``domains``.
 
@@ -84,7 +85,8 @@ def build_population_scheduler(name: str, *, domains: Mapping[str, Any], perturb
         raise ValueError(f"{name} has no searched setting to perturb (perturbable: {', '.join(perturbable)})")
     common: dict[str, Any] = dict(
         time_attr="training_iteration", metric=metric, mode=mode, perturbation_interval=perturbation_interval,
-        quantile_fraction=quantile_fraction, custom_explore_fn=ClipToSpace(domains=domains, keys=keys),
+        quantile_fraction=quantile_fraction, synch=synch,
+        custom_explore_fn=ClipToSpace(domains=domains, keys=keys),
         log_config=True,  # Ray's pbt_global.txt / pbt_policy_*.txt too, for PopulationBasedTrainingReplay users
     )
     if name == PBT:

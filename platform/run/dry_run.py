@@ -102,8 +102,9 @@ def describe_scheduler(spec: SearchSpec) -> str:
     perturbed = set(spec.perturbed)
     fixed = [key for key in spec.search.space if key not in perturbed]
     resample = f", resample_probability {scheduler.resample_probability:g}" if scheduler.name == "pbt" else ""
+    synch = ", synchronous" if scheduler.synch else ""
     return (f"{scheduler.name} ({spec.epochs} epochs, perturbs {', '.join(sorted(perturbed))} every {interval} "
-            f"epoch(s), quantile_fraction {scheduler.quantile_fraction:g}{resample}; drawn once per trial and "
+            f"epoch(s){synch}, quantile_fraction {scheduler.quantile_fraction:g}{resample}; drawn once per trial and "
             f"copied with its weights: {', '.join(fixed) or 'nothing else'})")
 
 

@@ -98,9 +98,11 @@ class SchedulerSection(_Strict):
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
     # pbt, pb2 (search/population.py): epochs between perturbations (None: a quarter of max_t), the share of the
-    # population that copies and is copied; pbt only: the chance a mutated value is drawn afresh from its domain.
+    # population that copies and is copied, Ray's synchronous mode (every trial compared at the same epoch); pbt
+    # only: the chance a mutated value is drawn afresh from its domain.
     perturbation_interval: int | None = Field(default=None, ge=1)
     quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    synch: bool = False
     resample_probability: float = Field(default=0.25, ge=0, le=1)
 
     @property
@@ -348,7 +350,8 @@ def _check_population(spec: SearchSpec) -> str | None:
         return problem
     perturbable = get_task(spec.task).perturbable
     if not spec.perturbed:
-        what = "as a numeric range (uniform, loguniform, randint, ...; pb2 keeps a choice fixed)" if name == "pb2" else ""
+        what = ("as a numeric range (uniform, loguniform, randint, ...; pb2 keeps a choice fixed)" if name == "pb2"
+                else "")
         return (f"search.space: {name} perturbs only the {spec.task}'s {', '.join(perturbable)} (settings a resumed "
                 f"training applies to its checkpoint); search at least one of them {what}".rstrip())
     return None

@@ -10,8 +10,9 @@ trial restarts from the copied checkpoint:
 
 The tags are the record (they survive a driver restart: the count is read back from the run, never kept in the
 driver); the report reads them with the runs it already fetches (:func:`read_exploits`). The trial's process logs
-the perturbed settings' values as the metrics ``hp/<setting>`` at every epoch (``trial_runs.hp_metrics``), so MLflow's charts
-draw each trial's schedule.
+the perturbed settings' values as the metrics ``hp/<setting>`` at every epoch (``trial_runs.hp_metrics``), so
+MLflow's charts draw each trial's schedule. ``best_schedule.json`` on the parent run: the best checkpoint's
+schedule (:func:`log_best_schedule`).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from mritune.platform.tracking.tags import CLONED_FROM_TAG, EXPLOITS_TAG, TRIAL_
 from mritune.trainables.schedule import SCHEDULE_FILE, parse_schedule
 from tests.platform.search_helpers import child_runs, tiny_spec
 
-# Two trials, one population: every epoch but the last the worse one copies the better one once the better one has
-# a checkpoint from a perturbation, so with 4 epochs at least one copy happens whatever the scores.
+# Two trials, one population, compared at the same epoch (synch): at every epoch but the last the worse one copies
+# the better one, so 3 epochs make 2 copies whatever the scores. (Asynchronously, each trial is compared when it
+# reports, its fresh score against the other's older one, and with improving scores it is usually the better.)
 _POPULATION = ("search.algorithm=random", "search.options={}", "search.max_concurrent=null", "search.num_samples=2",
                "registry.enabled=false")
 
@@ -29,8 +30,9 @@ def cache_dir(tmp_path_factory, monkeypatch):
 def test_pbt_copies_a_trial_and_records_its_lineage_in_mlflow_and_the_report(local_ray, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path, overrides=(*_POPULATION, "scheduler={name: pbt, max_t: 4, perturbation_interval: 1, "
-                                                        "quantile_fraction: 0.5, resample_probability: 0.0}"))
+    spec = tiny_spec(tmp_path, overrides=(*_POPULATION, "scheduler={name: pbt, max_t: 3, perturbation_interval: 1, "
+                                                        "quantile_fraction: 0.5, resample_probability: 0.0, "
+                                                        "synch: true}"))
     assert spec.perturbed == ("learning_rate",), "dense_units (architecture) is drawn once and copied"
     outcome = run_search(spec)
     client = MlflowClient(outcome.tracking_uri)
@@ -38,11 +40,11 @@ def test_pbt_copies_a_trial_and_records_its_lineage_in_mlflow_and_the_report(loc
                                                                    outcome.parent_run_id)}
     assert len(runs) == 2 and {run.info.status for run in runs.values()} == {"FINISHED"}
     events = [(trial_id, event) for trial_id, run in runs.items() for event in read_exploits(run.data.tags)]
-    assert events, "no trial copied another in 4 epochs of a population of 2"
+    assert sorted(event.epoch for _, event in events) == [1, 2], "one copy per synchronous round"
     for trial_id, event in events:
         run = runs[trial_id]
         assert event.trial_id == trial_id and event.source_trial_id in runs and event.source_trial_id != trial_id
-        assert 1 <= event.source_epoch < 4 and 1 <= event.epoch < 4
+        assert event.source_epoch == event.epoch, "synchronous: the copied checkpoint is of the same epoch"
         # resample_probability 0: the copied rate times 0.8 or 1.2, clipped into the space's [1e-3, 1e-2].
         copied, new = event.copied["learning_rate"], event.new["learning_rate"]
         assert new == pytest.approx(min(max(copied * 0.8, 1e-3), 1e-2)) or \
@@ -96,7 +98,7 @@ def test_pb2_search_perturbs_ranges_keeps_choices_and_its_checkpoints_replay(loc
 
     spec = tiny_spec(tmp_path, task="dcgan", overrides=(
         *_POPULATION, "search.space={lr_g: {loguniform: [1.0e-4, 1.0e-3]}, batch_size: {choice: [16, 32]}}",
-        "scheduler={name: pb2, max_t: 4, perturbation_interval: 1, quantile_fraction: 0.5}",
+        "scheduler={name: pb2, max_t: 3, perturbation_interval: 1, quantile_fraction: 0.5, synch: true}",
         "trainable={image_size: 32, base_filters: 8, latent_dim: 16}"))
     assert spec.perturbed == ("lr_g",), "pb2 perturbs ranges only; the batch_size choice stays fixed"
     outcome = run_search(spec)
@@ -104,7 +106,7 @@ def test_pb2_search_perturbs_ranges_keeps_choices_and_its_checkpoints_replay(loc
     runs = {run.data.tags[TRIAL_ID_TAG]: run for run in child_runs(client, outcome.experiment_id,
                                                                    outcome.parent_run_id)}
     events = [(trial_id, event) for trial_id, run in runs.items() for event in read_exploits(run.data.tags)]
-    assert events, "no trial copied another in 4 epochs of a population of 2"
+    assert sorted(event.epoch for _, event in events) == [1, 2], "one copy per synchronous round"
     for _, event in events:
         assert set(event.new) == {"lr_g"} and 1e-4 <= event.new["lr_g"] <= 1e-3
         assert event.operations == {}, "PB2 chooses values, it does not scale them"

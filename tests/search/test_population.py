@@ -54,8 +54,10 @@ def test_the_schedulers_are_rays_with_the_spaces_mutations_and_survive_pickling(
     assert isinstance(pbt, PopulationBasedTraining) and not isinstance(pbt, PB2)
     assert set(pbt._hyperparam_mutations) == {"lr_g", "batch_size", "d_steps"}
     assert (pbt._perturbation_interval, pbt._resample_probability, pbt._time_attr) == (2, 0.5, "training_iteration")
-    pb2 = build_scheduler("pb2", max_t=8, domains=domains, perturbable=PERTURBABLE, metric="swd", mode="min")
+    pb2 = build_scheduler("pb2", max_t=8, domains=domains, perturbable=PERTURBABLE, metric="swd", mode="min",
+                          synch=True)
     assert isinstance(pb2, PB2) and pb2._hyperparam_bounds == {"lr_g": [1e-4, 1e-3], "d_steps": [1.0, 3.0]}
+    assert pb2._synch and not pbt._synch
     assert pb2._perturbation_interval == 2, "default: a quarter of max_t"
     restored = pickle.loads(pickle.dumps(pb2))  # Tune saves the scheduler with the experiment
     assert restored._max_t == 8 and restored._hyperparam_bounds == pb2._hyperparam_bounds

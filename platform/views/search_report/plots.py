@@ -242,8 +242,10 @@ def lineage_plot(record: d.SearchRecord, path: Path) -> Path:
         if params[key].log:
             axis.set_yscale("log")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("epoch (a dot: the trial copied another and went on with this value)")
+        axis.set_xlabel("epoch")
         axis.set_ylabel(key)
     if keys and len(record.trials) <= d.TOP_TRIALS:
         axes[0][0].legend(fontsize="small")
+    figure.suptitle("each trial's values by epoch; a dot: it copied another trial and went on with this value",
+                    fontsize="small")
     return _save(figure, path)
