@@ -61,9 +61,14 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def hp_metrics(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float]:
-    """``hp/<key>``: the numeric perturbed settings' values in ``config`` (a text value, e.g. a class weighting,
-    has no metric; the driver's exploit tags hold it, tracking/lineage.py)."""
-    return {f"{HP_METRIC_PREFIX}{key}": float(config[key]) for key in keys if is_finite_number(config.get(key))}
+    """``hp/<key>``: the numeric perturbed settings' values in ``config`` (NumPy scalars included, as Ray samples
+    integers; a text value, e.g. a class weighting, has no metric: the driver's exploit tags hold it,
+    tracking/lineage.py)."""
+    import numbers
+
+    return {f"{HP_METRIC_PREFIX}{key}": float(config[key]) for key in keys
+            if isinstance(config.get(key), numbers.Real) and not isinstance(config.get(key), bool)
+            and math.isfinite(config[key])}
 
 
 def child_runs(client, experiment_id: str, parent_run_id: str) -> list:

@@ -78,3 +78,13 @@ def test_the_console_counts_paused_trials_not_asha_stops_under_pbt():
     trials = [SimpleNamespace(status="RUNNING"), SimpleNamespace(status="PAUSED"), SimpleNamespace(status="PAUSED")]
     assert "1 running, 2 paused, 0 failed" in progress.summary(trials)
     assert "ASHA" not in progress.summary(trials)
+
+
+def test_the_perturbed_settings_become_stepped_metrics_numpy_scalars_included():
+    import numpy as np
+
+    from mritune.platform.tracking.trial_runs import hp_metrics
+
+    config = {"learning_rate": np.float32(0.5), "batch_size": np.int64(32), "class_weighting": "balanced"}
+    assert hp_metrics(config, ("learning_rate", "batch_size", "class_weighting")) == {
+        "hp/learning_rate": 0.5, "hp/batch_size": 32.0}
