@@ -1,13 +1,15 @@
 """Build searchers and schedulers by name, as the platform's search spec names them.
 
 ``build_searcher("gpyopt" | "bayesopt" | "random" | "tpe" | "mobster", metric=..., mode=..., seed=...,
-max_concurrent=..., **options)`` and ``build_scheduler("asha" | "fifo", max_t=..., grace_period=..., reduction_factor=...)``.
-Unknown names or options raise ``ValueError`` naming them and listing what is accepted.
+max_concurrent=..., **options)`` and ``build_scheduler("asha" | "fifo" | "pbt" | "pb2", max_t=..., **settings)``.
+Unknown names or options raise ``ValueError`` naming them and listing what is accepted. ``SCHEDULER_KINDS`` says
+per scheduler which settings it reads and which searchers it combines with; the spec schema checks both.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from mritune.search.options import (ACQUISITIONS, BAYESOPT_PENDING, MOBSTER_MODELS, MODEL_FITS, PENDING_STRATEGIES,
                                     TARGET_TRANSFORMS, Option, option_problem)
@@ -44,7 +46,46 @@ SEARCHER_OPTIONS: dict[str, dict[str, Option]] = {
 RUNG_SETTINGS = ("max_t", "grace_period", "reduction_factor")
 _TAKES_RUNG_SETTINGS = {"mobster"}
 SEARCHERS = tuple(_SEARCHER_CLASSES)
-SCHEDULERS = ("asha", "fifo")
+
+
+@dataclass(frozen=True)
+class SchedulerKind:
+    """What the spec may combine with one scheduler.
+
+    Attributes:
+        settings: The spec's ``scheduler`` keys it reads besides ``name`` and ``max_t`` (others are refused).
+        searchers: The ``search.algorithm`` values it works with; None: every registered searcher.
+        searcher_rule: Why only those (the spec's one-line error says it).
+        population: Trials copy each other's checkpoints (PBT, PB2): the trials are drawn by Ray's basic variant
+            generator, the task's ``perturbable`` settings are mutated, re-runs replay a trial's schedule.
+        ignores: Other schedulers' settings it accepts and ignores (fifo: asha's, as it always has).
+    """
+
+    settings: tuple[str, ...]
+    ignores: tuple[str, ...] = ()
+    searchers: tuple[str, ...] | None = None
+    searcher_rule: str = ""
+    population: bool = False
+
+
+# Ray 2.x's PopulationBasedTraining.on_trial_add raises for any search algorithm that is a SearchGenerator (every
+# Searcher is wrapped in one, ConcurrencyLimiter included); only its BasicVariantGenerator, random sampling of the
+# space, may feed it. mritune's "random" is then that generator, seeded with search.seed.
+_POPULATION_RULE = ("Ray's PopulationBasedTraining refuses every search algorithm but its basic variant generator, "
+                    "random sampling")
+_POPULATION_SETTINGS = ("perturbation_interval", "quantile_fraction", "synch")
+SCHEDULER_KINDS: dict[str, SchedulerKind] = {
+    "asha": SchedulerKind(settings=("grace_period", "reduction_factor")),
+    "fifo": SchedulerKind(settings=(), ignores=("grace_period", "reduction_factor")),
+    "pbt": SchedulerKind(settings=(*_POPULATION_SETTINGS, "resample_probability"), searchers=("random",),
+                         searcher_rule=_POPULATION_RULE, population=True),
+    "pb2": SchedulerKind(settings=_POPULATION_SETTINGS, searchers=("random",), searcher_rule=_POPULATION_RULE,
+                         population=True),
+}
+SCHEDULERS = tuple(SCHEDULER_KINDS)
+# Each setting's default (perturbation_interval None: a quarter of max_t); _setting_problem holds their rules.
+SCHEDULER_DEFAULTS: dict[str, Any] = {"grace_period": 1, "reduction_factor": 3.0, "perturbation_interval": None,
+                                      "quantile_fraction": 0.25, "resample_probability": 0.25, "synch": False}
 
 
 def _searcher_class(name: str):
@@ -72,18 +113,56 @@ def check_searcher_options(name: str, options: dict[str, Any]) -> None:
         raise ValueError(problem)
 
 
-def check_scheduler_settings(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> None:
-    """Raise ``ValueError`` for settings ``build_scheduler`` would refuse (checked at spec parse time too)."""
-    if name not in SCHEDULERS:
+def scheduler_kind(name: str) -> SchedulerKind:
+    """The registered scheduler ``name``; ``ValueError`` listing the registered ones otherwise."""
+    if name not in SCHEDULER_KINDS:
         raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+    return SCHEDULER_KINDS[name]
+
+
+def perturbation_interval_or_default(value: int | None, *, max_t: int) -> int:
+    """The epochs between perturbations: ``value``, else a quarter of ``max_t`` (at least 1)."""
+    return value if value is not None else max(1, max_t // 4)
+
+
+def _setting_problem(key: str, value: Any, max_t: int) -> str | None:
+    if key == "grace_period" and (not isinstance(value, int) or not 1 <= value <= max_t):
+        return f"must be an integer in [1, max_t={max_t}], got {value!r}"
+    if key == "reduction_factor" and not value > 1:
+        return f"must be > 1, got {value!r}"
+    if key == "perturbation_interval" and value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < max_t):
+        return (f"must be a whole number of epochs in [1, max_t - 1 = {max_t - 1}] (a perturbation needs an "
+                f"epoch after it to train), got {value!r}")
+    if key == "quantile_fraction" and not 0 < value <= 0.5:
+        return f"must be in (0, 0.5] (the share of trials that copy, and that are copied), got {value!r}"
+    if key == "resample_probability" and not 0 <= value <= 1:
+        return f"must be a probability in [0, 1], got {value!r}"
+    if key == "synch" and not isinstance(value, bool):
+        return f"must be true or false, got {value!r}"
+    return None
+
+
+def check_scheduler_settings(name: str, *, max_t: int, **settings: Any) -> None:
+    """Raise ``ValueError`` (``"<setting>: <problem>"``) for settings ``build_scheduler`` would refuse (checked at
+    spec parse time too). Settings the scheduler does not read are not checked here (the spec refuses them)."""
+    kind = scheduler_kind(name)
     if not isinstance(max_t, int) or max_t < 1:
         raise ValueError(f"max_t: must be a positive integer (epochs), got {max_t!r}")
-    if name == "fifo":
-        return
-    if not isinstance(grace_period, int) or not 1 <= grace_period <= max_t:
-        raise ValueError(f"grace_period: must be an integer in [1, max_t={max_t}], got {grace_period!r}")
-    if not reduction_factor > 1:
-        raise ValueError(f"reduction_factor: must be > 1, got {reduction_factor!r}")
+    if kind.population and max_t < 2:
+        raise ValueError(f"max_t: {name} needs at least 2 epochs (a perturbation and an epoch after it), got {max_t}")
+    for key in kind.settings:
+        problem = _setting_problem(key, settings.get(key, SCHEDULER_DEFAULTS[key]), max_t)
+        if problem:
+            raise ValueError(f"{key}: {problem}")
+
+
+def check_searcher_for_scheduler(scheduler: str, searcher: str) -> None:
+    """Raise ``ValueError`` when ``scheduler`` cannot be combined with ``searcher`` (the reason in one line)."""
+    kind = scheduler_kind(scheduler)
+    if kind.searchers is not None and searcher not in kind.searchers:
+        allowed = " or ".join(kind.searchers)
+        raise ValueError(f"{scheduler} combines only with {allowed} ({kind.searcher_rule}), not {searcher!r}")
 
 
 def with_scheduler_settings(name: str, options: dict[str, Any], *, max_t: int, grace_period: int,
@@ -152,16 +231,58 @@ def build_searcher(name: str, *, metric: str, mode: str, seed: int | None = None
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
+def build_variant_generator(*, seed: int | None, max_concurrent: int | None = None,
+                            points_to_evaluate: list[dict] | None = None):
+    """Ray's ``BasicVariantGenerator``: random samples of the space (seeded), the search algorithm PBT and PB2
+    accept (``SchedulerKind.population``)."""
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0,
+                                 points_to_evaluate=points_to_evaluate)
+
+
+def first_variant(space: dict, *, seed: int | None, points_to_evaluate: list[dict] | None = None) -> dict:
+    """The first config ``build_variant_generator(seed=seed, ...)`` gives a Tuner with ``space`` (the dry run's)."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    if points_to_evaluate:
+        return {**space, **points_to_evaluate[0]}
+    import numpy as np
+
+    _, config = next(generate_variants({"config": space}, random_state=np.random.RandomState(seed)))
+    return config["config"]
+
+
 def build_scheduler(name: str, *, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
-                    metric: str | None = None, mode: str | None = None):
-    """``asha`` (ray.tune.schedulers.ASHAScheduler) or ``fifo``; metric/mode may be left to TuneConfig."""
-    check_scheduler_settings(name, max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor)
+                    metric: str | None = None, mode: str | None = None, perturbation_interval: int | None = None,
+                    quantile_fraction: float = 0.25, resample_probability: float = 0.25, synch: bool = False,
+                    domains: dict | None = None, perturbable: tuple[str, ...] = (),
+                    on_exploit: Callable | None = None):
+    """``asha`` (ray.tune.schedulers.ASHAScheduler), ``fifo``, ``pbt`` or ``pb2`` (``search/population.py``);
+    metric/mode may be left to TuneConfig.
+
+    ``pbt``/``pb2`` also take the searched ``domains`` (the Tuner's param_space), the task's ``perturbable``
+    settings and ``on_exploit`` (called with each ``population.ExploitEvent``); ``perturbation_interval`` None is
+    a quarter of ``max_t``; ``synch`` Ray's synchronous PBT (every trial compared at the same epoch).
+    """
+    settings = {"grace_period": grace_period, "reduction_factor": reduction_factor,
+                "perturbation_interval": perturbation_interval, "quantile_fraction": quantile_fraction,
+                "resample_probability": resample_probability, "synch": synch}
+    check_scheduler_settings(name, max_t=max_t, **settings)
+    if mode not in (None, "min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if name == "fifo":
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
-    if mode not in (None, "min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if SCHEDULER_KINDS[name].population:
+        from mritune.search.population_schedulers import build_population_scheduler
+
+        return build_population_scheduler(
+            name, domains=domains or {}, perturbable=perturbable, max_t=max_t,
+            perturbation_interval=perturbation_interval_or_default(perturbation_interval, max_t=max_t),
+            quantile_fraction=quantile_fraction, resample_probability=resample_probability, synch=synch,
+            metric=metric, mode=mode, on_exploit=on_exploit)
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,

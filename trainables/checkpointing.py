@@ -61,6 +61,17 @@ def resume_point(resume_from: str | None, *, task: str, config: dict[str, Any],
     return int(state["epoch"]), state
 
 
+def set_learning_rate(optimizer: Any, learning_rate: float) -> None:
+    """Give a loaded model's optimizer the config's learning rate.
+
+    A ``.keras`` file restores its optimizer with the learning rate it was saved with, so a training resumed with
+    another one (a population-based scheduler's perturbation, ``search/population.py``) would go on with the old
+    rate. The optimizer's other state (moments, iteration count) is kept. Keras stores the rate as a variable, so
+    the assignment reaches the train step traced after it.
+    """
+    optimizer.learning_rate = float(learning_rate)
+
+
 def finished_result(folder: str | Path, state: dict[str, Any], model_file: str) -> TrainingResult:
     """A trial restarted after its last epoch was saved: nothing left to train, return what the checkpoint holds."""
     folder = Path(folder)

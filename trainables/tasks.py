@@ -60,6 +60,9 @@ class Task:
             the same held-out images (the DCGAN's distances: ``swd`` -> ``swd_floor``, ``test_fd`` ->
             ``test_fd_floor``), for scores that mean nothing alone. The one place every view (console, search
             report, run and version descriptions) reads which floor to show beside a score (``floor_of``).
+        perturbable: The settings a resumed training applies to the checkpoint it loads (a learning rate set on
+            the loaded optimizer, a batch size the next epoch uses), so a population-based scheduler (pbt, pb2)
+            may change them between epochs; every other setting stays as the checkpoint's training had it.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Task:
     test_resampler: str | None = None
     model_logging: str | None = None
     floor_metrics: Mapping[str, str] = field(default_factory=dict)
+    perturbable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.search_metric not in self.epoch_metrics:
@@ -90,6 +94,11 @@ class Task:
                              "epoch_metrics (a floor is reported beside its score)")
         if not self.model_files:
             raise ValueError(f"task {self.name!r}: model_files must name at least the model file")
+        import dataclasses
+
+        unknown = sorted(set(self.perturbable) - {f.name for f in dataclasses.fields(self.config_class)})
+        if unknown:
+            raise ValueError(f"task {self.name!r}: perturbable setting {unknown[0]!r} is not a config field")
 
     @property
     def search_mode(self) -> Direction:

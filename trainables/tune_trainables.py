@@ -4,7 +4,9 @@ Used as ``tune.with_parameters(make_trainable("classifier", observer_factory=f),
 travels once through the Ray object store, never re-read from disk per trial. Inside a trial: TensorFlow threads
 follow the trial's CPU share, GPU memory its GPU share (capped to a fraction of a device, else grown; mixed
 precision on a GPU), the training resumes from ``tune.get_checkpoint()`` at the next epoch, every epoch is reported
-with its checkpoint, and the platform's observer (if any) sees on_start / on_epoch / on_end.
+with its checkpoint, and the platform's observer (if any) sees on_start / on_epoch / on_end. Every reported
+checkpoint also holds its hyperparameter schedule (``schedule.py``): under PBT/PB2, ``tune.get_checkpoint()`` may
+be another trial's checkpoint, resumed with a perturbed config.
 
 A trial stopped early by the scheduler (ASHA) is ended by Ray inside ``tune.report`` (``sys.exit(0)``): its
 observer then gets on_end with the status ``reporting.final_trial_status`` decides (KILLED before the last epoch)
@@ -24,9 +26,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from mritune.trainables.checkpointing import read_state
 from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.reporting import (ERRORED, RETURNED, STOPPED, EpochReport, TrainingResult, TrialObserver,
                                          final_trial_status)
+from mritune.trainables.schedule import Segment, extended, read_schedule, write_schedule
 from mritune.trainables.tasks import get_task
 
 # Seconds Ray waits for a stopped trial's thread before giving up on reusing its actor: the thread still closes
@@ -123,10 +127,13 @@ def _run(task: str, config: dict, data: MRIDataset, workdir: Path, ending: _Tria
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         resume_from = checkpoint.to_directory(str(workdir / "resume"))
+    segments = _schedule(task, config, resume_from, tune.get_context().get_trial_id())
 
     def report(epoch_report: EpochReport) -> None:
         ending.epoch(epoch_report)
         checkpoint_dir = epoch_report.checkpoint_dir
+        if checkpoint_dir:
+            write_schedule(checkpoint_dir, segments)
         saved = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(dict(epoch_report.metrics), checkpoint=saved)
 
@@ -134,6 +141,14 @@ def _run(task: str, config: dict, data: MRIDataset, workdir: Path, ending: _Tria
     # No test-split evaluation inside a search: trials are ranked on validation, and the registry evaluates the
     # one checkpoint it registers (mritune.trainables.evaluation).
     return train(config, data, report, resume_from=resume_from, workdir=str(workdir / "run"), evaluate_test=False)
+
+
+def _schedule(task: str, config: dict, resume_from: str | None, trial_id: str) -> list[Segment]:
+    """The hyperparameter schedule of the checkpoints this process will report (``schedule.extended``)."""
+    if resume_from is None:
+        return extended([], resumed_epoch=0, trial_id=trial_id, config=config)
+    resumed_epoch = int(read_state(resume_from, task=task)["epoch"])
+    return extended(read_schedule(resume_from), resumed_epoch=resumed_epoch, trial_id=trial_id, config=config)
 
 
 classifier_trainable = make_trainable("classifier")

@@ -10,6 +10,13 @@ the test images for the bootstrap interval (``platform/registry/intervals.py``).
 folder (``<experiment>/reruns/<trial>-seed<seed>/``, local or a URI, reachable from every node like the trials'),
 so the driver can register whichever re-run is chosen (``platform/registry/rerun_summary.py``).
 
+Under a population-based scheduler (pbt, pb2) a trial's best checkpoint was trained by a schedule of configs, not
+one: its lineage copied other trials' weights and perturbed hyperparameters on the way. Its re-run replays that
+schedule (the checkpoint's ``schedule.json``, ``trainables/schedule.py``): from scratch on the new seed, each
+stretch of epochs with the config that trained it, each stage resuming from the previous stage's checkpoint, as Ray's
+``PopulationBasedTrainingReplay`` replays a PBT trial. What a re-run measures is then the schedule's worth on new
+seeds, not the luck of the population that found it.
+
 A re-run that diverges on its new seed (a ``MrituneUserError`` inside the task) or whose worker is lost is recorded
 with its error, and its configuration is not chosen; any other exception is a bug and ends the search with its
 traceback.
@@ -144,11 +151,27 @@ def _task_arguments(spec: "SearchSpec", score: "TrialScore", seed: int, destinat
                     ) -> dict[str, Any]:
     from mritune.platform.infra.trial_speed import TrialSpeed
 
-    return {"task": spec.task, "trial_id": score.trial_id, "config": {**score.config, "seed": seed,
-                                                                        "epochs": int(score.epoch)},
+    stages = [{**score.config, "seed": seed, "epochs": int(score.epoch)}]
+    if spec.scheduler.population_based:
+        stages = schedule_stages(score, seed=seed) or stages
+    return {"task": spec.task, "trial_id": score.trial_id, "config": stages[-1], "earlier_stages": stages[:-1],
             "metric": spec.metric, "cpus": spec.resources.cpu,
             "destination": destination.child(f"{score.trial_id}-seed{seed}"),
             "speedups": TrialSpeed.from_env().fast_inference}
+
+
+def schedule_stages(score: "TrialScore", *, seed: int) -> list[dict]:
+    """The configs that replay the hyperparameter schedule of ``score``'s checkpoint on ``seed``, to its epoch
+    (``schedule.replay_stages``); empty when the checkpoint holds no schedule (then its config is re-run)."""
+    from mritune.platform.tracking.lineage import checkpoint_schedule
+    from mritune.trainables.schedule import replay_stages
+
+    segments = checkpoint_schedule(score.checkpoint)
+    if not segments:
+        logger.warning("trial %s's checkpoint has no readable schedule: its re-runs train its last config "
+                       "throughout", score.trial_id)
+        return []
+    return replay_stages(segments, until_epoch=int(score.epoch), overrides={"seed": seed})
 
 
 def _result_or_lost(ref, score: "TrialScore", seed: int) -> RerunResult:
@@ -190,12 +213,15 @@ def _typer_echo(line: str) -> None:
 
 
 def _train_and_score(*, task: str, trial_id: str, config: dict, data, metric: str, cpus: float, indices,
-                     destination: StorageLocation, speedups: bool) -> RerunResult:
-    """Inside a Ray worker: train, evaluate on the test split, score the resamples, store the checkpoint."""
+                     destination: StorageLocation, speedups: bool, earlier_stages: Sequence[dict] = ()
+                     ) -> RerunResult:
+    """Inside a Ray worker: train (through ``earlier_stages`` first, each resumed from the one before: a replayed
+    schedule), evaluate on the test split, score the resamples, store the checkpoint."""
     from mritune.platform.infra import storage
     from mritune.trainables.errors import MrituneUserError
     from mritune.trainables.evaluation import evaluate_checkpoint
     from mritune.trainables.runtime import configure_runtime, free_keras_state
+    from mritune.trainables.schedule import stages_schedule, write_schedule
     from mritune.trainables.tasks import get_task
 
     started = time.monotonic()
@@ -206,9 +232,14 @@ def _train_and_score(*, task: str, trial_id: str, config: dict, data, metric: st
     seed, epoch = int(config["seed"]), int(config["epochs"])
     try:
         try:
-            get_task(task).training_function()(config, data, reports.append, workdir=str(workdir / "run"),
-                                               evaluate_test=False)
+            train, resume_from = get_task(task).training_function(), None
+            for stage in (*earlier_stages, config):
+                train(stage, data, reports.append, resume_from=resume_from, workdir=str(workdir / "run"),
+                      evaluate_test=False)
+                resume_from = reports[-1].checkpoint_dir
             folder = Path(reports[-1].checkpoint_dir)
+            # The re-run's checkpoint says which configs trained it, as a trial's does (kept, and registered).
+            write_schedule(folder, stages_schedule([*earlier_stages, config], trial_id=f"{trial_id}-seed{seed}"))
             evaluation = evaluate_checkpoint(folder, data, out_dir=folder / EVALUATION_FOLDER)
         except MrituneUserError as exc:  # e.g. diverged on this seed: a result, not a crash
             return RerunResult(trial_id=trial_id, seed=seed, epoch=epoch, val=None, test=None,

@@ -49,22 +49,20 @@ class DryRun:
 
 def dry_run(spec: SearchSpec) -> DryRun:
     """Resolve ``spec`` into a ``DryRun``; raises ValueError if the searcher refuses its space or options."""
-    from mritune.platform.run.runner import build_spec_searcher, param_space
+    from mritune.platform.run.runner import param_space
 
     space = param_space(spec)
-    searcher = build_spec_searcher(spec, max_concurrent=None)
-    searcher.set_search_properties(spec.metric, spec.mode, config=space)
-    suggestion = searcher.suggest("dry-run-0") or {}
     config_class = get_task(spec.task).config_class
-    first = config_class.from_dict({**spec.fixed_config(), **suggestion}).to_dict()
-    scheduler = spec.scheduler
+    first = config_class.from_dict({**spec.fixed_config(), **_first_suggestion(spec, space)}).to_dict()
     searched = {key for key in space if key not in spec.fixed_config()}
+    searcher = f"{spec.search.algorithm} {spec.search.options or ''}".strip()
+    if spec.scheduler.population_based:
+        searcher = f"{searcher} (Ray's basic variant generator, seed {spec.search.seed})"
     return DryRun(
         name=spec.name,
         task=spec.task,
-        searcher=f"{spec.search.algorithm} {spec.search.options or ''}".strip(),
-        scheduler=(f"asha (max_t {spec.epochs}, grace_period {scheduler.grace_period}, reduction_factor "
-                   f"{scheduler.reduction_factor:g})" if scheduler.name == "asha" else f"fifo ({spec.epochs} epochs)"),
+        searcher=searcher,
+        scheduler=describe_scheduler(spec),
         objective=f"{spec.metric} ({spec.mode})",
         trials=(f"{spec.search.num_samples} trials, {spec.search.max_concurrent or 'unlimited'} at once, "
                 f"time budget {spec.search.time_budget_s or 'none'}"),
@@ -77,12 +75,47 @@ def dry_run(spec: SearchSpec) -> DryRun:
     )
 
 
+def _first_suggestion(spec: SearchSpec, space: dict) -> dict:
+    """The searcher's first configuration, asked as the search would ask it."""
+    from mritune.platform.run.runner import build_spec_searcher
+
+    if spec.scheduler.population_based:
+        from mritune.search.factory import first_variant
+
+        return first_variant(space, seed=spec.search.seed, points_to_evaluate=spec.search.points_to_evaluate)
+    searcher = build_spec_searcher(spec, max_concurrent=None)
+    searcher.set_search_properties(spec.metric, spec.mode, config=space)
+    return searcher.suggest("dry-run-0") or {}
+
+
+def describe_scheduler(spec: SearchSpec) -> str:
+    """The scheduler and its settings in words, ``max_t`` and pbt's interval resolved."""
+    from mritune.search.factory import perturbation_interval_or_default
+
+    scheduler = spec.scheduler
+    if scheduler.name == "asha":
+        return (f"asha (max_t {spec.epochs}, grace_period {scheduler.grace_period}, reduction_factor "
+                f"{scheduler.reduction_factor:g})")
+    if not scheduler.population_based:
+        return f"{scheduler.name} ({spec.epochs} epochs)"
+    interval = perturbation_interval_or_default(scheduler.perturbation_interval, max_t=spec.epochs)
+    perturbed = set(spec.perturbed)
+    fixed = [key for key in spec.search.space if key not in perturbed]
+    resample = f", resample_probability {scheduler.resample_probability:g}" if scheduler.name == "pbt" else ""
+    synch = ", synchronous" if scheduler.synch else ""
+    return (f"{scheduler.name} ({spec.epochs} epochs, perturbs {', '.join(sorted(perturbed))} every {interval} "
+            f"epoch(s){synch}, quantile_fraction {scheduler.quantile_fraction:g}{resample}; drawn once per trial and "
+            f"copied with its weights: {', '.join(fixed) or 'nothing else'})")
+
+
 def _describe_promotion(spec: SearchSpec) -> str:
     promotion = spec.promotion
     if not spec.registry.enabled:
         return "registry off: nothing re-run or registered"
     reruns = (f"the {promotion.rerun_top_k} best re-run on {promotion.rerun_seeds} new seeds each, the best mean "
               f"{spec.metric} registered" if promotion.reruns_enabled else "no re-runs, the best trial registered")
+    if promotion.reruns_enabled and spec.scheduler.population_based:
+        reruns += " (each re-run replays its trial's hyperparameter schedule)"
     return f"{reruns}; gate rule {promotion.rule}"
 
 

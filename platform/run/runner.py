@@ -273,6 +273,7 @@ def _trainable(context: _SearchContext, dataset):
         parent_run_id=context.parent_run_id,
         search_name=context.spec.name,
         background=speed.background_logging,
+        perturbed=context.spec.perturbed,
     )
     function = make_trainable(context.spec.task, observer_factory=observer_factory, speedups=speed.fast_inference)
     resources = {"cpu": context.spec.resources.cpu, "gpu": context.spec.resources.gpu}
@@ -281,9 +282,13 @@ def _trainable(context: _SearchContext, dataset):
 
 def build_spec_searcher(spec: SearchSpec, *, max_concurrent: int | None):
     """The spec's searcher (``search/factory.py``), as the search and ``mritune search --dry-run`` build it; a
-    multi-fidelity one (mobster) also gets the scheduler's ASHA settings."""
-    from mritune.search.factory import build_searcher, with_scheduler_settings
+    multi-fidelity one (mobster) also gets the scheduler's ASHA settings. Under pbt/pb2: Ray's basic variant
+    generator, seeded (the one search algorithm Ray's PopulationBasedTraining accepts; the spec says ``random``)."""
+    from mritune.search.factory import build_searcher, build_variant_generator, with_scheduler_settings
 
+    if spec.scheduler.population_based:
+        return build_variant_generator(seed=spec.search.seed, max_concurrent=max_concurrent,
+                                       points_to_evaluate=spec.search.points_to_evaluate)
     return build_searcher(
         spec.search.algorithm,
         metric=spec.metric,
@@ -297,6 +302,21 @@ def build_spec_searcher(spec: SearchSpec, *, max_concurrent: int | None):
     )
 
 
+def build_spec_scheduler(spec: SearchSpec, *, on_exploit=None):
+    """The spec's scheduler (``search/factory.py``) as the search builds it; pbt/pb2 get the searched domains, the
+    task's perturbable settings and ``on_exploit`` (the driver's lineage recorder)."""
+    from mritune.search.factory import build_scheduler
+    from mritune.search.space_yaml import parse_space
+    from mritune.trainables.tasks import get_task
+
+    population = {}
+    if spec.scheduler.population_based:
+        population = {"domains": parse_space(spec.search.space), "perturbable": get_task(spec.task).perturbable,
+                      "on_exploit": on_exploit}
+    return build_scheduler(spec.scheduler.name, max_t=spec.epochs, metric=spec.metric, mode=spec.mode,
+                           **spec.scheduler.settings(), **population)
+
+
 def param_space(spec: SearchSpec) -> dict:
     """Fixed settings and the searched domains, as the Tuner (and the dry run) get them."""
     from mritune.search.space_yaml import parse_space
@@ -307,20 +327,16 @@ def param_space(spec: SearchSpec) -> dict:
 def _build_tuner(context: _SearchContext, dataset):
     from ray import tune
 
+    from mritune.platform.tracking.lineage import LineageRecorder
     from mritune.platform.tracking.ranking import checkpoint_config
     from mritune.platform.views import search_views
     from mritune.platform.tracking.run_callbacks import TrialRunCloser
-    from mritune.search.factory import build_scheduler
+
     spec = context.spec
     searcher = build_spec_searcher(spec, max_concurrent=spec.search.max_concurrent)
-    scheduler = build_scheduler(
-        spec.scheduler.name,
-        max_t=spec.epochs,
-        grace_period=spec.scheduler.grace_period,
-        reduction_factor=spec.scheduler.reduction_factor,
-        metric=spec.metric,
-        mode=spec.mode,
-    )
+    scheduler = build_spec_scheduler(spec, on_exploit=LineageRecorder(
+        tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
+        parent_run_id=context.parent_run_id))
     closer = TrialRunCloser(
         tracking_uri=context.tracking_uri,
         experiment_id=context.experiment_id,
@@ -343,7 +359,8 @@ def _build_tuner(context: _SearchContext, dataset):
             name=context.experiment_path.name,
             storage_path=str(context.experiment_path.parent),  # a local folder or a pyarrow URI
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-            checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode),
+            checkpoint_config=checkpoint_config(metric=spec.metric, mode=spec.mode,
+                                                population=spec.scheduler.population_based),
             callbacks=[closer, *_state_keeper(context.experiment_path), *search_views.search_callbacks(
                 spec=spec, tracking_uri=context.tracking_uri, experiment_id=context.experiment_id,
                 parent_run_id=context.parent_run_id, verbose=context.verbose)],
@@ -402,6 +419,10 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
         tracking_uri=context.tracking_uri, parent_run_id=context.parent_run_id, table=table, metric=spec.metric,
         mode=spec.mode, searcher_state=_searcher_state(context.experiment_path),
     )
+    if spec.scheduler.population_based:
+        from mritune.platform.tracking.lineage import log_best_schedule
+
+        log_best_schedule(context.tracking_uri, context.parent_run_id, ranked)
     registration, reruns = None, None
     if spec.registry.enabled:
         reruns = _rerun_best(context, ranked, dataset)

@@ -30,8 +30,9 @@ from mritune.platform.spec.search_folder import newest_tune_state
 
 WHOLE_SUFFIX = ".whole"
 # The files Tune's save writes beside experiment_state-<session>.json (SearchGenerator.save_to_dir and the
-# searcher's Searcher.save_to_dir); restored together, the searcher agrees with the trials the state lists.
-COMPANIONS = ("search_gen_state-{}.json", "searcher-state-{}.pkl")
+# searcher's Searcher.save_to_dir; under pbt/pb2 BasicVariantGenerator.save_to_dir); restored together, the
+# searcher agrees with the trials the state lists.
+COMPANIONS = ("search_gen_state-{}.json", "searcher-state-{}.pkl", "basic-variant-state-{}.json")
 CUT_SHORT_SUFFIX = ".cut-short"
 KEEP_EVERY_S = 15.0
 

@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mritune.platform.spec.overrides import apply_settings, setting_keys
-from mritune.search.factory import (SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS, check_scheduler_settings,
-                                    check_searcher_options)
+from mritune.search.factory import (SCHEDULER_KINDS, SCHEDULERS, SEARCHER_OPTIONS, SEARCHERS,
+                                    check_scheduler_settings, check_searcher_for_scheduler, check_searcher_options)
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.tasks import get_task, task_names
 
@@ -89,10 +89,30 @@ class SearchSection(_Strict):
 
 
 class SchedulerSection(_Strict):
+    """One section for every scheduler; each reads only its own settings (search/factory.py SCHEDULER_KINDS), and
+    a setting given for a scheduler that does not read it is refused."""
+
     name: Literal[SCHEDULERS] = "asha"
     max_t: int | None = Field(default=None, ge=1, le=100_000)
+    # asha
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
+    # pbt, pb2 (search/population.py): epochs between perturbations (None: a quarter of max_t), the share of the
+    # population that copies and is copied, Ray's synchronous mode (every trial compared at the same epoch); pbt
+    # only: the chance a mutated value is drawn afresh from its domain.
+    perturbation_interval: int | None = Field(default=None, ge=1)
+    quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    synch: bool = False
+    resample_probability: float = Field(default=0.25, ge=0, le=1)
+
+    @property
+    def population_based(self) -> bool:
+        """Trials copy each other's weights and hyperparameters (pbt, pb2)."""
+        return SCHEDULER_KINDS[self.name].population
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this scheduler reads (besides max_t), as ``search.factory.build_scheduler`` takes them."""
+        return {key: getattr(self, key) for key in SCHEDULER_KINDS[self.name].settings}
 
 
 class ResourcesSection(_Strict):
@@ -186,6 +206,18 @@ class SearchSpec(_Strict):
             return self.scheduler.max_t
         return int(self.trainable.get("epochs", _trainer_default(self.task, "epochs")))
 
+    @property
+    def perturbed(self) -> tuple[str, ...]:
+        """The searched settings a population-based scheduler (pbt, pb2) perturbs during training; () for the
+        others. The task's ``perturbable`` settings that are searched (pb2: as a numeric range, search/population.py);
+        every other searched setting is drawn once per trial and travels with its weights."""
+        if not self.scheduler.population_based:
+            return ()
+        from mritune.search.population import mutated_keys
+        from mritune.search.space_yaml import parse_space
+
+        return mutated_keys(self.scheduler.name, parse_space(self.search.space), get_task(self.task).perturbable)
+
     def fixed_config(self) -> dict[str, Any]:
         """Trainable settings that are not searched; epochs and image size follow the spec."""
         fixed = dict(self.trainable)
@@ -205,8 +237,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
         result = apply_settings(raw, overrides)
     except UserInputError as exc:
         raise SpecError(str(exc)) from None
-    _drop_other_searchers_options(raw, result, setting_keys(overrides))
+    keys = setting_keys(overrides)
+    _drop_other_searchers_options(raw, result, keys)
+    _drop_other_schedulers_settings(raw, result, keys)
     return result
+
+
+def _drop_other_schedulers_settings(raw: dict[str, Any], result: dict[str, Any], keys: list[str]) -> None:
+    """``--set scheduler.name=X`` switches the scheduler: the file's settings X does not read are dropped with a
+    one-line note, unless they were set with ``--set`` too (then the spec check's error stays)."""
+    scheduler, before = result.get("scheduler"), raw.get("scheduler")
+    if "scheduler.name" not in keys or not isinstance(scheduler, dict):
+        return
+    name = scheduler.get("name")
+    previous = before.get("name", SchedulerSection().name) if isinstance(before, dict) else None
+    if name == previous or name not in SCHEDULER_KINDS:
+        return
+    explicit = {key.removeprefix("scheduler.") for key in keys if key.startswith("scheduler.")}
+    reads = {"name", "max_t", *SCHEDULER_KINDS[name].settings, *SCHEDULER_KINDS[name].ignores}
+    dropped = [key for key in scheduler if key not in reads and key not in explicit]
+    for key in dropped:
+        del scheduler[key]
+    if dropped:
+        logger.warning("note: --set scheduler.name=%s: dropped the %s setting(s) %s, which %s does not read",
+                       name, previous, ", ".join(dropped), name)
 
 
 def _drop_other_searchers_options(raw: dict[str, Any], result: dict[str, Any], keys: list[str]) -> None:
@@ -246,18 +300,60 @@ def parse_spec(raw: Any, *, source: str = "spec") -> SearchSpec:
 
 
 def _check_search(spec: SearchSpec) -> str | None:
-    """The searcher's options and the scheduler's settings, as the factory will build them (no import of either)."""
+    """The searcher's options and the scheduler's settings, as the factory will build them (no import of either),
+    and whether the two combine."""
+    scheduler = spec.scheduler
+    try:
+        check_searcher_for_scheduler(scheduler.name, spec.search.algorithm)
+    except ValueError as exc:
+        return f"search.algorithm: {exc}; set search.algorithm: random"
+    if scheduler.population_based:
+        return _check_population(spec)
     try:
         check_searcher_options(spec.search.algorithm, spec.search.options)
     except ValueError as exc:
         return f"search.options.{exc}"
+    return _check_scheduler_settings(spec)
+
+
+def _check_scheduler_settings(spec: SearchSpec) -> str | None:
     scheduler = spec.scheduler
+    kind = SCHEDULER_KINDS[scheduler.name]
+    # Given, not read, and not its default (a stored spec, model_dump'ed, holds every setting at its default).
+    foreign = sorted(key for key in scheduler.model_fields_set - {"name", "max_t"} - set(kind.settings)
+                     - set(kind.ignores) if getattr(scheduler, key) != SchedulerSection.model_fields[key].default)
+    if foreign:
+        reads = ", ".join(kind.settings) or "only max_t"
+        return f"scheduler.{foreign[0]}: {scheduler.name} does not read it ({scheduler.name} reads {reads})"
     try:
-        check_scheduler_settings(scheduler.name, max_t=spec.epochs, grace_period=scheduler.grace_period,
-                                 reduction_factor=scheduler.reduction_factor)
+        check_scheduler_settings(scheduler.name, max_t=spec.epochs, **scheduler.settings())
     except ValueError as exc:
         where = "scheduler.max_t" if scheduler.max_t is not None else "trainable.epochs, the scheduler's max_t,"
         return f"scheduler.{exc} ({where} is {spec.epochs})"
+    return None
+
+
+def _check_population(spec: SearchSpec) -> str | None:
+    """pbt/pb2: one population drawn by Ray's variant generator, at least one searched setting to perturb."""
+    name, search = spec.scheduler.name, spec.search
+    if search.options:
+        return (f"search.options.{sorted(search.options)[0]}: {name}'s trials are drawn by Ray's basic variant "
+                "generator, which takes no options; remove search.options")
+    if search.num_samples < 2:
+        return f"search.num_samples: {name} needs a population of at least 2 trials, got {search.num_samples}"
+    if search.max_concurrent is not None and search.max_concurrent < search.num_samples:
+        return (f"search.max_concurrent: {search.max_concurrent} would split {name}'s population of "
+                f"{search.num_samples} (search.num_samples) into groups that never copy each other; remove it "
+                "(Ray time-shares the CPUs among the trials)")
+    problem = _check_scheduler_settings(spec)
+    if problem:
+        return problem
+    perturbable = get_task(spec.task).perturbable
+    if not spec.perturbed:
+        what = ("as a numeric range (uniform, loguniform, randint, ...; pb2 keeps a choice fixed)" if name == "pb2"
+                else "")
+        return (f"search.space: {name} perturbs only the {spec.task}'s {', '.join(perturbable)} (settings a resumed "
+                f"training applies to its checkpoint); search at least one of them {what}".rstrip())
     return None
 
 

@@ -27,6 +27,8 @@ class TrialScore:
     epoch: int | None  # the epoch (training_iteration) whose checkpoint holds that value
     checkpoint: Any = None  # ray.tune.Checkpoint of that epoch
     metrics: dict[str, Any] = field(default_factory=dict)  # everything the trial reported at that epoch
+    # The config in force at that epoch (Tune records it with every result): under PBT/PB2 a trial's config
+    # changes as it copies others, and the scored epoch's is the one that trained its last epochs.
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -34,11 +36,18 @@ class TrialScore:
         return self.status == "OK" and self.value is not None and self.checkpoint is not None
 
 
-def checkpoint_config(*, metric: str, mode: str):
-    """Keep each trial's best checkpoint by the search metric; Ray also always keeps the latest (for resume)."""
+def checkpoint_config(*, metric: str, mode: str, population: bool = False):
+    """Keep each trial's best checkpoint by the search metric; Ray also always keeps the latest (for resume).
+
+    ``population`` (pbt, pb2): keep every checkpoint. A trial may copy another trial's checkpoint of its last
+    perturbation, and with one kept Ray deletes it as soon as the other trial reports a better epoch, which can be
+    before the copying trial has restarted from it (Ray's PBT warns at ``num_to_keep <= 2``). Disk: every epoch of
+    every trial.
+    """
     from ray import tune
 
-    return tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric, checkpoint_score_order=mode)
+    return tune.CheckpointConfig(num_to_keep=None if population else 1, checkpoint_score_attribute=metric,
+                                 checkpoint_score_order=mode)
 
 
 def score_trial(result, *, metric: str, mode: str) -> TrialScore:
@@ -52,7 +61,8 @@ def score_trial(result, *, metric: str, mode: str) -> TrialScore:
         trial_id=str(last.get("trial_id") or (Path(result.path).name if result.path else "?")),
         status="ERROR" if result.error else "OK",
         epochs=int(last.get("training_iteration", 0)),
-        value=value, epoch=epoch, checkpoint=checkpoint, metrics=metrics, config=dict(result.config or {}),
+        value=value, epoch=epoch, checkpoint=checkpoint, metrics=metrics,
+        config=dict(metrics.get("config") or result.config or {}),
     )
 
 

@@ -46,6 +46,7 @@ def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment
         "dataset_fingerprint": dataset.fingerprint,
         "cluster_nodes": cluster.num_nodes,
         **{f"searcher.{k}": v for k, v in spec.search.options.items()},
+        **_population_params(spec),
     }
     for key, value in params.items():
         client.log_param(run_id, key, str(value))
@@ -54,6 +55,18 @@ def start_search_run(*, spec: SearchSpec, dataset, tracking_uri: str, experiment
     client.log_dict(run_id, dataset.summary(), "dataset.json")
     _log_dataset_input(run_id, dataset, spec)
     return run_id
+
+
+def _population_params(spec: SearchSpec) -> dict[str, Any]:
+    """pbt/pb2: the settings it perturbs and its own settings (perturbation_interval resolved)."""
+    if not spec.scheduler.population_based:
+        return {}
+    from mritune.search.factory import perturbation_interval_or_default
+
+    settings = spec.scheduler.settings()
+    settings["perturbation_interval"] = perturbation_interval_or_default(settings["perturbation_interval"],
+                                                                         max_t=spec.epochs)
+    return {"perturbed": ",".join(spec.perturbed), **{f"scheduler.{k}": v for k, v in settings.items()}}
 
 
 def _log_dataset_input(run_id: str, dataset, spec: SearchSpec) -> None:

@@ -30,6 +30,12 @@ ORPHAN_TAG = "mritune.orphaned"  # a trial run Tune never saved before the drive
 STOPPED_BY_TAG, STOPPED_BY_ASHA = "stopped_by", "asha"  # a trial ASHA stopped at a rung (KILLED on purpose)
 RERUN_CHANGED_WINNER_TAG = "mritune.rerun_changed_winner"  # parent run: the re-runs chose another configuration
 REGISTERED_RERUN_TAG = "mritune.registered_rerun"  # the trial run whose re-run was registered: its seed and epochs
+# Population-based schedulers (pbt, pb2): set on a trial's run by the driver each time the trial copies another
+# trial's checkpoint (tracking/lineage.py); the report's lineage table reads them back.
+EXPLOITS_TAG = "mritune.pbt.exploits"  # how many times the trial copied another
+CLONED_FROM_TAG = "mritune.pbt.cloned_from"  # the trial it copied last
+CLONED_EPOCH_TAG = "mritune.pbt.cloned_epoch"  # the epoch of that trial's checkpoint (it went on from the next)
+EXPLOIT_TAG_PREFIX = "mritune.pbt.exploit."  # + n (1, 2, ...): the n-th copy as JSON (population.ExploitEvent)
 
 # --- on registered model versions ---
 VERSION_SEARCH_TAG = "search"

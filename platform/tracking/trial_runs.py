@@ -19,6 +19,7 @@ from mritune.platform.tracking.tags import (END_REASON_TAG, EPOCHS_REDONE_TAG, E
 
 DEFAULT_ARTIFACT_ROOT = "mlartifacts"
 RUNS_PAGE = 1000  # runs per search_runs page
+HP_METRIC_PREFIX = "hp/"  # + setting: a setting a population-based scheduler perturbs, its value at each epoch
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,17 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items() if is_finite_number(value)}
 
 
+def hp_metrics(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, float]:
+    """``hp/<key>``: the numeric perturbed settings' values in ``config`` (NumPy scalars included, as Ray samples
+    integers; a text value, e.g. a class weighting, has no metric: the driver's exploit tags hold it,
+    tracking/lineage.py)."""
+    import numbers
+
+    return {f"{HP_METRIC_PREFIX}{key}": float(config[key]) for key in keys
+            if isinstance(config.get(key), numbers.Real) and not isinstance(config.get(key), bool)
+            and math.isfinite(config[key])}
+
+
 def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
     """Every run whose parent is ``parent_run_id``, page by page (no cap on the number of trials)."""
     runs, token = [], None
@@ -92,6 +104,9 @@ class MlflowTrialObserverFactory:
     system_metrics: bool = True
     # MLflow calls on a thread of the observer's own, off the training loop (False: inline, the old behaviour).
     background: bool = True
+    # Under pbt/pb2, the settings the scheduler perturbs: logged as hp/<key> every epoch; and the epochs a trial
+    # trains again after copying another trial's checkpoint are logged again (new results of another model).
+    perturbed: tuple[str, ...] = ()
 
     def __call__(self) -> "MlflowTrialObserver":
         return MlflowTrialObserver(factory=self)
@@ -163,6 +178,7 @@ class MlflowTrialObserver:
         self._reopened = False  # this process continues a run an earlier process of the same trial opened
         self._pending_open: tuple[dict, str] | None = None
         self._started_at = time.time()
+        self._hp: dict[str, float] = {}  # this process's config's perturbed settings, logged every epoch
 
     def _call(self, function, *args) -> None:
         if self._worker is None:
@@ -175,6 +191,7 @@ class MlflowTrialObserver:
         # snapshot does not know yet (a reused actor starts the next trial at once) leaves no run if the driver dies.
         self._pending_open = (dict(config), trial_id)
         self._started_at = time.time()  # the run opens later, with the first epoch
+        self._hp = hp_metrics(config, self._factory.perturbed)
 
     def on_epoch(self, report: EpochReport) -> None:
         opening = self._pending_open is not None
@@ -226,6 +243,9 @@ class MlflowTrialObserver:
             history = client.get_metric_history(self._run_id, "epoch")
             self._logged_through_epoch = max((int(m.step) for m in history), default=0)
             self._reopened = True
+            if self._factory.perturbed and END_REASON_TAG in existing.data.tags:
+                # PBT paused the trial (Ray stopped its process); it goes on, so that ending no longer holds.
+                client.delete_tag(self._run_id, END_REASON_TAG)
 
     def _trial_tags(self, trial_id: str) -> dict[str, str]:
         tags = {TRIAL_ID_TAG: trial_id, SEARCH_TAG: self._factory.search_name, ROLE_TAG: ROLE_TRIAL}
@@ -246,10 +266,10 @@ class MlflowTrialObserver:
             restored = report.epoch - 1  # the first epoch trained after the restart follows the checkpoint's
             mlflow.set_tags({RESTORED_FROM_TAG: str(restored),
                              EPOCHS_REDONE_TAG: str(max(0, self._logged_through_epoch - restored))})
-        if report.epoch <= self._logged_through_epoch:
+        if report.epoch <= self._logged_through_epoch and not self._factory.perturbed:
             return
 
-        mlflow.log_metrics(finite_metrics(report.metrics), step=report.epoch)
+        mlflow.log_metrics({**finite_metrics(report.metrics), **self._hp}, step=report.epoch)
         for key, image in report.images.items():
             mlflow.log_image(image, key=key, step=report.epoch)
         for path in report.artifacts.values():

@@ -76,9 +76,12 @@ class ConsoleProgress(Callback):
 
     def __init__(self, *, metric: str, mode: str, epochs: int, searched: list[str], echo=typer.echo,
                  summary_every_s: float = SUMMARY_EVERY_S, trial_lines: int = TRIAL_LINES,
-                 failed_lines: int = FAILED_LINES, clock=time.monotonic, floor_metric: str | None = None):
+                 failed_lines: int = FAILED_LINES, clock=time.monotonic, floor_metric: str | None = None,
+                 population: bool = False):
         self._metric, self._mode, self._epochs, self._searched = metric, mode, epochs, searched
         self._floor_metric = floor_metric
+        # pbt/pb2 stop no trial early; they pause trials (to copy another, or to share the CPUs) and restart them.
+        self._population = population
         self._echo = echo
         self._summary_every_s = summary_every_s
         self._trial_lines, self._failed_lines = trial_lines, failed_lines
@@ -109,7 +112,8 @@ class ConsoleProgress(Callback):
         epochs = int((trial.last_result or {}).get("training_iteration", 0))
         stopped = epochs < self._epochs
         self._counts["stopped" if stopped else "done"] += 1
-        what = f"stopped by ASHA at epoch {epochs}" if stopped else f"completed {epochs} epochs"
+        what = (f"stopped {'' if self._population else 'by ASHA '}at epoch {epochs}" if stopped
+                else f"completed {epochs} epochs")
         self._trial_ended(trial, what, failed=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -130,8 +134,13 @@ class ConsoleProgress(Callback):
         running = sum(1 for trial in trials if trial.status == "RUNNING")
         best = "-" if self._best is None else f"{self._best:.4f}{floor_text(self._floors.get(self._best_trial))}"
         by = "" if self._best_trial is None else f" (trial {self._best_trial})"
-        return (f"[{self._elapsed()}] {self._counts['done']} done, {running} running, {self._counts['stopped']} "
-                f"stopped by ASHA, {self._counts['failed']} failed; best {self._metric} {best}{by}")
+        if self._population:
+            paused = sum(1 for trial in trials if trial.status == "PAUSED")
+            middle = f"{paused} paused"
+        else:
+            middle = f"{self._counts['stopped']} stopped by ASHA"
+        return (f"[{self._elapsed()}] {self._counts['done']} done, {running} running, {middle}, "
+                f"{self._counts['failed']} failed; best {self._metric} {best}{by}")
 
     def _trial_ended(self, trial, what: str, *, failed: bool) -> None:
         value = self._best_values.get(trial.trial_id)

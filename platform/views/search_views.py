@@ -40,7 +40,8 @@ def search_callbacks(*, spec: SearchSpec, tracking_uri: str, experiment_id: str,
                                searched=searched_keys(spec))]
     if not verbose:
         callbacks.append(ConsoleProgress(metric=spec.metric, mode=spec.mode, epochs=spec.epochs,
-                                         searched=searched_keys(spec), floor_metric=floor_metric(spec)))
+                                         searched=searched_keys(spec), floor_metric=floor_metric(spec),
+                                         population=spec.scheduler.population_based))
     return callbacks
 
 

@@ -27,4 +27,6 @@ TASK = register_task(Task(
     model_files=(MODEL_FILE,),
     test_resampler="mritune.trainables.classifier.evaluation:classifier_test_resampler",
     model_logging="mritune.deploy.task_logging:CLASSIFIER",
+    # train_classifier sets the loaded optimizer's learning rate; fit() takes the batch size and class weights.
+    perturbable=("learning_rate", "batch_size", "class_weighting"),
 ))

@@ -21,6 +21,7 @@ from mritune.trainables.checkpointing import (
     epoch_seed,
     finished_result,
     resume_point,
+    set_learning_rate,
     write_state,
 )
 from mritune.trainables.classifier import MODEL_FILE, TASK
@@ -122,6 +123,7 @@ def train_classifier(
         model = build_classifier(cfg, num_classes=len(arrays.class_names))
     else:
         model = keras.saving.load_model(Path(resume_from) / MODEL_FILE, safe_mode=True)
+        set_learning_rate(model.optimizer, cfg.learning_rate)  # the loaded one keeps the rate it was saved with
     build_optimizer(model)  # one trace of the train step instead of two (see compiled_steps)
     handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model,
                         evaluate_test=evaluate_test, test_every_epoch=test_every_epoch)

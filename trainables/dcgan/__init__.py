@@ -38,4 +38,6 @@ TASK = register_task(Task(
     model_logging="mritune.deploy.task_logging:GENERATOR",
     # Each distance beside what real training images score against the same held-out images (realism.py).
     floor_metrics={"fd": "fd_floor", "swd": "swd_floor", "test_fd": "test_fd_floor", "test_swd": "test_swd_floor"},
+    # train_dcgan sets both loaded optimizers' learning rates; every epoch reads the other three from the config.
+    perturbable=("lr_g", "lr_d", "batch_size", "label_smoothing", "d_steps"),
 ))

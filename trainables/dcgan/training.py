@@ -31,6 +31,7 @@ from mritune.trainables.checkpointing import (
     resume_point,
     rng_from_state,
     rng_to_state,
+    set_learning_rate,
     write_state,
 )
 from mritune.trainables.data.arrays import check_dataset, resized
@@ -166,6 +167,8 @@ def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
     generator = keras.saving.load_model(Path(folder) / GENERATOR_FILE, safe_mode=True)
     discriminator = keras.saving.load_model(Path(folder) / DISCRIMINATOR_FILE, safe_mode=True)
     combined = compile_gan(cfg, generator, discriminator, generator_optimizer=generator.optimizer)
+    set_learning_rate(generator.optimizer, cfg.lr_g)  # loaded optimizers keep the rates they were saved with
+    set_learning_rate(discriminator.optimizer, cfg.lr_d)
     return _GAN(generator, discriminator, combined)
 
 

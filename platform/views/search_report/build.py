@@ -80,6 +80,8 @@ def write_search_report(experiment_path: "str | Path | StorageLocation", *, out_
         "learning-curves": plots.learning_curves_plot(record, out / "learning_curves.png"),
         "timeline": plots.timeline_plot(record, out / "timeline.png"),
     }
+    if record.perturbed:
+        images["lineage"] = plots.lineage_plot(record, out / "lineage.png")
     if record.reruns is not None and record.reruns.configs:
         images["winners-curse"] = plots.winners_curse_plot(record, out / "winners_curse.png")
     page = out / REPORT_FILE

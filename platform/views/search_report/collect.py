@@ -6,6 +6,7 @@ one whose driver died; the spec comes from the search folder's ``mritune_search.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from mritune.platform.registry.rerun_tracking import read_reruns
 from mritune.platform.views.search_report.data import (
     COMPLETED, FAILED, KILLED, RUNNING, STOPPED, ChampionDecision, EpochPoint, SearchRecord, SpaceParam, TrialRecord,
 )
+from mritune.platform.tracking.lineage import read_exploits
 from mritune.platform.tracking.trial_runs import child_runs
 from mritune.platform.views.search_report.histories import metric_histories
 from mritune.platform.tracking import tags as t
@@ -49,7 +51,7 @@ def collect_search(*, spec: SearchSpec, tracking_uri: str, experiment_id: str, p
         num_samples=spec.search.num_samples, experiment_id=experiment_id, parent_run_id=parent_run_id,
         ui_url=ui_url, duration_s=max([end_s, *(t.end_s for t in trials)]), space=tuple(space),
         trials=tuple(trials), decision=champion_decision(client, spec.model_name, parent_run_id, task=spec.task),
-        reruns=read_reruns(client, parent_run_id), floor_metric=floor_metric,
+        reruns=read_reruns(client, parent_run_id), floor_metric=floor_metric, perturbed=spec.perturbed,
     )
 
 
@@ -83,6 +85,8 @@ def _trial_record(run, history: list, space: list[SpaceParam], origin_s: float,
         run_name=tags.get("mlflow.runName", ""), outcome=_outcome(run),
         start_s=started, end_s=end_s, config=_typed_config(run.data.params, space), curve=curve,
         number=int(tags.get(TRIAL_NUMBER_TAG, 0)), floor=_finite(run.data.metrics.get(floor_metric or "")),
+        # Copies in report time (seconds since the search started), as every other time of the record.
+        lineage=tuple(dataclasses.replace(event, time=event.time - origin_s) for event in read_exploits(tags)),
     )
 
 
@@ -92,8 +96,6 @@ def _finite(value) -> float | None:
 
 def _numbered(trials: list[TrialRecord]) -> list[TrialRecord]:
     """Trials the driver did not number (it numbers them at their first result) get the next numbers by start."""
-    import dataclasses
-
     taken = max((t.number for t in trials), default=0)
     out = []
     for trial in sorted(trials, key=lambda t: (t.number == 0, t.number, t.start_s)):

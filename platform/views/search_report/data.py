@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mritune.platform.tracking.ranking import TrialScore, best_of, best_so_far, sort_scores
+from mritune.search.population import ExploitEvent
 
 # How a trial ended, as the report names it (from the run's status and the driver's `stopped_by` tag).
 COMPLETED, STOPPED, FAILED, RUNNING, KILLED = "completed", "stopped by ASHA", "failed", "running", "killed"
@@ -45,6 +46,8 @@ class TrialRecord:
     # The search metric's real-vs-real floor as the trial last reported it (SearchRecord.floor_metric; the same
     # every epoch of a trial: real images against real ones), None: the metric has no floor or none was logged.
     floor: float | None = None
+    # pbt/pb2: each time the trial copied another (tracking/lineage.py), in order; config holds its first values.
+    lineage: tuple[ExploitEvent, ...] = ()
 
     @property
     def last_epoch(self) -> int:
@@ -104,6 +107,7 @@ class SearchRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     reruns: Any = None  # rerun_summary.RerunSummary the search logged (rerun/summary.json), or None
     floor_metric: str | None = None  # the metric holding the search metric's floor (Task.floor_metrics), or None
+    perturbed: tuple[str, ...] = ()  # pbt/pb2: the settings the scheduler perturbed; () for other schedulers
 
     def ranked(self) -> list[tuple[TrialScore, TrialRecord]]:
         """Trials best first (``ranking.sort_scores``) with their records."""
@@ -117,6 +121,32 @@ class SearchRecord:
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineageRow:
+    """One copy in a population-based search, as the lineage table shows it."""
+
+    trial: TrialRecord  # the trial that copied
+    source: TrialRecord | None  # the trial it copied (None: its run is not in this search's runs)
+    event: ExploitEvent  # its time in seconds since the search started
+
+
+def lineage_rows(record: SearchRecord) -> list[LineageRow]:
+    """Every copy of the search in the order they happened."""
+    by_id = {trial.trial_id: trial for trial in record.trials}
+    rows = [LineageRow(trial=trial, source=by_id.get(event.source_trial_id), event=event)
+            for trial in record.trials for event in trial.lineage]
+    return sorted(rows, key=lambda row: (row.event.time, row.trial.number))
+
+
+def schedule_points(trial: TrialRecord, key: str) -> list[tuple[int, Any]]:
+    """``(first epoch, value)`` of ``key`` in ``trial``: its own value from epoch 1, then the value each copy gave
+    it from the epoch after the copied checkpoint's (``source_epoch + 1``)."""
+    points = [(1, trial.config.get(key))]
+    for event in trial.lineage:
+        points.append((event.source_epoch + 1, event.new.get(key)))
+    return points
 
 
 def asha_rungs(*, max_t: int, grace_period: int, reduction_factor: float) -> list[int]:

@@ -7,13 +7,13 @@ import html
 from pathlib import Path
 
 from mritune.platform.tracking.display import floor_text, short_value
-from mritune.platform.views.search_report.data import (TABLE_ROWS, TOP_TRIALS, SearchRecord, idle_gaps, slot_utilisation,
-                                                  timeline)
+from mritune.platform.views.search_report.data import (TABLE_ROWS, TOP_TRIALS, SearchRecord, idle_gaps, lineage_rows,
+                                                  slot_utilisation, timeline)
 from mritune.platform.views.search_report.importance import Importance
 
 # Section ids, in page order: the browser test checks each is present.
 SECTIONS = ("summary", "best-so-far", "parallel-coordinates", "importance", "learning-curves", "timeline",
-            "trials", "winners-curse", "champion")
+            "trials", "lineage", "winners-curse", "champion")
 
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -37,6 +37,7 @@ def render(record: SearchRecord, importance: Importance, images: dict[str, Path]
         _section("learning-curves", "Learning curves", _img(images, "learning-curves")),
         _section("timeline", "Timeline of trials per worker slot", _timeline_note(record) + _img(images, "timeline")),
         _section("trials", "Trials", _trial_table(record)),
+        _section("lineage", "Lineage: which trial copied which", _lineage(record, images)),
         _section("winners-curse", "Winner's curse: the best configurations re-run", _reruns(record, images)),
         _section("champion", "Champion decision", _decision(record)),
         "</body></html>",
@@ -116,6 +117,39 @@ def _trial_table(record: SearchRecord) -> str:
     return (f"<p class='note'>The best {TABLE_ROWS} of {len(rows)} trials; {more} more below.</p>{shown}"
             f"<details id='more-trials'><summary>{more} more trials (ranks {TABLE_ROWS + 1} to {len(rows)})</summary>"
             f"<table class='trials'>{header}{''.join(rows[TABLE_ROWS:])}</table></details>")
+
+
+def _lineage(record: SearchRecord, images: dict[str, Path]) -> str:
+    """pbt/pb2: every copy (a trial taking another's checkpoint and perturbed values), in the order they happened."""
+    if not record.perturbed:
+        return (f"<p>No lineage: {_e(record.scheduler)} trains each trial on its own (only pbt and pb2 copy "
+                "checkpoints between trials).</p>")
+    rows = lineage_rows(record)
+    keys = list(record.perturbed)
+    parts = [f"<p>{_e(record.scheduler)} perturbed {_e(', '.join(keys))}. A trial in the bottom of the population "
+             "took the checkpoint of one in the top and went on from the epoch after it with the new values; the "
+             "trial table's values are each trial's first ones. "
+             f"{len(rows)} {'copy' if len(rows) == 1 else 'copies'}.</p>"]
+    if "lineage" in images:
+        parts.append(_img(images, "lineage"))
+    if not rows:
+        return "".join(parts)
+    header = ["time (s)", "trial", "at its epoch", "copied trial", "its epoch",
+              *[f"{k}: own → new (copied)" for k in keys]]
+    body = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        event = row.event
+        source = row.source
+        copied = (f"#{source.number} <a href='{_e(record.run_url(source.run_id))}'>{_e(source.trial_id)}</a>"
+                  if source else _e(event.source_trial_id))
+        cells = [f"{event.time:.0f}",
+                 f"#{row.trial.number} <a href='{_e(record.run_url(row.trial.run_id))}'>{_e(row.trial.trial_id)}</a>",
+                 str(event.epoch), copied, str(event.source_epoch),
+                 *[_e(f"{short_value(event.previous.get(k, '-'))} → {short_value(event.new.get(k, '-'))} "
+                      f"({short_value(event.copied.get(k, '-'))})") for k in keys]]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append(f"<table class='lineage'>{''.join(body)}</table>")
+    return "".join(parts)
 
 
 def _reruns(record: SearchRecord, images: dict[str, Path]) -> str:

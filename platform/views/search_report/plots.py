@@ -219,3 +219,33 @@ def winners_curse_plot(record: d.SearchRecord, path: Path) -> Path:
     axis.set_title(f"top {summary.top_k} configurations re-run on {len(summary.seeds)} new seeds", fontsize=10)
     axis.legend(fontsize=8, loc="best")
     return _save(figure, path)
+
+
+def lineage_plot(record: d.SearchRecord, path: Path) -> Path:
+    """pbt/pb2: each numeric perturbed setting against the epoch, one step line per trial (its own value, then the
+    value each copy gave it), the copies marked; a log axis for a log-scaled range."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    params = {p.name: p for p in record.space}
+    keys = [k for k in record.perturbed if params.get(k) is not None and params[k].kind in ("float", "int")]
+    figure, axes = plt.subplots(1, max(1, len(keys)), figsize=(4.5 * max(1, len(keys)), 3.6), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        for trial in sorted(record.trials, key=lambda t: t.number):
+            points = [(e, v) for e, v in d.schedule_points(trial, key) if isinstance(v, (int, float))]
+            if not points:
+                continue
+            epochs = [e for e, _ in points] + [max(trial.last_epoch, points[-1][0])]
+            values = [v for _, v in points] + [points[-1][1]]
+            line, = axis.step(epochs, values, where="post", label=f"#{trial.number}", alpha=0.8)
+            axis.plot(epochs[1:-1], values[1:-1], "o", color=line.get_color(), markersize=4)
+        if params[key].log:
+            axis.set_yscale("log")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(key)
+    if keys and len(record.trials) <= d.TOP_TRIALS:
+        axes[0][0].legend(fontsize="small")
+    figure.suptitle("each trial's values by epoch; a dot: it copied another trial and went on with this value",
+                    fontsize="small")
+    return _save(figure, path)

@@ -1,0 +1,67 @@
+"""A training resumed with perturbed hyperparameters (what PBT/PB2 do when a trial copies another) trains with the
+new values: a loaded Keras model keeps its saved optimizer's learning rate unless the training sets it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mritune.trainables.tasks import get_task
+from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, few_tf_threads
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    few_tf_threads()
+
+
+def _saved_learning_rate(path: Path) -> float:
+    import keras
+
+    import mritune.trainables.layers  # noqa: F401
+
+    return float(np.asarray(keras.saving.load_model(path, safe_mode=True).optimizer.learning_rate))
+
+
+def test_a_resumed_classifier_trains_with_the_new_learning_rate(tiny_dataset, tmp_path):
+    from mritune.trainables.classifier.training import train_classifier
+
+    first, resumed = [], []
+    train_classifier({**TINY_CLASSIFIER, "learning_rate": 1e-3}, tiny_dataset, first.append,
+                     workdir=str(tmp_path / "a"), evaluate_test=False)
+    assert _saved_learning_rate(Path(first[-1].checkpoint_dir) / "model.keras") == pytest.approx(1e-3)
+    train_classifier({**TINY_CLASSIFIER, "learning_rate": 4e-3, "batch_size": 16, "epochs": 2}, tiny_dataset,
+                     resumed.append, resume_from=first[-1].checkpoint_dir, workdir=str(tmp_path / "b"),
+                     evaluate_test=False)
+    assert [r.epoch for r in resumed] == [2]
+    # The epoch trained after the resume used the new rate: the optimizer saved after it carries it.
+    assert _saved_learning_rate(Path(resumed[-1].checkpoint_dir) / "model.keras") == pytest.approx(4e-3)
+
+
+def test_a_resumed_dcgan_trains_both_models_with_the_new_learning_rates(tiny_dataset, tmp_path):
+    from mritune.trainables.dcgan.training import train_dcgan
+
+    first, resumed = [], []
+    train_dcgan({**TINY_DCGAN, "lr_g": 2e-4, "lr_d": 3e-4}, tiny_dataset, first.append, workdir=str(tmp_path / "a"),
+                evaluate_test=False)
+    train_dcgan({**TINY_DCGAN, "lr_g": 5e-4, "lr_d": 1e-4, "label_smoothing": 0.0, "epochs": 2}, tiny_dataset,
+                resumed.append, resume_from=first[-1].checkpoint_dir, workdir=str(tmp_path / "b"),
+                evaluate_test=False)
+    folder = Path(resumed[-1].checkpoint_dir)
+    # generator.keras carries the combined model's optimizer (the one that steps the generator).
+    assert _saved_learning_rate(folder / "generator.keras") == pytest.approx(5e-4)
+    assert _saved_learning_rate(folder / "discriminator.keras") == pytest.approx(1e-4)
+
+
+def test_every_task_declares_settings_a_resume_applies():
+    assert get_task("classifier").perturbable == ("learning_rate", "batch_size", "class_weighting")
+    assert get_task("dcgan").perturbable == ("lr_g", "lr_d", "batch_size", "label_smoothing", "d_steps")
+    # No architecture key may change under a perturbation: the copied weights would not fit.
+    from mritune.trainables.classifier.training import ARCHITECTURE_KEYS as CLASSIFIER_ARCHITECTURE
+    from mritune.trainables.dcgan.training import ARCHITECTURE_KEYS as DCGAN_ARCHITECTURE
+
+    assert not set(get_task("classifier").perturbable) & set(CLASSIFIER_ARCHITECTURE)
+    assert not set(get_task("dcgan").perturbable) & set(DCGAN_ARCHITECTURE)
+
