@@ -172,7 +172,7 @@ def _assert_gate_used_test_images(outcome, spec, registration, tmp_path) -> None
 def test_a_time_budget_stops_the_search_and_every_run_ends_with_a_final_status(local_ray, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path, overrides=("search.num_samples=200", "search.time_budget_s=25", "scheduler.name=fifo",
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=200", "search.time_budget_s=35", "scheduler.name=fifo",
                                           "search.algorithm=tpe", "search.options={n_initial_points: 2}"))
     outcome = run_search(spec)
     client = MlflowClient(outcome.tracking_uri)
