@@ -1,4 +1,3 @@
 """Shared fixtures live in plugin modules, one per owner, so parts can add fixtures without editing this file."""
 
-pytest_plugins = ["tests.fixtures_browser", "tests.fixtures_data", "tests.fixtures_processes", "tests.fixtures_ray",
-                  "tests.xdist_groups"]
+pytest_plugins = ["tests.fixtures_browser", "tests.fixtures_data", "tests.fixtures_processes", "tests.fixtures_ray"]

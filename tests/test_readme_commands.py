@@ -41,7 +41,7 @@ def test_command_2_installs_the_browser_and_the_dev_extra_then_runs_the_default_
     installs = [step for step in command if step[:3] == ["sudo", "apt-get", "install"]]
     assert installs and {"chromium", "chromium-driver"} <= set(installs[0])
     assert ["pip", "install", "-e", ".[dev]"] in command
-    assert command[-1] == ["python", "-m", "pytest", "-m", "not slow", "-n", "2", "--dist", "loadgroup"]
+    assert command[-1] == ["python", "-m", "pytest", "-m", "not slow", "-n", "2", "--dist", "loadscope"]
     assert command.index(installs[0]) < command.index(["pip", "install", "-e", ".[dev]"])
 
 
