@@ -5,8 +5,8 @@ for ``local_ray`` share one instance per pytest (xdist worker) process instead o
 and started again only when it must be:
 
 - a module asks for another ``runtime_env`` (see ``LOCAL_RAY_OPTIONS`` below);
-- a test that does not ask for ``local_ray`` is about to run (it may start Ray its own way, join a cluster, or
-  check that nothing is running);
+- a test of a module that does not use ``local_ray`` is about to run (it may start Ray its own way, join a
+  cluster, or check that nothing is running);
 - a module left something holding Ray's resources after its tests (an actor or a placement group that did not
   end): the next module gets a fresh instance rather than a cluster with less room than it expects;
 - something in a test shut Ray down (``run_search`` leaves an instance it did not start alone; a test may not).
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,14 +65,15 @@ class _SharedRay:
         if self.key is None or not ray.is_initialized():
             self.key = None
             return
-        deadline = time.monotonic() + RESOURCES_RETURN_TIMEOUT_S
-        while _held_resources(ray):
-            if time.monotonic() > deadline:
-                logger.warning("a module left Ray resources held (%s): the next module gets a fresh Ray",
-                               _held_resources(ray))
-                self.release()
-                return
-            time.sleep(0.2)  # polling Ray's own resource view until the actors' ends are processed
+        from mritune.platform.infra.processes import wait_until
+
+        try:
+            wait_until(lambda: not _held_resources(ray), timeout_s=RESOURCES_RETURN_TIMEOUT_S,
+                       what="the module's Ray resources coming back", interval_s=0.2)
+        except TimeoutError:
+            logger.warning("a module left Ray resources held (%s): the next module gets a fresh Ray",
+                           _held_resources(ray))
+            self.release()
 
     def release(self) -> None:
         import ray
