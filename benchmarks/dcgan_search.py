@@ -15,7 +15,7 @@ wall seconds). The champion's quality: ``test_fd`` of the registered checkpoint 
 (``test_fd_floor``), and the share of its samples the registered OOD guard accepts as in-distribution (1 - the
 ``test_samples_ood_flagged_fraction`` the registration logs).
 
-``recipes``: today's recipe (the spec and the trainable settings before issue 24, ``OLD_RECIPE``) and the new one
+``recipes``: today's recipe (the spec and the trainable settings before issue 24, ``LEGACY_RECIPE``) and the new one
 (``configs/dcgan-quick.yaml`` as shipped), the full quick start's DCGAN search each (its trials, rungs and re-runs),
 one after the other in this process: the goal is the new champion's ``test_fd`` at no more than half the old one's
 and its samples accepted by the OOD guard at >= 80%.
@@ -56,7 +56,10 @@ OLD_SPEC_OVERRIDES = (
     "scheduler={name: asha, max_t: 3, grace_period: 1, reduction_factor: 2}",
     "promotion={rerun_top_k: 2, rerun_seeds: 2, rule: interval}",
 )
-OLD_RECIPE: dict[str, object] = {}  # filled from trainables/dcgan/config.py's legacy settings (see old_recipe())
+OLD_SEARCHED = ("lr_g", "lr_d", "label_smoothing")  # the old space's settings: not fixed by the legacy recipe
+# The space every scheduler search draws from: the learning rates, which PBT and PB2 perturb too (the quick spec's
+# dropout is an architecture setting a population cannot change, so it stays at its default for all three).
+SCHEDULER_SPACE = "search.space={lr_g: {loguniform: [1.0e-4, 1.0e-3]}, lr_d: {loguniform: [2.0e-4, 2.0e-3]}}"
 
 
 def main() -> None:
@@ -82,7 +85,8 @@ def main() -> None:
 
 def method_overrides(method: str, *, budget: int, max_t: int, image_size: int) -> list[str]:
     """The quick spec turned into one method's search at one image size and epoch budget, without re-runs."""
-    size = [f"data.synthetic.size={image_size}", f"trainable.image_size={image_size}", "promotion.rerun_top_k=0"]
+    size = [f"data.synthetic.size={image_size}", f"trainable.image_size={image_size}", "promotion.rerun_top_k=0",
+            SCHEDULER_SPACE]
     if method == "gpyopt+asha":
         # ASHA (grace 1, reduction 2) trains about 2 epochs per trial on average at max_t 6: budget / 2 trials.
         return [*size, f"search.num_samples={max(2, budget // 2)}", f"scheduler.max_t={max_t}",
@@ -116,7 +120,8 @@ def compare_schedulers(args) -> dict:
 def compare_recipes(args) -> dict:
     image_size = args.image_size or 64
     size = [f"data.synthetic.size={image_size}", f"trainable.image_size={image_size}"]
-    old = [*OLD_SPEC_OVERRIDES, *size, *(f"trainable.{key}={value}" for key, value in old_recipe().items())]
+    old = [*OLD_SPEC_OVERRIDES, *size, *(f"trainable.{key}={value}" for key, value in old_recipe().items()
+                                         if key not in OLD_SEARCHED)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="dcgan-recipes-") as scratch:
         work = args.work or Path(scratch)
@@ -132,10 +137,10 @@ def compare_recipes(args) -> dict:
 
 
 def old_recipe() -> dict[str, object]:
-    """The trainable settings that select the pre-issue-24 recipe (the config's LEGACY_RECIPE, if it has one)."""
-    from mritune.trainables.dcgan import config
+    """The trainable settings that select the pre-issue-24 recipe (``trainables/dcgan/config.py``)."""
+    from mritune.trainables.dcgan.config import LEGACY_RECIPE
 
-    return dict(getattr(config, "LEGACY_RECIPE", OLD_RECIPE))
+    return dict(LEGACY_RECIPE)
 
 
 def run_one(folder: Path, overrides: list[str], *, label: str) -> dict:

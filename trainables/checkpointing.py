@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -41,9 +41,13 @@ def read_state(folder: str | Path, *, task: str) -> dict[str, Any]:
     return state
 
 
-def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys: Iterable[str]) -> None:
-    """A checkpoint resumes only a training whose model it can hold: these config keys must match."""
-    saved = state.get("config", {})
+def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys: Iterable[str],
+                            saved_defaults: Mapping[str, Any] | None = None) -> None:
+    """A checkpoint resumes only a training whose model it can hold: these config keys must match.
+
+    ``saved_defaults``: the values of keys a checkpoint's state lacks (it was written before they existed); a key
+    in neither is not checked."""
+    saved = {**(saved_defaults or {}), **state.get("config", {})}
     for key in keys:
         if key in saved and saved[key] != config[key]:
             raise UserInputError(
@@ -51,13 +55,13 @@ def check_same_architecture(state: dict[str, Any], config: dict[str, Any], keys:
             )
 
 
-def resume_point(resume_from: str | None, *, task: str, config: dict[str, Any],
-                 architecture_keys: Iterable[str]) -> tuple[int, dict[str, Any] | None]:
+def resume_point(resume_from: str | None, *, task: str, config: dict[str, Any], architecture_keys: Iterable[str],
+                 saved_defaults: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any] | None]:
     """(epochs already completed, saved state) for a training started from ``resume_from``; (0, None) if fresh."""
     if not resume_from:
         return 0, None
     state = read_state(resume_from, task=task)
-    check_same_architecture(state, config, architecture_keys)
+    check_same_architecture(state, config, architecture_keys, saved_defaults)
     return int(state["epoch"]), state
 
 

@@ -15,7 +15,7 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
         space = {"learning_rate": {"loguniform": [1e-3, 1e-2]}, "dense_units": {"choice": [8, 16]}}
         trainable = {"backbone": "small_cnn", "image_size": 32, "batch_size": 32}
     else:
-        space = {"lr_g": {"loguniform": [1e-4, 1e-3]}, "label_smoothing": {"uniform": [0.0, 0.2]}}
+        space = {"lr_g": {"loguniform": [1e-4, 1e-3]}, "lr_d": {"loguniform": [2e-4, 2e-3]}}
         trainable = {"image_size": 32, "batch_size": 32, "base_filters": 8, "latent_dim": 16}
     raw = {
         "name": f"tiny-{task}",

@@ -17,9 +17,9 @@ def _load(*overrides: str):
     return load_spec(Path(__file__).resolve().parents[2] / PBT_SPEC, list(overrides))
 
 
-def test_the_example_spec_parses_and_perturbs_its_learning_rates_and_label_smoothing():
+def test_the_example_spec_parses_and_perturbs_its_learning_rates_and_discriminator_steps():
     spec = _load()
-    assert spec.scheduler.population_based and spec.perturbed == ("lr_g", "lr_d", "label_smoothing")
+    assert spec.scheduler.population_based and spec.perturbed == ("lr_g", "lr_d", "d_steps")
     assert parse_spec(spec.model_dump(mode="json")) == spec, "the stored spec (search folder) parses again"
 
 

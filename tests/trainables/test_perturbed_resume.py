@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.tasks import get_task
 from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, few_tf_threads
 
@@ -46,13 +47,16 @@ def test_a_resumed_dcgan_trains_both_models_with_the_new_learning_rates(tiny_dat
     first, resumed = [], []
     train_dcgan({**TINY_DCGAN, "lr_g": 2e-4, "lr_d": 3e-4}, tiny_dataset, first.append, workdir=str(tmp_path / "a"),
                 evaluate_test=False)
-    train_dcgan({**TINY_DCGAN, "lr_g": 5e-4, "lr_d": 1e-4, "label_smoothing": 0.0, "epochs": 2}, tiny_dataset,
-                resumed.append, resume_from=first[-1].checkpoint_dir, workdir=str(tmp_path / "b"),
-                evaluate_test=False)
+    perturbed = {**TINY_DCGAN, "lr_g": 5e-4, "lr_d": 1e-4, "epochs": 2}
+    train_dcgan(perturbed, tiny_dataset, resumed.append, resume_from=first[-1].checkpoint_dir,
+                workdir=str(tmp_path / "b"), evaluate_test=False)
     folder = Path(resumed[-1].checkpoint_dir)
+    # Epoch 2's rates of the new config's cosine schedule (half the new rates), not the saved optimizers' rates;
     # generator.keras carries the combined model's optimizer (the one that steps the generator).
-    assert _saved_learning_rate(folder / "generator.keras") == pytest.approx(5e-4)
-    assert _saved_learning_rate(folder / "discriminator.keras") == pytest.approx(1e-4)
+    lr_g, lr_d = DCGANConfig.from_dict(perturbed).learning_rates(2)
+    assert (lr_g, lr_d) == pytest.approx((2.5e-4, 0.5e-4))
+    assert _saved_learning_rate(folder / "generator.keras") == pytest.approx(lr_g)
+    assert _saved_learning_rate(folder / "discriminator.keras") == pytest.approx(lr_d)
 
 
 def test_every_task_declares_settings_a_resume_applies():

@@ -2,10 +2,12 @@
 train_step).
 
 Generator: noise (latent_dim) → Dense → BatchNorm → LeakyReLU → reshape 8×8×(8·base_filters) → Conv2DTranspose
-stack doubling the size → (S, S, 1) with tanh. Discriminator: Conv2D stack with growing filters, LeakyReLU,
-Dropout → Flatten → Dense (one logit). ``residual`` adds a residual block after each stage (the original's
-experiment). Training uses the classic pattern: a compiled discriminator plus a combined generator→frozen
-discriminator model, both stepped with ``train_on_batch`` (see dcgan_training).
+stack doubling the size → (S, S, 1) with tanh; with ``image_head: bilinear`` the last doubling is a bilinear
+upsampling and a 3×3 convolution. Discriminator: Conv2D stack with growing filters, LeakyReLU, Dropout → Flatten →
+Dense (one logit), every kernel spectrally normalized with ``spectral_norm``. ``residual`` adds a residual block
+after each stage (the original's experiment). Training uses the classic pattern: a compiled discriminator plus a
+combined generator→frozen discriminator model, both stepped with ``train_on_batch`` (see dcgan_training), with
+the hinge loss (``loss: hinge``) or the original's binary cross-entropy (``loss: bce``).
 """
 
 from __future__ import annotations
@@ -57,9 +59,16 @@ def build_generator(cfg: DCGANConfig):
         if cfg.residual:
             x = _residual_block(x, filters, batch_norm=True, name=f"g_res{stage}")
     # float32 output even under mixed precision: tanh images are compared against float32 real images.
-    image = keras.layers.Conv2DTranspose(
-        1, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init(), dtype="float32", name="image"
-    )(x)
+    if cfg.image_head == "bilinear":
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="image_upsample")(x)
+        image = keras.layers.Conv2D(
+            1, 3, padding="same", activation="tanh", kernel_initializer=_init(), dtype="float32", name="image"
+        )(x)
+    else:
+        image = keras.layers.Conv2DTranspose(
+            1, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init(), dtype="float32",
+            name="image",
+        )(x)
     return keras.Model(noise, image, name="generator")
 
 
@@ -71,7 +80,7 @@ def build_discriminator(cfg: DCGANConfig):
     x, filters, stage = image, cfg.base_filters, 0
     while size > 4:
         stage += 1
-        x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init())(x)
+        x = _normalized(cfg, keras.layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init()))(x)
         x = keras.layers.LeakyReLU(0.2)(x)
         x = keras.layers.Dropout(cfg.dropout)(x)
         if cfg.residual:
@@ -79,8 +88,37 @@ def build_discriminator(cfg: DCGANConfig):
         size //= 2
         filters *= 2
     x = keras.layers.Flatten()(x)
-    logit = keras.layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logit")(x)
+    logit = _normalized(cfg, keras.layers.Dense(1, kernel_initializer=_init(), dtype="float32",
+                                                name="logit_dense" if cfg.spectral_norm else "logit"), name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+def _normalized(cfg: DCGANConfig, layer, *, name: str | None = None):
+    """The layer, spectrally normalized with ``spectral_norm`` (the wrapper then carries ``name``)."""
+    if not cfg.spectral_norm:
+        return layer
+    from mritune.trainables.layers import FrozenAwareSpectralNormalization
+
+    return FrozenAwareSpectralNormalization(layer, name=name, dtype=layer.dtype_policy)
+
+
+def _losses(cfg: DCGANConfig):
+    """(discriminator loss, generator loss). Hinge: the discriminator's targets are +1 (real) and -1 (generated),
+    Keras' Hinge; the generator maximizes the discriminator's logit on its images (``-mean(logit)``, Lim & Ye 2017).
+    BCE: the original's, on logits, the same loss for both (the generator's targets are 1)."""
+    import keras
+
+    if cfg.loss == "hinge":
+        return keras.losses.Hinge(), _generator_hinge_loss
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    return bce, bce
+
+
+def _generator_hinge_loss(y_true, y_pred):
+    import keras
+
+    del y_true  # the generator's hinge loss has no targets
+    return -keras.ops.mean(y_pred)
 
 
 def compile_gan(cfg: DCGANConfig, generator, discriminator, *, generator_optimizer=None):
@@ -93,14 +131,16 @@ def compile_gan(cfg: DCGANConfig, generator, discriminator, *, generator_optimiz
     """
     import keras
 
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    d_loss, g_loss = _losses(cfg)
     if getattr(discriminator, "optimizer", None) is None:  # a loaded discriminator keeps its optimizer
-        discriminator.compile(optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1), loss=bce)
+        discriminator.compile(optimizer=keras.optimizers.Adam(cfg.lr_d, beta_1=cfg.beta_1), loss=d_loss)
     optimizer = generator_optimizer or keras.optimizers.Adam(cfg.lr_g, beta_1=cfg.beta_1)
-    generator.compile(optimizer=optimizer, loss=bce)
+    # The generator file carries a built-in loss (deploy loads it without mritune); the combined model, never
+    # saved, has the generator's real loss.
+    generator.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True))
     discriminator.trainable = False
     noise = keras.Input(shape=(cfg.latent_dim,), name="noise")
     combined = keras.Model(noise, discriminator(generator(noise)), name="gan")
-    combined.compile(optimizer=optimizer, loss=bce)
+    combined.compile(optimizer=optimizer, loss=g_loss)
     discriminator.trainable = True
     return combined

@@ -37,13 +37,15 @@ from mritune.trainables.checkpointing import (
 from mritune.trainables.data.arrays import check_dataset, resized
 from mritune.trainables.data.dataset import MRIDataset
 from mritune.trainables.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, TASK
-from mritune.trainables.dcgan.config import DCGANConfig
+from mritune.trainables.dcgan.config import LEGACY_RECIPE, DCGANConfig
 from mritune.trainables.dcgan.images import EVAL_IMAGES, to_unit_range, write_png
 from mritune.trainables.dcgan.metrics import mean_ms_ssim, sample_grid, sliced_wasserstein_distance
 from mritune.trainables.errors import UserInputError
 from mritune.trainables.reporting import EpochReport, Report, TrainingDiverged, TrainingResult
 
-ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters")
+# What a checkpoint's models are (the loss too: the discriminator file is compiled with it); a state without the
+# recipe's keys was written before they existed, with the legacy recipe's values.
+ARCHITECTURE_KEYS = ("image_size", "latent_dim", "residual", "base_filters", "loss", "spectral_norm", "image_head")
 GRID_SAMPLES = 16
 COLLAPSE_STD = 1e-3
 
@@ -106,7 +108,7 @@ def train_dcgan(
     held_out = to_unit_range(resized(data.x_val[:EVAL_IMAGES], cfg.image_size))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
     start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
-                                      architecture_keys=ARCHITECTURE_KEYS)
+                                      architecture_keys=ARCHITECTURE_KEYS, saved_defaults=LEGACY_RECIPE)
     if state is not None and start_epoch >= cfg.epochs:
         return finished_result(resume_from, state, GENERATOR_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
@@ -118,6 +120,7 @@ def train_dcgan(
     result = None
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
+        _set_learning_rates(cfg, gan, epoch)
         losses = _train_epoch(cfg, gan, real, rng, epoch)
         metrics = {"epoch": epoch, **losses, "train_seconds": time.perf_counter() - started}
         grid_images = evaluator.fixed_samples()
@@ -167,9 +170,15 @@ def _load_gan(cfg: DCGANConfig, folder: str) -> _GAN:
     generator = keras.saving.load_model(Path(folder) / GENERATOR_FILE, safe_mode=True)
     discriminator = keras.saving.load_model(Path(folder) / DISCRIMINATOR_FILE, safe_mode=True)
     combined = compile_gan(cfg, generator, discriminator, generator_optimizer=generator.optimizer)
-    set_learning_rate(generator.optimizer, cfg.lr_g)  # loaded optimizers keep the rates they were saved with
-    set_learning_rate(discriminator.optimizer, cfg.lr_d)
     return _GAN(generator, discriminator, combined)
+
+
+def _set_learning_rates(cfg: DCGANConfig, gan: _GAN, epoch: int) -> None:
+    """The epoch's rates from the config (its schedule), on both optimizers: also what gives a loaded checkpoint's
+    optimizers, which keep the rates they were saved with, a resumed or perturbed config's rates."""
+    lr_g, lr_d = cfg.learning_rates(epoch)
+    set_learning_rate(gan.combined.optimizer, lr_g)  # the generator's: the combined model trains the generator
+    set_learning_rate(gan.discriminator.optimizer, lr_d)
 
 
 def _scalar(value: Any) -> float:
@@ -180,12 +189,15 @@ def _train_epoch(cfg: DCGANConfig, gan: _GAN, real: np.ndarray, rng: np.random.G
     batch = min(cfg.batch_size, len(real))
     order = rng.permutation(len(real))
     real_target = np.full((batch, 1), 1.0 - cfg.label_smoothing, dtype=np.float32)  # one-sided smoothing
-    d_target = np.concatenate([real_target, np.zeros((batch, 1), np.float32)])
+    fake_target = np.full((batch, 1), -1.0 if cfg.loss == "hinge" else 0.0, dtype=np.float32)
+    d_target = np.concatenate([real_target, fake_target])
     g_target = np.ones((batch, 1), np.float32)
     d_losses, g_losses = [], []
     steps = max(1, len(real) // batch)
     for step in range(steps):
         images = real[order[step * batch : (step + 1) * batch]]
+        if cfg.flip:
+            images = _mirrored(images, rng)
         fake = gan.generator.predict_on_batch(_noise(rng, batch, cfg.latent_dim))
         gan.discriminator.trainable = True
         d_losses.append(_checked(gan.discriminator.train_on_batch(np.concatenate([images, fake]), d_target),
@@ -196,6 +208,12 @@ def _train_epoch(cfg: DCGANConfig, gan: _GAN, real: np.ndarray, rng: np.random.G
                                      "generator", epoch, step))
     gan.discriminator.trainable = True
     return {"disc_loss": float(np.mean(d_losses)), "gen_loss": float(np.mean(g_losses))}
+
+
+def _mirrored(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image mirrored left-right with probability 1/2 (axial slices are near-symmetric: twice the data)."""
+    flip = rng.random(len(images)) < 0.5
+    return np.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
 
 
 def _noise(rng: np.random.Generator, count: int, latent_dim: int) -> np.ndarray:
