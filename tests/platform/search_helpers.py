@@ -31,3 +31,28 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
         "trainable": trainable,
     }
     return parse_spec(apply_overrides(raw, list(overrides)))
+
+
+# The finished search test_search_report and test_rerun_search read: random draws, so ASHA's rungs stop some of
+# six trials, and the two best re-run on two new seeds before registering.
+REPORTED_RERUN_SEARCH = ("search.num_samples=6", "scheduler.max_t=4", "search.algorithm=random",
+                         "promotion.rerun_top_k=2", "promotion.rerun_seeds=2")
+_FINISHED: dict[tuple[str, tuple[str, ...]], tuple] = {}
+
+
+def shared_search(root: Path, overrides: tuple[str, ...]):
+    """(spec, outcome) of a finished tiny classifier search with these overrides, run in ``root`` on first use and
+    kept for the rest of this test process.
+
+    For test modules that only read a search: tests/fixtures_scheduling.py puts the modules sharing one on the same
+    xdist worker, so it runs once per test run. The caller's module fixture must have the embedded Ray up (it asks
+    for ``local_ray``); ``root`` is where the first caller wants it (a session temporary folder).
+    """
+    from mritune.platform.run.runner import run_search
+
+    key = ("classifier", tuple(overrides))
+    if key not in _FINISHED:
+        root.mkdir(parents=True, exist_ok=True)
+        spec = tiny_spec(root, overrides=overrides)
+        _FINISHED[key] = spec, run_search(spec)
+    return _FINISHED[key]

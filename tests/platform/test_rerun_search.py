@@ -10,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mritune.platform.run.runner import run_search
 from tests.faults.checker import assert_nothing_lost, tune_trial_ids
-from tests.platform.search_helpers import tiny_spec
-
-RERUNS = ("promotion.rerun_top_k=2", "promotion.rerun_seeds=2")
+from tests.platform.search_helpers import REPORTED_RERUN_SEARCH, shared_search
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +24,9 @@ def workdir(tmp_path_factory, local_ray):
 
 
 @pytest.fixture(scope="module")
-def searched(workdir):
-    spec = tiny_spec(workdir, overrides=(*RERUNS, "search.num_samples=4", "scheduler.max_t=3"))
-    return spec, run_search(spec)
+def searched(workdir, tmp_path_factory):
+    """The search test_search_report reads too (run once for both: search_helpers.shared_search)."""
+    return shared_search(tmp_path_factory.getbasetemp() / "reported-rerun-search", REPORTED_RERUN_SEARCH)
 
 
 def test_the_two_best_configurations_are_retrained_on_new_seeds_to_their_best_epochs(searched):
@@ -124,9 +121,12 @@ def test_the_parent_run_holds_the_table_and_the_console_shows_the_curse_and_the_
     assert len(brief.splitlines()) < len(printed.splitlines()) - 3
 
 
-def test_a_second_registration_is_gated_on_both_intervals(searched):
+def test_a_second_registration_is_gated_on_both_intervals(searched, tmp_path):
     """The same re-run registered again: its interval's lower bound cannot beat its own mean, so it stays
-    challenger, and the decision records both versions' intervals."""
+    challenger, and the decision records both versions' intervals. Registered in a copy of the search's store, so
+    the search test_search_report reads keeps its registry as the search left it."""
+    import shutil
+
     from mlflow.tracking import MlflowClient
 
     from mritune.platform.registry.registration import register_best
@@ -134,7 +134,10 @@ def test_a_second_registration_is_gated_on_both_intervals(searched):
 
     spec, outcome = searched
     first = outcome.registration
-    second = register_best(spec=spec, ranked=[], tracking_uri=outcome.tracking_uri,
+    store = tmp_path / "mlruns.db"
+    shutil.copy(outcome.tracking_uri.removeprefix("sqlite:///"), store)
+    tracking_uri = f"sqlite:///{store}"
+    second = register_best(spec=spec, ranked=[], tracking_uri=tracking_uri,
                            experiment_id=outcome.experiment_id, parent_run_id=outcome.parent_run_id,
                            dataset=load_data(spec), reruns=outcome.reruns)
     interval = outcome.reruns.interval
@@ -144,8 +147,10 @@ def test_a_second_registration_is_gated_on_both_intervals(searched):
     assert second.decision["champion"]["interval"] == {"mean": interval.mean, "low": interval.low,
                                                        "high": interval.high}
     assert second.decision["challenger"]["interval"]["low"] == interval.low
-    champion = MlflowClient(outcome.tracking_uri).get_model_version_by_alias(first.model_name, "champion")
+    champion = MlflowClient(tracking_uri).get_model_version_by_alias(first.model_name, "champion")
     assert str(champion.version) == first.version
+    original = MlflowClient(outcome.tracking_uri)
+    assert [str(v.version) for v in original.search_model_versions(f"name='{first.model_name}'")] == [first.version]
 
 
 def test_the_report_shows_the_winners_curse_with_its_plot(searched, browser, tmp_path):

@@ -1,8 +1,9 @@
 """A real search's report and MLflow UI, checked from the runs and in a real headless Chromium.
 
-One small classifier search (ASHA stops some trials) and, marked slow, one DCGAN search, on a real local Ray and a
-SQLite store; `mlflow ui` serves that store on 127.0.0.1 while the classifier search runs (its start-up overlaps
-the search).
+One small classifier search (random draws, ASHA stops some trials, the two best re-run before registering: the
+search test_rerun_search reads too, run once for both, search_helpers.shared_search) and, marked slow, one DCGAN
+search, on a real local Ray and a SQLite store; `mlflow ui` serves that store on 127.0.0.1 (started before the
+search where this module runs first, so its start-up overlaps the search).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.fixtures_processes import (
     wait_until,
 )
 from tests.fixtures_browser import open_report
-from tests.platform.search_helpers import child_runs, tiny_spec
+from tests.platform.search_helpers import REPORTED_RERUN_SEARCH, child_runs, shared_search, tiny_spec
 
 UI_DEADLINE_S = 120.0  # the React app on a loaded 2-core machine
 
@@ -38,11 +39,17 @@ def workdir(tmp_path_factory, local_ray):
 
 
 @pytest.fixture(scope="module")
-def mlflow_ui(workdir):
-    """`mlflow ui` on the tests' SQLite store, as the quick start tells a user to run it."""
+def search_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "reported-rerun-search"
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(workdir, search_root):
+    """`mlflow ui` on the search's SQLite store, as the quick start tells a user to run it."""
     from mlflow.tracking import MlflowClient
 
-    store = f"sqlite:///{workdir / 'mlruns.db'}"
+    search_root.mkdir(parents=True, exist_ok=True)
+    store = f"sqlite:///{search_root / 'mlruns.db'}"
     MlflowClient(store).search_experiments()  # creates the tables: the UI and the search must not both migrate
     (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}"
@@ -57,9 +64,8 @@ def mlflow_ui(workdir):
 
 
 @pytest.fixture(scope="module")
-def classifier_search(workdir, mlflow_ui):
-    spec = tiny_spec(workdir, overrides=("search.num_samples=6", "scheduler.max_t=4", "search.algorithm=random"))
-    return spec, run_search(spec)
+def classifier_search(workdir, search_root, mlflow_ui):
+    return shared_search(search_root, REPORTED_RERUN_SEARCH)
 
 
 def _record(spec, outcome):
@@ -102,8 +108,12 @@ def test_mlflow_entities_read_well(classifier_search):
     version = client.get_model_version(outcome.registration.model_name, outcome.registration.version)
     assert {"epoch", "trial_id", "dataset_fingerprint", "promotion", "metric.test_macro_f1"} <= set(version.tags)
     assert not [key for key in version.tags if key in ("metric.pid", "metric.time_total_s")], "no Ray internals"
-    assert len(version.tags) <= 12
-    assert "chosen on validation val_macro_f1" in version.description and "@champion" in version.description
+    reruns = {key for key in version.tags if key.startswith("rerun.")}
+    assert reruns == {"rerun.mean", "rerun.ci95_low", "rerun.ci95_high", "rerun.seeds", "rerun.top_k", "rerun.seed"}
+    assert len(version.tags) - len(reruns) <= 12
+    # Chosen on validation among the re-runs (the version is a re-run, not the trial's own checkpoint).
+    assert "of its 2 re-runs, the one whose validation val_macro_f1" in version.description
+    assert "@champion" in version.description
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "report")}
     assert {"report/report.html", "report/timeline.png", "report/importance.png"} <= artifacts
 
@@ -134,7 +144,8 @@ def test_report_renders_in_a_real_browser(classifier_search, browser, tmp_path):
     spec, outcome = classifier_search
     files = write_search_report(outcome.experiment_path, out_dir=tmp_path)
     assert open_report(browser, files.html) == list(SECTIONS)
-    assert browser.execute_script("return document.images.length") == 5
+    # best so far, parallel coordinates, importance, timeline, and the re-runs' winner's curse
+    assert browser.execute_script("return document.images.length") == 6
     links = browser.execute_script("return Array.from(document.querySelectorAll('table.trials a')).length")
     assert links == spec.search.num_samples, "each trial links to its run"
     assert not browser.execute_script(
