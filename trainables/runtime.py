@@ -31,10 +31,26 @@ def speedups_enabled() -> bool:
     return _speedups["enabled"]
 
 
+_FROZEN_AT_FIRST_TRIAL = {"done": False}
+
+
 def free_keras_state() -> None:
-    """Drop the previous trial's models, graphs and traced functions (a reused Ray actor runs many trials)."""
+    """Drop the previous trial's models, graphs and traced functions (a reused Ray actor runs many trials).
+
+    Python's collector (``free_memory``) walks every tracked object, and a trial process holds millions from
+    TensorFlow, Ray and MLflow alone: a full collection took 0.3-1.4 s of CPU per trial start. So the first call in
+    a process, when no trial's objects exist yet, collects nothing and freezes what is there (``gc.freeze``: the
+    imported libraries), and the later calls collect only what was created since (0.02-0.05 s).
+    """
+    import gc
+
     import keras
 
+    if not _FROZEN_AT_FIRST_TRIAL["done"]:
+        keras.backend.clear_session(free_memory=False)
+        gc.freeze()
+        _FROZEN_AT_FIRST_TRIAL["done"] = True
+        return
     keras.backend.clear_session(free_memory=True)  # free_memory: also runs Python's garbage collector
 
 
