@@ -70,9 +70,9 @@ def train_dcgan(
 ) -> TrainingResult:
     """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``.
 
-    Every epoch is reported (``report(EpochReport)``) with ``gen_loss``, ``disc_loss``, ``swd`` and
-    ``ms_ssim_diversity`` against held-out validation images, and the folder of its checkpoint (``state.json``,
-    ``generator.keras``, ``discriminator.keras``, a sample grid).
+    Every epoch is reported (``report(EpochReport)``) with ``gen_loss``, ``disc_loss``, ``fd`` and ``swd`` with
+    their floors, and ``ms_ssim_diversity``, against held-out validation images, and the folder of its checkpoint
+    (``state.json``, ``generator.keras``, ``discriminator.keras``, a sample grid).
 
     Args:
         config: Hyperparameters, checked by ``DCGANConfig.from_dict`` (missing keys take their defaults).
@@ -80,9 +80,9 @@ def train_dcgan(
         report: Called once per epoch with an ``EpochReport``.
         resume_from: A checkpoint folder of an earlier epoch of the same architecture, or None.
         workdir: Where the epochs' checkpoint folders go; None: a new temporary folder.
-        evaluate_test: After the last epoch, also report ``test_swd`` against the test split (``mritune train``;
-            skipped with a log line when the split has fewer than 2 images). A search passes False: it ranks
-            trials on the validation ``swd`` and evaluates only the checkpoint it registers.
+        evaluate_test: After the last epoch, also report ``test_fd`` and ``test_swd`` against the test split
+            (``mritune train``; skipped with a log line when the split has fewer than 2 images). A search passes
+            False: it ranks trials on the validation ``fd`` and evaluates only the checkpoint it registers.
 
     Returns:
         The last epoch's metrics, generator path and artifacts.
@@ -236,7 +236,7 @@ def _check_collapse(images: np.ndarray, epoch: int) -> None:
     if spread < COLLAPSE_STD:
         raise TrainingDiverged(
             f"DCGAN mode collapse at epoch {epoch}: the {len(images)} fixed-noise samples are identical "
-            f"(pixel std {spread:.2e} < {COLLAPSE_STD}); try a lower lr_g, more dropout or label_smoothing"
+            f"(pixel std {spread:.2e} < {COLLAPSE_STD}); try a lower lr_g or more dropout"
         )
 
 
