@@ -104,7 +104,6 @@ def lineage_document(trial_id: str, events: list[ExploitEvent]) -> dict[str, Any
     return {"version": 1, "trial_id": trial_id, "exploits": [plain(event.to_dict()) for event in events]}
 
 
-
 def log_best_schedule(tracking_uri: str, parent_run_id: str, ranked: list) -> None:
     """``best_schedule.json`` on the parent run: the hyperparameter schedule of the best trial's best checkpoint
     (``ranking.rank_trials``' first registrable trial), beside ``best_config.yaml``, which holds only the config in

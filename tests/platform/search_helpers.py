@@ -40,6 +40,11 @@ REPORTED_RERUN_SEARCH = ("search.num_samples=6", "scheduler.max_t=4", "search.al
 _FINISHED: dict[tuple[str, tuple[str, ...]], tuple] = {}
 
 
+def reported_rerun_search_root(tmp_path_factory) -> Path:
+    """Where the search test_search_report and test_rerun_search share runs (the session's temporary root)."""
+    return tmp_path_factory.getbasetemp() / "reported-rerun-search"
+
+
 def shared_search(root: Path, overrides: tuple[str, ...]):
     """(spec, outcome) of a finished tiny classifier search with these overrides, run in ``root`` on first use and
     kept for the rest of this test process.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.faults.checker import assert_nothing_lost, tune_trial_ids
-from tests.platform.search_helpers import REPORTED_RERUN_SEARCH, shared_search
+from tests.platform.search_helpers import REPORTED_RERUN_SEARCH, reported_rerun_search_root, shared_search
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def workdir(tmp_path_factory, local_ray):
 @pytest.fixture(scope="module")
 def searched(workdir, tmp_path_factory):
     """The search test_search_report reads too (run once for both: search_helpers.shared_search)."""
-    return shared_search(tmp_path_factory.getbasetemp() / "reported-rerun-search", REPORTED_RERUN_SEARCH)
+    return shared_search(reported_rerun_search_root(tmp_path_factory), REPORTED_RERUN_SEARCH)
 
 
 def test_the_two_best_configurations_are_retrained_on_new_seeds_to_their_best_epochs(searched):

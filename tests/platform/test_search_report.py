@@ -24,7 +24,9 @@ from tests.fixtures_processes import (
     wait_until,
 )
 from tests.fixtures_browser import open_report
-from tests.platform.search_helpers import REPORTED_RERUN_SEARCH, child_runs, shared_search, tiny_spec
+from tests.platform.search_helpers import (
+    REPORTED_RERUN_SEARCH, child_runs, reported_rerun_search_root, shared_search, tiny_spec,
+)
 
 UI_DEADLINE_S = 120.0  # the React app on a loaded 2-core machine
 
@@ -40,7 +42,7 @@ def workdir(tmp_path_factory, local_ray):
 
 @pytest.fixture(scope="module")
 def search_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp() / "reported-rerun-search"
+    return reported_rerun_search_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mritune.trainables.dcgan.config import DCGANConfig
+from mritune.trainables.dcgan.config import LEGACY_RECIPE, DCGANConfig
 from mritune.trainables.reporting import TrainingDiverged
 from tests.trainables.training_helpers import TINY_DCGAN, assert_finite_metrics, comparable, few_tf_threads
 
@@ -69,10 +69,12 @@ def test_saved_generator_contract(two_epoch_run):
     assert images.min() >= -1.0 and images.max() <= 1.0
 
 
-def test_generator_step_leaves_the_discriminator_unchanged_and_discriminator_step_trains_it():
+@pytest.mark.parametrize("recipe", [{}, LEGACY_RECIPE], ids=["hinge+spectral-norm", "legacy"])
+def test_generator_step_leaves_the_discriminator_unchanged_and_discriminator_step_trains_it(recipe):
+    """Every discriminator weight counts, spectral norm's kernel and power-iteration vector included."""
     from mritune.trainables.dcgan.model import build_discriminator, build_generator, compile_gan
 
-    cfg = DCGANConfig.from_dict(TINY_DCGAN)
+    cfg = DCGANConfig.from_dict({**TINY_DCGAN, **recipe})
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     combined = compile_gan(cfg, generator, discriminator)
     rng = np.random.default_rng(0)

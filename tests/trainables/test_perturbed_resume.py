@@ -5,25 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mritune.trainables.dcgan.config import DCGANConfig
 from mritune.trainables.tasks import get_task
-from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, few_tf_threads
+from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, few_tf_threads, saved_learning_rate
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _threads():
     few_tf_threads()
-
-
-def _saved_learning_rate(path: Path) -> float:
-    import keras
-
-    import mritune.trainables.layers  # noqa: F401
-
-    return float(np.asarray(keras.saving.load_model(path, safe_mode=True).optimizer.learning_rate))
 
 
 def test_a_resumed_classifier_trains_with_the_new_learning_rate(tiny_dataset, tmp_path):
@@ -32,13 +23,13 @@ def test_a_resumed_classifier_trains_with_the_new_learning_rate(tiny_dataset, tm
     first, resumed = [], []
     train_classifier({**TINY_CLASSIFIER, "learning_rate": 1e-3}, tiny_dataset, first.append,
                      workdir=str(tmp_path / "a"), evaluate_test=False)
-    assert _saved_learning_rate(Path(first[-1].checkpoint_dir) / "model.keras") == pytest.approx(1e-3)
+    assert saved_learning_rate(Path(first[-1].checkpoint_dir) / "model.keras") == pytest.approx(1e-3)
     train_classifier({**TINY_CLASSIFIER, "learning_rate": 4e-3, "batch_size": 16, "epochs": 2}, tiny_dataset,
                      resumed.append, resume_from=first[-1].checkpoint_dir, workdir=str(tmp_path / "b"),
                      evaluate_test=False)
     assert [r.epoch for r in resumed] == [2]
     # The epoch trained after the resume used the new rate: the optimizer saved after it carries it.
-    assert _saved_learning_rate(Path(resumed[-1].checkpoint_dir) / "model.keras") == pytest.approx(4e-3)
+    assert saved_learning_rate(Path(resumed[-1].checkpoint_dir) / "model.keras") == pytest.approx(4e-3)
 
 
 def test_a_resumed_dcgan_trains_both_models_with_the_new_learning_rates(tiny_dataset, tmp_path):
@@ -55,8 +46,8 @@ def test_a_resumed_dcgan_trains_both_models_with_the_new_learning_rates(tiny_dat
     # generator.keras carries the combined model's optimizer (the one that steps the generator).
     lr_g, lr_d = DCGANConfig.from_dict(perturbed).learning_rates(2)
     assert (lr_g, lr_d) == pytest.approx((2.5e-4, 0.5e-4))
-    assert _saved_learning_rate(folder / "generator.keras") == pytest.approx(lr_g)
-    assert _saved_learning_rate(folder / "discriminator.keras") == pytest.approx(lr_d)
+    assert saved_learning_rate(folder / "generator.keras") == pytest.approx(lr_g)
+    assert saved_learning_rate(folder / "discriminator.keras") == pytest.approx(lr_d)
 
 
 def test_every_task_declares_settings_a_resume_applies():

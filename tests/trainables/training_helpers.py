@@ -19,6 +19,16 @@ def few_tf_threads() -> None:
     configure_runtime(cpus=1)
 
 
+def saved_learning_rate(path) -> float:
+    """The learning rate of the optimizer saved in a ``.keras`` file."""
+    import keras
+    import numpy as np
+
+    import mritune.trainables.layers  # noqa: F401
+
+    return float(np.asarray(keras.saving.load_model(path, safe_mode=True).optimizer.learning_rate))
+
+
 def assert_finite_metrics(metrics: dict, expected: list[str]) -> None:
     missing = [key for key in expected if key not in metrics]
     assert not missing, f"missing metrics: {missing}"
