@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mritune.trainables.checkpointing import stop_epoch
 from mritune.trainables.classifier.config import ClassifierConfig
 from mritune.trainables.reporting import EpochReport, TrainingResult
 from mritune.trainables.tasks import Task, register_task
@@ -57,9 +58,10 @@ def table():
 
 
 def train_replay(config: dict, data, report, *, resume_from: str | None = None, workdir: str | None = None,
-                 evaluate_test: bool = True) -> TrainingResult:
+                 evaluate_test: bool = True, until_epoch: int | None = None) -> TrainingResult:
     """Report the nearest recorded curve, epoch by epoch, each after its recorded seconds × the time scale."""
     settings = ReplayConfig.from_dict({k: v for k, v in config.items() if k != "seed"})
+    last = stop_epoch(settings.epochs, until_epoch)
     recorded = table()
     searched = {p.name: getattr(settings, p.name) for p in recorded.space.params}
     row = recorded.nearest(searched)
@@ -70,7 +72,7 @@ def train_replay(config: dict, data, report, *, resume_from: str | None = None, 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="replay-"))
     replayed = 0.0 if resume_from is None else json.loads((Path(resume_from) / "state.json").read_text())["replayed_s"]
     metrics: dict[str, float] = {}
-    for epoch in range(first, min(settings.epochs, curve.epochs) + 1):
+    for epoch in range(first, min(last, curve.epochs) + 1):
         pause = float(curve.seconds[epoch - 1]) * scale
         time.sleep(pause)  # the recorded training's time, scaled: this benchmark's stand-in for training
         replayed += pause
@@ -82,9 +84,9 @@ def train_replay(config: dict, data, report, *, resume_from: str | None = None, 
                                                        "replayed_s": replayed,
                                                        "test_macro_f1": float(curve.test[epoch - 1])}))
         report(EpochReport(epoch=epoch, metrics=metrics, checkpoint_dir=str(folder)))
-    if curve.epochs < settings.epochs:
+    if curve.epochs < last:
         raise RuntimeError(f"the recorded training of row {row} diverged after epoch {curve.epochs}")
-    return TrainingResult(metrics=metrics, model_path="", epochs_completed=settings.epochs)
+    return TrainingResult(metrics=metrics, model_path="", epochs_completed=last)
 
 
 def evaluate_replay_checkpoint(folder, state, data, out_dir):

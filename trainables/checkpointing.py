@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from mritune.trainables.config_validation import as_int
 from mritune.trainables.errors import MissingInputError, UserInputError
 from mritune.trainables.reporting import TrainingResult
 
@@ -63,6 +64,18 @@ def resume_point(resume_from: str | None, *, task: str, config: dict[str, Any], 
     state = read_state(resume_from, task=task)
     check_same_architecture(state, config, architecture_keys, saved_defaults)
     return int(state["epoch"]), state
+
+
+def stop_epoch(epochs: int, until_epoch: int | None) -> int:
+    """The last epoch a training call trains: ``until_epoch``, else the config's ``epochs``.
+
+    ``epochs`` stays the training's planned length, the horizon of any epoch-based schedule (the DCGAN's cosine
+    learning rates), so a re-run or a replayed stage that stops at an earlier epoch trains every epoch it trains as
+    the trial did. Past the horizon is refused: no trial trained there.
+    """
+    if until_epoch is None:
+        return epochs
+    return as_int("until_epoch", until_epoch, low=1, high=epochs)
 
 
 def set_learning_rate(optimizer: Any, learning_rate: float) -> None:

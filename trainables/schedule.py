@@ -5,7 +5,9 @@ hyperparameters, so the model in a checkpoint was trained by a sequence of confi
 (``tune_trainables``) writes ``schedule.json`` into every checkpoint it reports: the schedule of the checkpoint it
 resumed from (cut at that checkpoint's epoch), plus a segment for the epochs this trial process trains if its
 config or trial differs from the last one. The file travels with the weights when a trial copies another, so it
-always describes exactly the model beside it; re-runs replay it (``platform/registry/rerun.py``).
+always describes exactly the model beside it; re-runs replay it (``platform/registry/rerun.py``) in stages
+(:class:`Stage`): each config as it was, its ``epochs`` still the planned length (the horizon of an epoch-based
+learning rate schedule), trained up to its stretch's last epoch (the training function's ``until_epoch``).
 
 Example ``schedule.json``, a model whose epochs 1-2 trial ``a_00001`` trained and whose later epochs ``a_00000``
 trained after copying it with a lower learning rate::
@@ -39,6 +41,18 @@ class Segment:
         return {"from_epoch": self.from_epoch, "trial_id": self.trial_id, "config": self.config}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One training call of a re-run: ``config`` trained up to and including epoch ``until_epoch``, resuming the
+    previous stage's checkpoint (the first starts from scratch).
+
+    ``config["epochs"]`` stays the trial's, not ``until_epoch``: it is the horizon of the DCGAN's cosine learning
+    rates, so a stage that stops early trains each epoch at the rate the trial trained it at."""
+
+    config: dict[str, Any]
+    until_epoch: int
+
+
 def extended(previous: list[Segment], *, resumed_epoch: int, trial_id: str, config: Mapping[str, Any]
              ) -> list[Segment]:
     """The schedule of a training that resumes after ``resumed_epoch`` of a checkpoint whose schedule is
@@ -67,32 +81,33 @@ def parse_schedule(raw: bytes | str) -> list[Segment]:
             for item in data.get("segments", [])]
 
 
-def replay_stages(segments: list[Segment], *, until_epoch: int, overrides: Mapping[str, Any]) -> list[dict]:
-    """The configs that train a model through the schedule again: one per stretch of epochs with one config, each
-    with ``epochs`` set to the stretch's last epoch (each stage resumes from the previous stage's checkpoint), the
-    last ending at ``until_epoch``; ``overrides`` (a new seed) go into every stage.
+def replay_stages(segments: list[Segment], *, until_epoch: int, overrides: Mapping[str, Any]) -> list[Stage]:
+    """The stages that train a model through the schedule again: one per stretch of epochs with one config, each
+    stopping at the stretch's last epoch (each stage resumes from the previous stage's checkpoint), the last at
+    ``until_epoch``; ``overrides`` (a new seed) go into every stage's config, which is otherwise the segment's.
 
     Example:
-        >>> s = [Segment(1, "a", {"lr": 0.1}), Segment(3, "b", {"lr": 0.1}), Segment(4, "b", {"lr": 0.05})]
-        >>> replay_stages(s, until_epoch=5, overrides={"seed": 7})
-        [{'lr': 0.1, 'seed': 7, 'epochs': 3}, {'lr': 0.05, 'seed': 7, 'epochs': 5}]
+        >>> s = [Segment(1, "a", {"lr": 0.1, "epochs": 8}), Segment(3, "b", {"lr": 0.1, "epochs": 8}),
+        ...      Segment(4, "b", {"lr": 0.05, "epochs": 8})]
+        >>> [(stage.config, stage.until_epoch) for stage in replay_stages(s, until_epoch=5, overrides={"seed": 7})]
+        [({'lr': 0.1, 'epochs': 8, 'seed': 7}, 3), ({'lr': 0.05, 'epochs': 8, 'seed': 7}, 5)]
     """
-    stages: list[dict] = []
+    stages: list[Stage] = []
     kept = [segment for segment in segments if segment.from_epoch <= until_epoch]
     for index, segment in enumerate(kept):
         end = kept[index + 1].from_epoch - 1 if index + 1 < len(kept) else until_epoch
         config = {**segment.config, **overrides}
-        if stages and {**stages[-1], "epochs": None} == {**config, "epochs": None}:
-            stages[-1]["epochs"] = end  # the same config goes on (another trial, or a no-op perturbation)
+        if stages and stages[-1].config == config:
+            stages[-1] = Stage(config=config, until_epoch=end)  # the same config goes on (another trial, or a no-op)
         else:
-            stages.append({**config, "epochs": end})
+            stages.append(Stage(config=config, until_epoch=end))
     return stages
 
 
-def stages_schedule(stages: list[dict], *, trial_id: str) -> list[Segment]:
+def stages_schedule(stages: list[Stage], *, trial_id: str) -> list[Segment]:
     """The schedule of a model trained through ``stages`` (``replay_stages``' output) in ``trial_id``."""
-    starts = [1] + [int(stage["epochs"]) + 1 for stage in stages[:-1]]
-    return [Segment(from_epoch=start, trial_id=trial_id, config=plain(dict(stage)))
+    starts = [1] + [stage.until_epoch + 1 for stage in stages[:-1]]
+    return [Segment(from_epoch=start, trial_id=trial_id, config=plain(dict(stage.config)))
             for start, stage in zip(starts, stages)]
 
 

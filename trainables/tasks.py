@@ -37,7 +37,8 @@ class Task:
         name: The task's name in specs and on the command line (``task: classifier``).
         config_class: Its hyperparameter dataclass, with ``from_dict``/``to_dict`` (validates on construction).
         train: ``"module:function"`` of the training, ``train(config, data, report, *, resume_from, workdir,
-            evaluate_test)`` returning a ``TrainingResult``.
+            evaluate_test, until_epoch)`` returning a ``TrainingResult``; ``until_epoch`` (None: the config's
+            ``epochs``) stops it early without changing ``epochs``, its schedule's horizon (re-runs pass it).
         evaluate_checkpoint: ``"module:function"`` of the test-split evaluation of a checkpoint folder,
             ``evaluate(folder, state, data, out_dir) -> Evaluation``.
         epoch_metrics: The metrics a trial reports every epoch (what a searcher and ASHA may use), in the order

@@ -3,12 +3,14 @@
 A search picks the maximum of many noisy validation scores, so the winner's score is biased upward (the winner's
 curse). After the trials, the k best configurations by the search's one ranking (``platform/tracking/ranking.py``) are
 trained again from scratch on n new seeds each (spec ``promotion: {rerun_top_k, rerun_seeds}``), each to its
-trial's best epoch, as Ray tasks on the search's cluster with the trials' resources, at most
-``search.max_concurrent`` at a time. Each re-run is scored on the validation split (the search metric at its last
-epoch) and on the test split (the task's evaluator), and scores its gate metric on the search's shared resamples of
-the test images for the bootstrap interval (``platform/registry/intervals.py``). Its checkpoint folder is kept in the search
-folder (``<experiment>/reruns/<trial>-seed<seed>/``, local or a URI, reachable from every node like the trials'),
-so the driver can register whichever re-run is chosen (``platform/registry/rerun_summary.py``).
+trial's best epoch (the training stops there, ``until_epoch``; the config's ``epochs`` stays the trial's, so an
+epoch-based learning-rate schedule runs as it did in the trial), as Ray tasks on the search's cluster with the
+trials' resources, at most ``search.max_concurrent`` at a time. Each re-run is scored on the validation split (the
+search metric at its last epoch) and on the test split (the task's evaluator), and scores its gate metric on the
+search's shared resamples of the test images for the bootstrap interval (``platform/registry/intervals.py``). Its
+checkpoint folder is kept in the search folder (``<experiment>/reruns/<trial>-seed<seed>/``, local or a URI,
+reachable from every node like the trials'), so the driver can register whichever re-run is chosen
+(``platform/registry/rerun_summary.py``).
 
 Under a population-based scheduler (pbt, pb2) a trial's best checkpoint was trained by a schedule of configs, not
 one: its lineage copied other trials' weights and perturbed hyperparameters on the way. Its re-run replays that
@@ -39,6 +41,7 @@ from mritune.platform.infra.storage import StorageLocation
 if TYPE_CHECKING:
     from mritune.platform.spec.config import SearchSpec
     from mritune.platform.tracking.ranking import TrialScore
+    from mritune.trainables.schedule import Stage
 
 RERUNS_FOLDER = "reruns"  # inside the search folder
 EVALUATION_FOLDER = "test_evaluation"  # inside each re-run's checkpoint folder: the evaluator's plots and report
@@ -150,18 +153,18 @@ def train_on_seeds(*, spec: "SearchSpec", dataset, jobs: Sequence[tuple["TrialSc
 def _task_arguments(spec: "SearchSpec", score: "TrialScore", seed: int, destination: StorageLocation
                     ) -> dict[str, Any]:
     from mritune.platform.infra.trial_speed import TrialSpeed
+    from mritune.trainables.schedule import Stage
 
-    stages = [{**score.config, "seed": seed, "epochs": int(score.epoch)}]
+    stages = [Stage(config={**score.config, "seed": seed}, until_epoch=int(score.epoch))]
     if spec.scheduler.population_based:
         stages = schedule_stages(score, seed=seed) or stages
-    return {"task": spec.task, "trial_id": score.trial_id, "config": stages[-1], "earlier_stages": stages[:-1],
-            "metric": spec.metric, "cpus": spec.resources.cpu,
-            "destination": destination.child(f"{score.trial_id}-seed{seed}"),
+    return {"task": spec.task, "trial_id": score.trial_id, "stages": stages, "metric": spec.metric,
+            "cpus": spec.resources.cpu, "destination": destination.child(f"{score.trial_id}-seed{seed}"),
             "speedups": TrialSpeed.from_env().fast_inference}
 
 
-def schedule_stages(score: "TrialScore", *, seed: int) -> list[dict]:
-    """The configs that replay the hyperparameter schedule of ``score``'s checkpoint on ``seed``, to its epoch
+def schedule_stages(score: "TrialScore", *, seed: int) -> list["Stage"]:
+    """The stages that replay the hyperparameter schedule of ``score``'s checkpoint on ``seed``, to its epoch
     (``schedule.replay_stages``); empty when the checkpoint holds no schedule (then its config is re-run)."""
     from mritune.platform.tracking.lineage import checkpoint_schedule
     from mritune.trainables.schedule import replay_stages
@@ -212,11 +215,11 @@ def _typer_echo(line: str) -> None:
     typer.echo(line)
 
 
-def _train_and_score(*, task: str, trial_id: str, config: dict, data, metric: str, cpus: float, indices,
-                     destination: StorageLocation, speedups: bool, earlier_stages: Sequence[dict] = ()
-                     ) -> RerunResult:
-    """Inside a Ray worker: train (through ``earlier_stages`` first, each resumed from the one before: a replayed
-    schedule), evaluate on the test split, score the resamples, store the checkpoint."""
+def _train_and_score(*, task: str, trial_id: str, stages: Sequence["Stage"], data, metric: str, cpus: float,
+                     indices, destination: StorageLocation, speedups: bool) -> RerunResult:
+    """Inside a Ray worker: train through ``stages`` (one, or a replayed schedule's, each resumed from the one
+    before, each stopped at its ``until_epoch``), evaluate on the test split, score the resamples, store the
+    checkpoint."""
     from mritune.platform.infra import storage
     from mritune.trainables.errors import MrituneUserError
     from mritune.trainables.evaluation import evaluate_checkpoint
@@ -229,17 +232,18 @@ def _train_and_score(*, task: str, trial_id: str, config: dict, data, metric: st
     configure_runtime(cpus=cpus, speedups=speedups)
     workdir = Path(tempfile.mkdtemp(prefix="mritune-rerun-"))
     reports = []
-    seed, epoch = int(config["seed"]), int(config["epochs"])
+    config = stages[-1].config
+    seed, epoch = int(config["seed"]), stages[-1].until_epoch
     try:
         try:
             train, resume_from = get_task(task).training_function(), None
-            for stage in (*earlier_stages, config):
-                train(stage, data, reports.append, resume_from=resume_from, workdir=str(workdir / "run"),
-                      evaluate_test=False)
+            for stage in stages:
+                train(stage.config, data, reports.append, resume_from=resume_from, workdir=str(workdir / "run"),
+                      evaluate_test=False, until_epoch=stage.until_epoch)
                 resume_from = reports[-1].checkpoint_dir
             folder = Path(reports[-1].checkpoint_dir)
             # The re-run's checkpoint says which configs trained it, as a trial's does (kept, and registered).
-            write_schedule(folder, stages_schedule([*earlier_stages, config], trial_id=f"{trial_id}-seed{seed}"))
+            write_schedule(folder, stages_schedule(list(stages), trial_id=f"{trial_id}-seed{seed}"))
             evaluation = evaluate_checkpoint(folder, data, out_dir=folder / EVALUATION_FOLDER)
         except MrituneUserError as exc:  # e.g. diverged on this seed: a result, not a crash
             return RerunResult(trial_id=trial_id, seed=seed, epoch=epoch, val=None, test=None,

@@ -31,11 +31,11 @@ def test_a_rerun_replays_a_schedule_stage_by_stage(tiny_dataset, tmp_path):
     schedule = [Segment(1, "t_00001", {**TINY_CLASSIFIER, "learning_rate": 1e-3, "epochs": 3}),
                 Segment(2, "t_00000", {**TINY_CLASSIFIER, "learning_rate": 5e-3, "epochs": 3})]
     stages = replay_stages(schedule, until_epoch=2, overrides={"seed": 11})
-    assert [(s["learning_rate"], s["epochs"], s["seed"]) for s in stages] == [(1e-3, 1, 11), (5e-3, 2, 11)]
+    assert [(s.config["learning_rate"], s.config["epochs"], s.until_epoch, s.config["seed"]) for s in stages] == \
+        [(1e-3, 3, 1, 11), (5e-3, 3, 2, 11)], "each stage stops at its stretch's end; epochs stays the horizon"
     destination = parse_location(str(tmp_path / "kept"))
-    result = _train_and_score(task="classifier", trial_id="t_00000", config=stages[-1], data=tiny_dataset,
-                              metric="val_macro_f1", cpus=1, indices=None, destination=destination, speedups=True,
-                              earlier_stages=stages[:-1])
+    result = _train_and_score(task="classifier", trial_id="t_00000", stages=stages, data=tiny_dataset,
+                              metric="val_macro_f1", cpus=1, indices=None, destination=destination, speedups=True)
     assert result.ok and result.epoch == 2 and result.seed == 11
     kept = tmp_path / "kept"
     assert _saved_learning_rate(kept / "model.keras") == pytest.approx(5e-3)

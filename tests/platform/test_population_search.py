@@ -133,6 +133,7 @@ def _assert_a_rerun_replays(checkpoint: Path) -> None:
     score = TrialScore(trial_id=segments[-1].trial_id, status="OK", epochs=epoch, value=1.0, epoch=epoch,
                        checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
     stages = schedule_stages(score, seed=5)
-    assert stages[-1]["epochs"] == epoch and all(stage["seed"] == 5 for stage in stages)
-    assert stages[-1]["lr_g"] == pytest.approx(segments[-1].config["lr_g"])
-    assert [stage["epochs"] for stage in stages] == sorted({stage["epochs"] for stage in stages})
+    assert stages[-1].until_epoch == epoch and all(stage.config["seed"] == 5 for stage in stages)
+    assert stages[-1].config["lr_g"] == pytest.approx(segments[-1].config["lr_g"])
+    assert [stage.until_epoch for stage in stages] == sorted({stage.until_epoch for stage in stages})
+    assert {stage.config["epochs"] for stage in stages} == {3}, "every stage keeps the trials' horizon (max_t)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mritune.trainables.schedule import (Segment, extended, read_schedule, replay_stages, stages_schedule,
+from mritune.trainables.schedule import (Segment, Stage, extended, read_schedule, replay_stages, stages_schedule,
                                          write_schedule)
 
 
@@ -26,7 +26,8 @@ def test_replay_stages_merge_equal_configs_and_stop_at_the_epoch():
     segments = [Segment(1, "a", {"lr": 0.1, "epochs": 9}), Segment(3, "b", {"lr": 0.1, "epochs": 9}),
                 Segment(5, "b", {"lr": 0.05, "epochs": 9}), Segment(8, "c", {"lr": 0.01, "epochs": 9})]
     stages = replay_stages(segments, until_epoch=6, overrides={"seed": 3})
-    assert stages == [{"lr": 0.1, "epochs": 4, "seed": 3}, {"lr": 0.05, "epochs": 6, "seed": 3}]
+    assert stages == [Stage(config={"lr": 0.1, "epochs": 9, "seed": 3}, until_epoch=4),
+                      Stage(config={"lr": 0.05, "epochs": 9, "seed": 3}, until_epoch=6)]
     assert [(s.from_epoch, s.config["lr"]) for s in stages_schedule(stages, trial_id="r")] == [(1, 0.1), (5, 0.05)]
 
 

@@ -22,6 +22,7 @@ from mritune.trainables.checkpointing import (
     finished_result,
     resume_point,
     set_learning_rate,
+    stop_epoch,
     write_state,
 )
 from mritune.trainables.classifier import MODEL_FILE, TASK
@@ -73,6 +74,7 @@ def train_classifier(
     workdir: str | None = None,
     evaluate_test: bool = True,
     test_every_epoch: bool = False,
+    until_epoch: int | None = None,
 ) -> TrainingResult:
     """Train the classifier described by ``config`` on ``data``; resume after the epoch saved in ``resume_from``.
 
@@ -89,6 +91,9 @@ def train_classifier(
             A search passes False: it ranks trials on validation and evaluates only the checkpoint it registers.
         test_every_epoch: Also report the test split's metrics (``test_macro_f1``, ``test_loss``, ...) every epoch,
             for a recorded learning-curve table (``benchmarks/curves``); nothing that selects a model reads them.
+        until_epoch: Stop after this epoch (at most the config's ``epochs``, which stays the training's planned
+            length); None: after ``epochs``. A re-run to a trial's best epoch and a replayed schedule's stages
+            pass it (``checkpointing.stop_epoch``).
 
     Returns:
         The last epoch's metrics, model path and artifacts.
@@ -110,13 +115,14 @@ def train_classifier(
     from mritune.trainables.classifier.model import build_classifier
 
     cfg = ClassifierConfig.from_dict(config)
+    last_epoch = stop_epoch(cfg.epochs, until_epoch)
     arrays = ClassifierArrays.from_dataset(data, cfg.image_size)
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-classifier-"))
     start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS)
     if state is not None and tuple(state.get("class_names", arrays.class_names)) != arrays.class_names:
         raise UserInputError(f"cannot resume: checkpoint classes {state['class_names']} differ from the data's")
-    if state is not None and start_epoch >= cfg.epochs:
+    if state is not None and start_epoch >= last_epoch:
         return finished_result(resume_from, state, MODEL_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
     if state is None:
@@ -125,13 +131,13 @@ def train_classifier(
         model = keras.saving.load_model(Path(resume_from) / MODEL_FILE, safe_mode=True)
         set_learning_rate(model.optimizer, cfg.learning_rate)  # the loaded one keeps the rate it was saved with
     build_optimizer(model)  # one trace of the train step instead of two (see compiled_steps)
-    handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model,
+    handler = _EpochEnd(cfg=cfg, arrays=arrays, report=report, workdir=folder, model=model, last_epoch=last_epoch,
                         evaluate_test=evaluate_test, test_every_epoch=test_every_epoch)
     model.fit(
         arrays.x_train,
         keras.utils.to_categorical(arrays.y_train, len(arrays.class_names)),
         batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
+        epochs=last_epoch,
         initial_epoch=start_epoch,
         shuffle=True,
         class_weight=class_weights(cfg, arrays.y_train, len(arrays.class_names)),
@@ -157,8 +163,9 @@ class _EpochEnd:
     """End-of-epoch work, wired into ``model.fit`` through a LambdaCallback: metrics, checkpoint, report."""
 
     def __init__(self, *, cfg: ClassifierConfig, arrays: ClassifierArrays, report: Report, workdir: Path, model,
-                 evaluate_test: bool = True, test_every_epoch: bool = False):
+                 last_epoch: int, evaluate_test: bool = True, test_every_epoch: bool = False):
         self.cfg, self.arrays, self.report, self.workdir, self.model = cfg, arrays, report, workdir, model
+        self.last_epoch = last_epoch
         self.evaluate_test, self.test_every_epoch = evaluate_test, test_every_epoch
         self.result: TrainingResult | None = None
         self._started = 0.0
@@ -192,7 +199,7 @@ class _EpochEnd:
         folder = epoch_dir(self.workdir, epoch)
         self.model.save(folder / MODEL_FILE)
         artifacts: dict[str, str] = {}
-        if epoch == self.cfg.epochs and self.evaluate_test:
+        if epoch == self.last_epoch and self.evaluate_test:
             evaluation = classifier_test_evaluation(
                 self._predictor, self.arrays.x_test, self.arrays.y_test, self.arrays.class_names,
                 out_dir=folder / "artifacts",

@@ -10,8 +10,9 @@ on a CPU budget (issue 24, ``benchmarks/dcgan_search.py recipes``):
 - ``image_head: bilinear``: the last doubling is a bilinear upsampling and a 3×3 convolution, not a strided
   transposed convolution, whose uneven overlap drew the checkerboard the original's early samples show;
 - two time-scale learning rates (``lr_d`` twice ``lr_g``, Heusel et al. 2017) with ``lr_schedule: cosine`` (each
-  epoch's rate follows a half cosine from the config's rate down over ``epochs``), batch 8 (more updates per
-  epoch: what a few CPU epochs need most) and ``flip``: each real image mirrored left-right with probability 1/2.
+  epoch's rate follows a half cosine from the config's rate down over ``epochs``, the training's planned length
+  even where a re-run stops earlier: ``train_dcgan(until_epoch=...)``), batch 8 (more updates per epoch: what a
+  few CPU epochs need most) and ``flip``: each real image mirrored left-right with probability 1/2.
 
 ``LEGACY_RECIPE`` holds the settings that select the original's recipe (BCE, no spectral norm, a transposed
 image head, constant Adam 2e-4 for both, batch 32, label smoothing 0.1); checkpoints written before the recipe

@@ -32,6 +32,7 @@ from mritune.trainables.checkpointing import (
     rng_from_state,
     rng_to_state,
     set_learning_rate,
+    stop_epoch,
     write_state,
 )
 from mritune.trainables.data.arrays import check_dataset, resized
@@ -67,6 +68,7 @@ def train_dcgan(
     resume_from: str | None = None,
     workdir: str | None = None,
     evaluate_test: bool = True,
+    until_epoch: int | None = None,
 ) -> TrainingResult:
     """Train the DCGAN described by ``config`` on all training images; resume after the epoch in ``resume_from``.
 
@@ -83,6 +85,9 @@ def train_dcgan(
         evaluate_test: After the last epoch, also report ``test_fd`` and ``test_swd`` against the test split
             (``mritune train``; skipped with a log line when the split has fewer than 2 images). A search passes
             False: it ranks trials on the validation ``fd`` and evaluates only the checkpoint it registers.
+        until_epoch: Stop after this epoch (at most the config's ``epochs``, which stays the horizon of the
+            cosine learning rates); None: after ``epochs``. A re-run to a trial's best epoch and a replayed
+            schedule's stages pass it, so every epoch trains at the trial's rates (``checkpointing.stop_epoch``).
 
     Returns:
         The last epoch's metrics, generator path and artifacts.
@@ -101,6 +106,7 @@ def train_dcgan(
     import keras
 
     cfg = DCGANConfig.from_dict(config)
+    last_epoch = stop_epoch(cfg.epochs, until_epoch)
     check_dataset(data, need_test=False)
     if len(data.x_val) < 2:
         raise UserInputError("the DCGAN needs at least 2 validation images (held-out reals for SWD and MS-SSIM)")
@@ -109,7 +115,7 @@ def train_dcgan(
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="mritune-dcgan-"))
     start_epoch, state = resume_point(resume_from, task=TASK.name, config=cfg.to_dict(),
                                       architecture_keys=ARCHITECTURE_KEYS, saved_defaults=LEGACY_RECIPE)
-    if state is not None and start_epoch >= cfg.epochs:
+    if state is not None and start_epoch >= last_epoch:
         return finished_result(resume_from, state, GENERATOR_FILE)
     keras.utils.set_random_seed(epoch_seed(cfg.seed, start_epoch))
     gan = _load_gan(cfg, resume_from) if state else _new_gan(cfg)
@@ -118,7 +124,7 @@ def train_dcgan(
     # The generator's predict batch is the training steps' batch: evaluation reuses their compiled function.
     evaluator = _Evaluator(cfg, gan, held_out, batch_size=min(cfg.batch_size, len(real)), data=data)
     result = None
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         started = time.perf_counter()
         _set_learning_rates(cfg, gan, epoch)
         losses = _train_epoch(cfg, gan, real, rng, epoch)
@@ -126,9 +132,10 @@ def train_dcgan(
         grid_images = evaluator.fixed_samples()
         _check_collapse(grid_images, epoch)
         metrics.update(evaluator.metrics(epoch))
-        if epoch == cfg.epochs and evaluate_test:
+        if epoch == last_epoch and evaluate_test:
             metrics.update(_test_metrics(cfg, gan, data, folder))
-        result = _save_and_report(cfg, gan, folder, epoch, metrics, rng, grid_images, report)
+        result = _save_and_report(cfg, gan, folder, epoch, metrics, rng, grid_images, report,
+                                  last=epoch == last_epoch)
     return result
 
 
@@ -285,13 +292,14 @@ class _Evaluator:
         }
 
 
-def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, rng, grid_images, report: Report):
+def _save_and_report(cfg, gan: _GAN, workdir: Path, epoch: int, metrics: dict, rng, grid_images, report: Report, *,
+                     last: bool):
     folder = epoch_dir(workdir, epoch)
     gan.generator.save(folder / GENERATOR_FILE)
     gan.discriminator.save(folder / DISCRIMINATOR_FILE)
     grid = sample_grid(grid_images)
     artifacts: dict[str, str] = {}
-    if epoch == cfg.epochs:
+    if last:  # the training's last epoch (its stop, which a re-run may set before the config's epochs)
         artifacts["samples"] = str(write_png(grid, folder / "artifacts" / "samples.png"))
     state = {
         "task": TASK.name,
