@@ -46,7 +46,8 @@ def test_a_search_survives_the_tracking_server_down_for_a_minute(local_ray, tmp_
     url = f"http://127.0.0.1:{port}"
     try:
         spec = tiny_spec(tmp_path, overrides=(
-            "search.num_samples=2", "search.algorithm=random", "scheduler.name=fifo", f"scheduler.max_t={EPOCHS}",
+            "search.num_samples=2", "search.max_concurrent=2", "search.algorithm=random", "scheduler.name=fifo",
+            f"scheduler.max_t={EPOCHS}",
             "data.synthetic.n=600", f"tracking.uri={url}"))
         experiment_id = ensure_experiment(spec.experiment, url)
         window: dict = {}

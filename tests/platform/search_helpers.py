@@ -10,7 +10,13 @@ from mritune.platform.tracking.trial_runs import child_runs  # noqa: F401  (the 
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:
     """A search small enough for 2 CPUs: 32 px synthetic images, 2 epochs, 4 trials; no re-runs before registering
-    (``promotion.rerun_top_k=0``; the re-run tests turn them on with overrides)."""
+    (``promotion.rerun_top_k=0``; the re-run tests turn them on with overrides).
+
+    One trial at a time (``search.max_concurrent=1``): every trial slot is a Ray worker process that imports
+    TensorFlow (about 6 s of CPU) before its first trial, while the suite already keeps both cores busy; the tests
+    about concurrent trials (two in flight when a driver dies, trials on two nodes, the report's slots, the main
+    end-to-end search) ask for ``search.max_concurrent=2``.
+    """
     if task == "classifier":
         space = {"learning_rate": {"loguniform": [1e-3, 1e-2]}, "dense_units": {"choice": [8, 16]}}
         trainable = {"backbone": "small_cnn", "image_size": 32, "batch_size": 32}
@@ -22,7 +28,7 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
         "task": task,
         "data": {"synthetic": {"n": 200, "size": 32, "seed": 0}},
         "search": {"algorithm": "gpyopt", "options": {"n_initial_points": 2}, "num_samples": 4,
-                   "max_concurrent": 2, "seed": 0, "space": space},
+                   "max_concurrent": 1, "seed": 0, "space": space},
         "scheduler": {"name": "asha", "max_t": 2, "grace_period": 1, "reduction_factor": 2},
         "resources": {"cpu": 1, "gpu": 0},
         "tracking": {"uri": f"sqlite:///{tmp_path}/mlruns.db", "experiment": f"test-{task}"},
@@ -35,8 +41,8 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
 
 # The finished search test_search_report and test_rerun_search read: random draws, so ASHA's rungs stop some of
 # six trials, and the two best re-run on two new seeds before registering.
-REPORTED_RERUN_SEARCH = ("search.num_samples=6", "scheduler.max_t=4", "search.algorithm=random",
-                         "promotion.rerun_top_k=2", "promotion.rerun_seeds=2")
+REPORTED_RERUN_SEARCH = ("search.num_samples=6", "search.max_concurrent=2", "scheduler.max_t=4",
+                         "search.algorithm=random", "promotion.rerun_top_k=2", "promotion.rerun_seeds=2")
 _FINISHED: dict[tuple[str, tuple[str, ...]], tuple] = {}
 
 

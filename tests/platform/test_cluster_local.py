@@ -44,7 +44,8 @@ def cluster(tmp_path_factory):
 
 
 def spec_file(tmp_path: Path, storage_path: str, *overrides: str) -> Path:
-    spec = tiny_spec(tmp_path, overrides=("search.num_samples=2", "scheduler.name=fifo", "scheduler.max_t=1",
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=2", "search.max_concurrent=2",  # one trial per node
+                                          "scheduler.name=fifo", "scheduler.max_t=1",
                                           "search.algorithm=random", "tracking.uri=null",
                                           "tracking.experiment=cluster-local", f"storage_path={storage_path}",
                                           *overrides))

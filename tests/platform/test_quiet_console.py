@@ -118,8 +118,8 @@ def test_a_real_search_prints_no_chatter_but_a_real_warning_and_error_show(tmp_p
 
 def test_verbose_shows_everything(tmp_path):
     """`--verbose` changes nothing: TensorFlow's start-up lines from the trial workers and Tune's box print."""
-    result = _search(tmp_path, "--verbose", overrides=("registry.enabled=false", "scheduler.max_t=1",
-                                                      "scheduler.grace_period=1"))
+    result = _search(tmp_path, "--verbose", overrides=("search.num_samples=1", "registry.enabled=false",
+                                                      "scheduler.max_t=1", "scheduler.grace_period=1"))
     printed = result.stdout + result.stderr
     assert "oneDNN custom operations" in printed and "Configuration for experiment" in printed, printed[-4000:]
     assert INJECTED_WARNING in printed and INJECTED_ERROR in printed

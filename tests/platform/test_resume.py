@@ -27,7 +27,8 @@ DEADLINE_S = 300
 def test_resume_after_killing_the_driver(tmp_path, scheduler):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path, overrides=("search.num_samples=4", f"scheduler.name={scheduler}"))
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=4", "search.max_concurrent=2",
+                                                f"scheduler.name={scheduler}"))
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     env = {**os.environ, "MRITUNE_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -16,7 +16,8 @@ MRITUNE = str(Path(sys.executable).with_name("mritune"))
 
 
 def write_spec(tmp_path: Path, tracking_uri: str, *overrides: str) -> Path:
-    spec = tiny_spec(tmp_path, overrides=("search.num_samples=2", "scheduler.name=fifo", "scheduler.max_t=1",
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=2", "search.max_concurrent=2",  # one trial per node
+                                          "scheduler.name=fifo", "scheduler.max_t=1",
                                           f"tracking.uri={tracking_uri}", "tracking.experiment=cluster", *overrides))
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))

@@ -19,7 +19,7 @@ def cache_dir(tmp_path_factory, monkeypatch):
 def test_classifier_search_records_every_trial_and_registers_the_best(local_ray, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path)
+    spec = tiny_spec(tmp_path, overrides=("search.max_concurrent=2",))  # two trials write to SQLite at once
     outcome = run_search(spec)
     client = MlflowClient(outcome.tracking_uri)
 
