@@ -103,11 +103,22 @@ def stop_sessions(leaders: list[int], *, grace_s: float = STOP_GRACE_S) -> None:
 
 
 def stop_session(*processes: subprocess.Popen) -> None:
-    """`stop_sessions` for processes this process started, then reap them."""
-    stop_sessions([process.pid for process in processes])
+    """`stop_sessions` for processes this process started, then reap them.
+
+    A leader that already exited and was reaped no longer holds its pid: the kernel may have given the number to
+    another process or thread since (pid_max is 32768 on these machines, and every thread takes a number). Its
+    session is left alone when something else holds the number now; otherwise what is left of it is ours.
+    """
+    stop_sessions([process.pid for process in processes if _session_still_ours(process)])
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=STOP_GRACE_S)
+
+
+def _session_still_ours(process: subprocess.Popen) -> bool:
+    # An unreaped child (running, or a zombie) keeps its pid; a reaped one's number is ours only while no process
+    # holds it (its session's members, if any are left, keep the number from being reused as another session's).
+    return process.poll() is None or _stat_fields(process.pid) is None
 
 
 def live_session_pids(session: int) -> list[int]:
