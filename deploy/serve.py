@@ -264,10 +264,11 @@ def run_server(
     if not 0 < port < 65536:
         raise UserInputError(f"--port {port} is not a TCP port (1..65535)")
     with open_model(model, tracking_uri=tracking_uri) as (folder, description):
+        # Refused from the folder's description, before TensorFlow and the model load (seconds).
+        if refuse_ood and folder.kind == "classifier" and folder.guard_path is None:
+            raise UserInputError(f"--refuse-ood needs a model with an OOD guard, and {model} has none; register "
+                                 "it again or serve it without --refuse-ood")
         predictor = ClassifierPredictor.from_folder(folder)
-    if predictor.guard is None and refuse_ood:
-        raise UserInputError(f"--refuse-ood needs a model with an OOD guard, and {model} has none; register it "
-                             "again or serve it without --refuse-ood")
     if predictor.guard is None:
         print(f"note: {NO_GUARD_MESSAGE}", flush=True)
     # Trace the inference graph now, so the first client does not wait for it.
