@@ -28,7 +28,8 @@ def test_replay_stages_merge_equal_configs_and_stop_at_the_epoch():
     stages = replay_stages(segments, until_epoch=6, overrides={"seed": 3})
     assert stages == [Stage(config={"lr": 0.1, "epochs": 9, "seed": 3}, until_epoch=4),
                       Stage(config={"lr": 0.05, "epochs": 9, "seed": 3}, until_epoch=6)]
-    assert [(s.from_epoch, s.config["lr"]) for s in stages_schedule(stages, trial_id="r")] == [(1, 0.1), (5, 0.05)]
+    assert [(s.from_epoch, s.config) for s in stages_schedule(stages, trial_id="r")] == [
+        (1, {"lr": 0.1, "epochs": 9, "seed": 3}), (5, {"lr": 0.05, "epochs": 9, "seed": 3})]
 
 
 def test_a_checkpoint_without_a_schedule_reads_as_empty(tmp_path):

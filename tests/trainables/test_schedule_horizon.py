@@ -11,7 +11,7 @@ import pytest
 
 from mritune.trainables.checkpointing import stop_epoch
 from mritune.trainables.errors import UserInputError
-from mritune.trainables.schedule import Segment, Stage, replay_stages, stages_schedule
+from mritune.trainables.schedule import Segment, Stage, replay_stages
 from tests.trainables.training_helpers import TINY_CLASSIFIER, TINY_DCGAN, few_tf_threads, saved_learning_rate
 
 # Four epochs of cosine rates: epoch 2 trains at x0.85 of lr_g/lr_d; a training of two epochs would be at x0.5.
@@ -33,16 +33,6 @@ def dcgan_trial(tiny_dataset, tmp_path_factory) -> list:
     train_dcgan(TRIAL, tiny_dataset, reports.append, workdir=str(tmp_path_factory.mktemp("trial")),
                 evaluate_test=False)
     return reports
-
-
-def test_replay_stages_stop_at_each_stretch_and_keep_the_segments_epochs():
-    segments = [Segment(1, "a", {"lr": 0.1, "epochs": 8}), Segment(3, "b", {"lr": 0.05, "epochs": 8}),
-                Segment(7, "b", {"lr": 0.01, "epochs": 8})]
-    stages = replay_stages(segments, until_epoch=5, overrides={"seed": 3})
-    assert [(stage.config["epochs"], stage.until_epoch) for stage in stages] == [(8, 2), (8, 5)]
-    replayed = stages_schedule(stages, trial_id="a-seed3")
-    assert [(segment.from_epoch, segment.config) for segment in replayed] == [
-        (1, {"lr": 0.1, "epochs": 8, "seed": 3}), (3, {"lr": 0.05, "epochs": 8, "seed": 3})]
 
 
 def test_a_schedule_a_rerun_wrote_before_stop_epochs_replays_to_the_same_epochs():
