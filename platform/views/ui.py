@@ -94,7 +94,9 @@ def _start(uri: str, host: str, port: int):
     from mritune.trainables.errors import ServiceFailed
 
     log = Path(tempfile.mkdtemp(prefix="mritune-ui-")) / "mlflow-ui.log"
-    command = [console_script("mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # One server process: it serves one person's browser, and MLflow's default four each import MLflow (~3 s of CPU).
+    command = [console_script("mlflow"), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
+               "--workers", "1"]
     server = start_in_new_session(command, env={**os.environ, **MLFLOW_SERVER_ENV}, log=log)
     try:
         wait_until(lambda: _answers(f"http://{host}:{port}/"), timeout_s=START_TIMEOUT_S,

@@ -39,7 +39,10 @@ def test_eight_concurrent_writers_on_sqlite_lose_nothing(tmp_path):
                                          parent_run_id=parent.info.run_id, search_name="fault-sqlite-writers",
                                          system_metrics=False)
     trial_ids = {f"trial_{index:05d}" for index in range(WRITERS)}
-    context = multiprocessing.get_context("spawn")  # fresh interpreters, like Ray's worker processes
+    # Fresh interpreters, like Ray's worker processes: forked from a clean server process (not from this one, with
+    # TensorFlow's threads) that imported MLflow once, instead of eight spawned interpreters importing it each.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlflow", "mritune.platform.tracking.trial_runs"])
     processes = [context.Process(target=_write_trial, args=(factory, trial_id)) for trial_id in sorted(trial_ids)]
     for process in processes:
         process.start()

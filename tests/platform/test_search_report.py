@@ -56,7 +56,7 @@ def mlflow_ui(workdir, search_root):
     (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}"
     command = [_console_script("mlflow"), "ui", "--backend-store-uri", store,
-               "--host", "127.0.0.1", "--port", str(port)]
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # as `mritune ui` starts it
     log = workdir / "mlflow-ui.log"
     process = start_in_new_session(command, env={**__import__("os").environ, **MLFLOW_SERVER_ENV}, log=log)
     try:
