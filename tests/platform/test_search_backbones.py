@@ -29,14 +29,18 @@ def backbone_choice_spec(tmp_path: Path, data: Path):
         "name": "backbone-choice",
         "task": "classifier",
         "data": {"path": str(data), "classes": CLASSES, "image_size": 32},
-        # One trial per backbone, whatever the searcher draws: both options run in every test run.
-        "search": {"algorithm": "random", "num_samples": 2, "max_concurrent": 2, "seed": 0,
+        # One trial per backbone, whatever the searcher draws: both options run in every test run, one after the
+        # other in one reused trial process (a second process would import TensorFlow again).
+        "search": {"algorithm": "random", "num_samples": 2, "max_concurrent": 1, "seed": 0,
                    "space": {"backbone": {"choice": BACKBONES}, "learning_rate": {"loguniform": [1e-3, 3e-3]}},
                    "points_to_evaluate": [{"backbone": name, "learning_rate": 2e-3} for name in BACKBONES]},
         "scheduler": {"name": "fifo", "max_t": 1},
         "resources": {"cpu": 1, "gpu": 0},
         "tracking": {"uri": f"sqlite:///{tmp_path}/mlruns.db", "experiment": "backbone-choice"},
         "storage_path": str(tmp_path / "ray_results"),
+        # No re-runs on new seeds before registering (the default re-trains each of the two trials three times):
+        # this test is about the backbone choice and the classes; tests/platform/test_rerun_search.py is about re-runs.
+        "promotion": {"rerun_top_k": 0},
         # A frozen MobileNetV2 (fine_tune_fraction 0; small_cnn ignores it): tracing its training graph takes a
         # quarter of the time of a trainable one, and the test is about the platform, not the scores.
         "trainable": {"batch_size": 16, "dense_units": 8, "fine_tune_fraction": 0.0},
