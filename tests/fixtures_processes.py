@@ -137,8 +137,10 @@ def _start_nodes(cluster: RayCluster, cpus_per_node: tuple[int, ...], processes:
     gcs_port = int(cluster.gcs_address.rsplit(":", 1)[1])
     dashboard_port = int(cluster.dashboard_url.rsplit(":", 1)[1])
     for index, num_cpus in enumerate(cpus_per_node):
+        # A temp dir per node, as on separate machines (and in `mritune cluster local`): nodes sharing one also share
+        # the unpacked runtime_env packages, and one node's cleanup deletes a job's working_dir under the other.
         command = ray_node_command(head=index == 0, gcs_port=gcs_port, num_cpus=num_cpus,
-                                   temp_dir=cluster.temp_dir, dashboard_port=dashboard_port)
+                                   temp_dir=cluster.temp_dir / f"n{index}", dashboard_port=dashboard_port)
         log = cluster.temp_dir / f"node{index}.log"
         processes.append(start_in_new_session(command, env=env, log=log))
         wait_until(lambda: alive_ray_nodes(cluster.dashboard_url, cluster.token) >= index + 1,

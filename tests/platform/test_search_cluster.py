@@ -1,5 +1,5 @@
-"""Searches on real `ray start` clusters: trials on both nodes of a two-node cluster, a real Ray Job with token
-auth, the SQLite refusal on several nodes, and a GPU request failing fast on a CPU-only cluster."""
+"""Searches on real `ray start` clusters: a real Ray Job with token auth whose trials run on both nodes of a two-node
+cluster, the SQLite refusal on several nodes, and a GPU request failing fast on a CPU-only cluster."""
 
 from __future__ import annotations
 
@@ -29,25 +29,6 @@ def run_mritune(args: list[str], *, env: dict, cwd: Path, timeout: float = 600) 
                           text=True, timeout=timeout)
 
 
-def test_two_node_search_places_trials_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    # Both nodes run on this machine, so its folder is storage they share (test_cluster_local.py uses S3).
-    spec_file = write_spec(tmp_path, mlflow_server, "search.algorithm=random", "storage_shared=true")
-    env = two_node_cluster.subprocess_env()
-    done = run_mritune(["search", str(spec_file), "--address", two_node_cluster.gcs_address], env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    # MLflow prints a link for every run ended on an http server; the quiet console prints the search's one link.
-    assert "View run" not in done.stdout + done.stderr, done.stdout[-3000:]
-
-    client = MlflowClient(mlflow_server)
-    experiment = client.get_experiment_by_name("cluster")
-    trials = client.search_runs([experiment.experiment_id], "tags.`mritune.role` = 'trial'")
-    nodes = {run.data.tags["mritune.node_id"] for run in trials}
-    assert len(trials) == 2 and len(nodes) == 2, f"trials ran on {nodes}"
-    assert all(run.info.status == "FINISHED" for run in trials)
-
-
 def test_several_nodes_refuse_a_local_tracking_store(two_node_cluster, tmp_path):
     spec_file = write_spec(tmp_path, f"sqlite:///{tmp_path}/mlruns.db")
     refused = run_mritune(["search", str(spec_file), "--address", two_node_cluster.gcs_address],
@@ -65,26 +46,37 @@ def test_gpu_request_on_cpu_only_cluster_fails_before_any_trial(ray_head, tmp_pa
     assert not (tmp_path / "ray_results").exists() or not any((tmp_path / "ray_results").rglob("result.json"))
 
 
-def test_submitted_search_job_runs_with_token_auth(ray_head, mlflow_server, tmp_path):
+def test_submitted_search_job_runs_with_token_auth_and_places_trials_on_both_nodes(two_node_cluster, mlflow_server,
+                                                                                   tmp_path):
+    """`mritune submit` to a two-node cluster with token auth: the job's search runs a trial on each node (both
+    nodes run on this machine, so its folder is storage they share; test_cluster_local.py uses S3) and registers."""
     from mlflow.tracking import MlflowClient
 
-    spec_file = write_spec(tmp_path, mlflow_server, "tracking.experiment=job", "search.algorithm=random")
-    env = ray_head.subprocess_env()
-    submitted = run_mritune(["submit", str(spec_file), "--address", ray_head.dashboard_url,
-                             "--tracking-uri", mlflow_server], env=env, cwd=tmp_path, timeout=120)
+    spec_file = write_spec(tmp_path, mlflow_server, "tracking.experiment=job", "search.algorithm=random",
+                           "storage_shared=true")
+    env = two_node_cluster.subprocess_env()
+    address = two_node_cluster.dashboard_url
+    submitted = run_mritune(["submit", str(spec_file), "--address", address, "--tracking-uri", mlflow_server],
+                            env=env, cwd=tmp_path, timeout=120)
     assert submitted.returncode == 0, submitted.stderr[-2000:]
     job_id = submitted.stdout.strip().splitlines()[-1]
 
     def final_status():
-        status = run_mritune(["jobs", "status", job_id, "--address", ray_head.dashboard_url], env=env,
-                             cwd=tmp_path, timeout=60).stdout.strip()
+        status = run_mritune(["jobs", "status", job_id, "--address", address], env=env, cwd=tmp_path,
+                             timeout=60).stdout.strip()
         return status if status in {"SUCCEEDED", "FAILED", "STOPPED"} else None
 
     status = wait_until(final_status, timeout_s=600, what=f"job {job_id} ending")
-    logs = run_mritune(["jobs", "logs", job_id, "--address", ray_head.dashboard_url], env=env, cwd=tmp_path).stdout
+    logs = run_mritune(["jobs", "logs", job_id, "--address", address], env=env, cwd=tmp_path).stdout
     assert status == "SUCCEEDED", logs[-3000:]
     assert "Registered:" in logs
+    # MLflow prints a link for every run ended on an http server; the quiet console prints the search's one link.
+    assert "View run" not in logs, logs[-3000:]
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("job")
     parents = client.search_runs([experiment.experiment_id], "tags.`mritune.role` = 'search'")
     assert [run.info.status for run in parents] == ["FINISHED"]
+    trials = client.search_runs([experiment.experiment_id], "tags.`mritune.role` = 'trial'")
+    nodes = {run.data.tags["mritune.node_id"] for run in trials}
+    assert len(trials) == 2 and len(nodes) == 2, f"trials ran on {nodes}"
+    assert all(run.info.status == "FINISHED" for run in trials)
