@@ -14,8 +14,8 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
 
     One trial at a time (``search.max_concurrent=1``): every trial slot is a Ray worker process that imports
     TensorFlow (about 6 s of CPU) before its first trial, while the suite already keeps both cores busy; the tests
-    about concurrent trials (two in flight when a driver dies, trials on two nodes, the report's slots, the main
-    end-to-end search) ask for ``search.max_concurrent=2``.
+    about concurrent trials (two in flight when a driver dies, trials on two nodes, the report's slots) ask for
+    ``search.max_concurrent=2``.
     """
     if task == "classifier":
         space = {"learning_rate": {"loguniform": [1e-3, 1e-2]}, "dense_units": {"choice": [8, 16]}}

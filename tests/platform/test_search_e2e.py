@@ -7,6 +7,7 @@ import math
 import pytest
 
 from mritune.platform.run.runner import run_search
+from mritune.platform.tracking.tags import WORKER_PID_TAG
 from tests.platform.search_helpers import child_runs, tiny_spec
 
 
@@ -19,7 +20,10 @@ def cache_dir(tmp_path_factory, monkeypatch):
 def test_classifier_search_records_every_trial_and_registers_the_best(local_ray, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    spec = tiny_spec(tmp_path, overrides=("search.max_concurrent=2",))  # two trials write to SQLite at once
+    # Six trials, one at a time in one reused actor, so trials run after ASHA stopped the one before them in the same
+    # worker process (their runs are checked below). Trials writing to one SQLite store at once:
+    # tests/faults/test_tracking_faults.py (eight processes) and tests/platform/test_resume.py (two trials).
+    spec = tiny_spec(tmp_path, overrides=("search.num_samples=6",))
     outcome = run_search(spec)
     client = MlflowClient(outcome.tracking_uri)
 
@@ -46,6 +50,7 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
         if run.info.status == "KILLED":
             assert run.data.tags.get("stopped_by") == "asha"
         assert run.data.tags["mritune.trial_id"]
+    _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, spec, client)
 
     registration = outcome.registration
     assert registration is not None and registration.alias == "champion"
@@ -100,6 +105,25 @@ def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(loc
     _assert_gate_used_test_images(outcome, spec, registration, tmp_path)
     guard = _assert_registered_with_a_guard(outcome, registration, "test_samples_ood_flagged_fraction", tmp_path)
     assert not guard.needs_penultimate, "the DCGAN's guard is fitted on the real images alone"
+
+
+def _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, spec, client) -> None:
+    """Every trial has exactly one child run holding its epochs and its true final status, also a trial that ran in
+    the reused actor (worker process) of an ASHA-stopped trial."""
+    runs = {run.data.tags["mritune.trial_id"]: run for run in children}
+    assert len(runs) == len(children) == len(outcome.table), "every trial has exactly one child run"
+    epochs_by_trial = {row["trial_id"]: row["epochs"] for row in outcome.table}
+    by_actor: dict[str, list[tuple[int, str]]] = {}
+    for trial_id, run in runs.items():
+        epochs = epochs_by_trial[trial_id]
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_macro_f1"))
+        assert steps == list(range(1, epochs + 1)), trial_id
+        assert run.info.status == ("FINISHED" if epochs == spec.epochs else "KILLED"), (trial_id, epochs)
+        by_actor.setdefault(run.data.tags[WORKER_PID_TAG], []).append((run.info.start_time, run.info.status))
+    assert any(run.info.status == "KILLED" for run in runs.values()), "ASHA stopped no trial: nothing was tested"
+    reused_after_kill = any(earlier[1] == "KILLED" for trials in by_actor.values()
+                            for earlier, _ in zip(sorted(trials), sorted(trials)[1:]))
+    assert reused_after_kill, f"no trial ran in the actor of an ASHA-stopped trial: {by_actor}"
 
 
 def _assert_floors_shown(outcome, registration, client, console: str, report: Path) -> None:
