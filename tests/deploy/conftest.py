@@ -57,6 +57,19 @@ def subprocess_env() -> dict:
     return env
 
 
+def invoke_mritune(*args: str):
+    """A `mritune` command run in this test process (typer's CliRunner: the command's function, its options and its
+    echoed stdout/stderr, without a new interpreter importing TensorFlow again); its exceptions propagate.
+
+    For tests about what a command does; the tests about the process itself (a server, an exit code from
+    ``main()``'s error handling, what its logging prints) run the console script."""
+    from typer.testing import CliRunner
+
+    from mritune.platform.cli.app import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
 def build_tiny_classifier(path: Path) -> Path:
     import keras
 

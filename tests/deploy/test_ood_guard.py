@@ -19,7 +19,7 @@ from mritune.deploy.model_files import read_model_folder
 from mritune.deploy.ood_guard import GUARD_FILE, NO_GUARD_MESSAGE, OOD_COLUMNS, GuardFileError, load_guard
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
 from mritune.platform.infra.processes import free_ports, start_in_new_session, stop_session, wait_until
-from tests.deploy.conftest import sqlite_store, subprocess_env
+from tests.deploy.conftest import invoke_mritune, sqlite_store, subprocess_env
 
 TRAINED = "mritune-classifier"
 SIZE = 32
@@ -119,10 +119,9 @@ def test_held_out_mri_images_pass(trained):
 def test_predict_flags_the_photos_and_says_how_many(trained, files, tmp_path):
     out = tmp_path / "preds.csv"
     inputs = [str(p) for p in files["photos"]] + [str(p) for p in files["mri"][:20]]
-    result = subprocess.run(["mritune", "predict", *inputs, "--model", f"{TRAINED}@champion", "--tracking-uri",
-                             trained.tracking_uri, "--out", str(out)], capture_output=True, text=True, timeout=600,
-                            env=subprocess_env())
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = invoke_mritune("predict", *inputs, "--model", f"{TRAINED}@champion", "--tracking-uri",
+                            trained.tracking_uri, "--out", str(out))
+    assert result.exit_code == 0, result.stderr[-2000:]
     rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
     assert set(OOD_COLUMNS) <= set(next(iter(rows.values())))
     astronaut = rows["astronaut.png"]
@@ -135,9 +134,8 @@ def test_predict_flags_the_photos_and_says_how_many(trained, files, tmp_path):
 
 def test_pull_keeps_the_guard_and_predict_uses_it_from_the_folder(trained, files, tmp_path):
     out = tmp_path / "pulled"
-    result = subprocess.run(["mritune", "pull", f"{TRAINED}@champion", "--out", str(out), "--tracking-uri",
-                             trained.tracking_uri], capture_output=True, text=True, timeout=600, env=subprocess_env())
-    assert result.returncode == 0 and "with its OOD guard" in result.stdout, result.stderr[-2000:]
+    result = invoke_mritune("pull", f"{TRAINED}@champion", "--out", str(out), "--tracking-uri", trained.tracking_uri)
+    assert result.exit_code == 0 and "with its OOD guard" in result.stdout, result.stderr[-2000:]
     metadata = json.loads((out / "metadata.json").read_text())
     assert (out / metadata["ood_guard"]).read_bytes() == trained.guard_path.read_bytes()
     folder = read_model_folder(out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ from mritune.deploy.predict import collect_image_paths, predict_paths, run_predi
 from mritune.deploy.pyfunc_classifier import ClassifierPredictor
 from mritune.trainables.data.classes import CLASS_NAMES
 from mritune.trainables.data.preprocess import decode_image
-from tests.deploy.conftest import IMAGE_SIZE, subprocess_env
+from tests.deploy.conftest import IMAGE_SIZE, invoke_mritune
 
 PROB_COLUMNS = [f"prob_{c}" for c in CLASS_NAMES]
 
@@ -93,12 +92,9 @@ def test_bad_output_suffix_is_refused_before_loading(image_tree):
 
 def test_cli_predict_from_a_pulled_folder_writes_json(pulled_classifier, image_tree):
     out = image_tree / "preds.json"
-    result = subprocess.run(
-        ["mritune", "predict", str(image_tree / "scans"), "--model", str(pulled_classifier), "--out", str(out),
-         "--batch-size", "2"],
-        capture_output=True, text=True, env=subprocess_env(), timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = invoke_mritune("predict", str(image_tree / "scans"), "--model", str(pulled_classifier), "--out", str(out),
+                            "--batch-size", "2")
+    assert result.exit_code == 0, result.stderr[-2000:]
     records = json.loads(out.read_text())
     assert sorted(Path(r["path"]).name for r in records if r["class"]) == ["a.png", "b.jpg", "c.bmp"]
     assert "skipped" in result.stderr and "broken.jpg" in result.stderr
