@@ -27,15 +27,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest  # the dev extra installs it; the plugin below needs it, the script side only imports it
+
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_ENV = "MRITUNE_SUITE_CLOCK"
 PYTEST = [sys.executable, "-m", "pytest", "-m", "not slow", "-n", "2", "--dist", "loadscope", "-q"]
 
 
 # --- the pytest plugin (runs inside each xdist worker) ---------------------------------------------------------
-import pytest  # noqa: E402  (the dev extra installs it; the script side only imports it)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001  (pytest's hook signature)
     """Append 'pid start end nodeid' for each test, setup to teardown (module fixtures included)."""

@@ -43,14 +43,15 @@ def test_classifier_search_records_every_trial_and_registers_the_best(local_ray,
     children = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
     assert len(children) == spec.search.num_samples
     assert {run.info.status for run in children} <= {"FINISHED", "KILLED"}
+    steps_by_run = {}
     for run in children:
         history = client.get_metric_history(run.info.run_id, "val_macro_f1")
-        steps = [m.step for m in history]
+        steps = steps_by_run[run.info.run_id] = [m.step for m in history]
         assert steps == sorted(set(steps)) and steps[0] == 1, "one value per epoch, step = epoch"
         if run.info.status == "KILLED":
             assert run.data.tags.get("stopped_by") == "asha"
         assert run.data.tags["mritune.trial_id"]
-    _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, spec, client)
+    _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, steps_by_run, spec)
 
     registration = outcome.registration
     assert registration is not None and registration.alias == "champion"
@@ -107,22 +108,22 @@ def test_dcgan_search_logs_sample_grids_by_epoch_and_registers_the_generator(loc
     assert not guard.needs_penultimate, "the DCGAN's guard is fitted on the real images alone"
 
 
-def _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, spec, client) -> None:
-    """Every trial has exactly one child run holding its epochs and its true final status, also a trial that ran in
-    the reused actor (worker process) of an ASHA-stopped trial."""
+def _assert_asha_stops_in_reused_actors_keep_one_complete_run_per_trial(outcome, children, steps_by_run: dict,
+                                                                        spec) -> None:
+    """Every trial has exactly one child run holding its epochs (``steps_by_run``: its val_macro_f1 steps) and its
+    true final status, also a trial that ran in the reused actor (worker process) of an ASHA-stopped trial."""
     runs = {run.data.tags["mritune.trial_id"]: run for run in children}
     assert len(runs) == len(children) == len(outcome.table), "every trial has exactly one child run"
     epochs_by_trial = {row["trial_id"]: row["epochs"] for row in outcome.table}
     by_actor: dict[str, list[tuple[int, str]]] = {}
     for trial_id, run in runs.items():
         epochs = epochs_by_trial[trial_id]
-        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_macro_f1"))
-        assert steps == list(range(1, epochs + 1)), trial_id
+        assert steps_by_run[run.info.run_id] == list(range(1, epochs + 1)), trial_id
         assert run.info.status == ("FINISHED" if epochs == spec.epochs else "KILLED"), (trial_id, epochs)
         by_actor.setdefault(run.data.tags[WORKER_PID_TAG], []).append((run.info.start_time, run.info.status))
     assert any(run.info.status == "KILLED" for run in runs.values()), "ASHA stopped no trial: nothing was tested"
-    reused_after_kill = any(earlier[1] == "KILLED" for trials in by_actor.values()
-                            for earlier, _ in zip(sorted(trials), sorted(trials)[1:]))
+    in_order = [sorted(trials) for trials in by_actor.values()]  # by start time
+    reused_after_kill = any(earlier[1] == "KILLED" for trials in in_order for earlier in trials[:-1])
     assert reused_after_kill, f"no trial ran in the actor of an ASHA-stopped trial: {by_actor}"
 
 
