@@ -400,6 +400,7 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
 
 
 def _summarise_and_register(context: _SearchContext, results, dataset) -> SearchOutcome:
+    from mritune.platform.infra.cluster import wait_for_job_actors_to_end
     from mritune.platform.registry import rerun_tracking
     from mritune.platform.registry.registration import register_best
     from mritune.platform.tracking import search_run
@@ -407,7 +408,8 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
     from mritune.platform.views import search_views
 
     spec = context.spec
-    # Every trial process has ended by now: a run still RUNNING was stopped without a callback (time budget).
+    # Once the trial processes are gone, a run still RUNNING was stopped without a callback (time budget).
+    wait_for_job_actors_to_end()
     search_run.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                       reason="search_end")
     ranked = rank_trials(results, metric=spec.metric, mode=spec.mode)
