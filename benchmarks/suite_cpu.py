@@ -10,7 +10,8 @@ daemons of `ray start` clusters that outlive their parent) is counted as unowned
 
     python benchmarks/suite_cpu.py --out benchmarks/results/suite_cpu.json [extra pytest args]
 
-Writes the wall time, pytest's exit code, CPU by module, by test (the 40 largest) and by kind of process.
+Writes the wall time, pytest's exit code, CPU by module, by test (the 40 largest) and by kind of process, and how
+many processes of each kind the tests started (those seen by the poller), and the trial processes by module.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class ProcessPoller(threading.Thread):
             record["samples"].append((now, cpu))
 
 
+# Ray worker processes that ran trials or re-runs (each imports TensorFlow: several seconds of CPU to start).
+WORKLOAD_KINDS = ("ray::ImplicitFunc", "ray::_train_and_score")
+
+
 def process_kind(titles: list[str]) -> str:
     ray_titles = [t.split()[0] for t in titles if t.startswith("ray::")]
     named = [t for t in ray_titles if t != "ray::IDLE"]
@@ -119,9 +124,13 @@ def attribute(records: list[dict], clock_file: Path) -> dict:
         index = bisect.bisect_right([s for s, _, _ in spans], when) - 1
         return spans[index][2] if index >= 0 and when <= spans[index][1] + 1.0 else "(between tests)"
 
-    by_test, by_kind, unowned = collections.Counter(), collections.Counter(), 0.0
+    by_test, by_kind, processes, unowned = collections.Counter(), collections.Counter(), collections.Counter(), 0.0
+    workload_processes = collections.Counter()
     for record in records:
         worker, kind = owner(record), process_kind(record["titles"])
+        processes[kind] += worker is not None
+        if worker is not None and kind.startswith(WORKLOAD_KINDS):
+            workload_processes[test_at(worker, record["samples"][0][0]).split("::")[0]] += 1
         previous = record["samples"][0][1] if record["first_scan"] else 0.0
         for when, cpu in record["samples"][1 if record["first_scan"] else 0:]:
             spent, previous = cpu - previous, cpu
@@ -137,7 +146,9 @@ def attribute(records: list[dict], clock_file: Path) -> dict:
         return {key: round(value, 1) for key, value in counter.most_common(n)}
 
     return {"cpu_owned_s": round(sum(by_test.values()), 1), "cpu_unowned_s": round(unowned, 1),
-            "by_module": rounded(by_module), "by_test": rounded(by_test, 40), "by_kind": rounded(by_kind)}
+            "by_module": rounded(by_module), "by_test": rounded(by_test, 40), "by_kind": rounded(by_kind),
+            "processes_by_kind": dict(processes.most_common()),
+            "trial_processes_by_module": dict(workload_processes.most_common())}
 
 
 def main() -> int:

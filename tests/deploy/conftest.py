@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import mlflow_stores
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGE_SIZE = 32
@@ -103,7 +105,7 @@ def sqlite_store(root: Path, experiment_name: str):
     import mlflow
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{root}/mlruns.db"
+    uri = mlflow_stores.sqlite_store(root / "mlruns.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         mlflow.set_tracking_uri(uri)

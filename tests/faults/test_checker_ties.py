@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from mritune.platform.tracking.ranking import TrialScore, sort_scores
 from tests.faults.checker import _assert_registration
+from tests.mlflow_stores import sqlite_store
 
 TIED = 0.4668
 
@@ -26,7 +27,7 @@ def _trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial_i
 
 @pytest.mark.parametrize("first_created", ["zz-trial", "aa-trial"])
 def test_checker_expects_the_trial_the_ranking_puts_first_when_scores_tie(tmp_path, first_created):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     experiment_id = client.create_experiment("ties", artifact_location=str(tmp_path / "artifacts"))
     parent = client.create_run(experiment_id)
     second = "aa-trial" if first_created == "zz-trial" else "zz-trial"

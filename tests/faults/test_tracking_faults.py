@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 
 from tests.faults.checker import assert_nothing_lost
+from tests.mlflow_stores import sqlite_store
 
 WRITERS = 8
 EPOCHS = 6
@@ -31,7 +32,7 @@ def test_eight_concurrent_writers_on_sqlite_lose_nothing(tmp_path):
 
     from mritune.platform.tracking.trial_runs import MlflowTrialObserverFactory, ensure_experiment
 
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    uri = sqlite_store(tmp_path / "mlruns.db")
     experiment_id = ensure_experiment("fault-sqlite-writers", uri)
     client = MlflowClient(uri)
     parent = client.create_run(experiment_id, tags={"mritune.role": "search"})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mritune.platform.spec.config import SearchSpec, apply_overrides, parse_spec
 from mritune.platform.tracking.trial_runs import child_runs  # noqa: F401  (the e2e tests import it from here)
+from tests.mlflow_stores import sqlite_store
 
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:
@@ -31,7 +32,7 @@ def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str,
                    "max_concurrent": 1, "seed": 0, "space": space},
         "scheduler": {"name": "asha", "max_t": 2, "grace_period": 1, "reduction_factor": 2},
         "resources": {"cpu": 1, "gpu": 0},
-        "tracking": {"uri": f"sqlite:///{tmp_path}/mlruns.db", "experiment": f"test-{task}"},
+        "tracking": {"uri": sqlite_store(tmp_path / "mlruns.db"), "experiment": f"test-{task}"},
         "storage_path": str(tmp_path / "ray_results"),
         "promotion": {"rerun_top_k": 0},
         "trainable": trainable,

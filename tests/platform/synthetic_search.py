@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.mlflow_stores import sqlite_store
+
 SLOTS = 16
 EPOCH_S = 4.0  # simulated seconds per epoch
 
@@ -64,7 +66,7 @@ def synthetic_search(folder: Path, *, trials: int = 1000, tracking_uri: str | No
     from mritune.platform.tracking.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG, TRIAL_STARTED_TAG
 
     folder.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or f"sqlite:///{folder / 'mlruns.db'}"
+    uri = tracking_uri or sqlite_store(folder / "mlruns.db")
     spec = synthetic_spec(folder, trials=trials, tracking_uri=uri)
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(f"scale-{time.time_ns()}")

@@ -6,13 +6,14 @@ from mlflow.tracking import MlflowClient
 
 from mritune.platform.tracking.search_run import log_search_summary, trial_numbers, trials_in_start_order
 from mritune.platform.tracking.tags import TRIAL_ID_TAG, TRIAL_NUMBER_TAG
+from tests.mlflow_stores import sqlite_store
 
 # Trial ids as Tune draws them (random hex): sorted by id they read c, a, b, d; they started a, b, c, d.
 STARTED = [("f3a1", 0.40), ("07bc", 0.55), ("0a2e", 0.50), ("9d44", 0.70)]
 
 
 def _search_with_trial_runs(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    client = MlflowClient(sqlite_store(tmp_path / "mlruns.db"))
     experiment_id = client.create_experiment("order")
     parent = client.create_run(experiment_id).info.run_id
     for number, (trial_id, _) in enumerate(STARTED, start=1):

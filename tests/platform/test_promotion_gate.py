@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mritune.platform.registry.promotion import CHALLENGER, CHAMPION, SINGLE_RULE, Interval, compare, decide_alias
+from tests.mlflow_stores import sqlite_store
 
 
 @pytest.fixture()
 def client(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    client = MlflowClient(sqlite_store(tmp_path / "mlruns.db"))
     client.create_registered_model("gate-test")
     return client
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from tests.search.test_replay import EPOCHS, QUICK_SPACE, formula_curve, quick_configs, write_table
+from tests.mlflow_stores import sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,7 @@ def test_a_replay_search_reports_the_nearest_recorded_curves(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from scale import run_env, spec_dict
 
-    spec = spec_dict(table=table_file, trials=6, concurrent=2, tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}",
+    spec = spec_dict(table=table_file, trials=6, concurrent=2, tracking_uri=sqlite_store(tmp_path / "mlruns.db"),
                      storage=tmp_path)
     assert spec["search"]["space"] == QUICK_SPACE and spec["scheduler"]["max_t"] == EPOCHS
     spec_file = tmp_path / "spec.yaml"

@@ -11,6 +11,7 @@ import pytest
 
 from mritune.platform.spec.config import apply_overrides, parse_spec
 from mritune.platform.run.runner import run_search
+from tests.mlflow_stores import sqlite_store
 from tests.platform.search_helpers import child_runs
 from tests.trainables.test_data import _write_class_tree
 
@@ -36,7 +37,7 @@ def backbone_choice_spec(tmp_path: Path, data: Path):
                    "points_to_evaluate": [{"backbone": name, "learning_rate": 2e-3} for name in BACKBONES]},
         "scheduler": {"name": "fifo", "max_t": 1},
         "resources": {"cpu": 1, "gpu": 0},
-        "tracking": {"uri": f"sqlite:///{tmp_path}/mlruns.db", "experiment": "backbone-choice"},
+        "tracking": {"uri": sqlite_store(tmp_path / "mlruns.db"), "experiment": "backbone-choice"},
         "storage_path": str(tmp_path / "ray_results"),
         # No re-runs on new seeds before registering (the default re-trains each of the two trials three times):
         # this test is about the backbone choice and the classes; tests/platform/test_rerun_search.py is about re-runs.
