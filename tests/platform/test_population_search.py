@@ -98,12 +98,14 @@ def _assert_checkpoints_carry_the_schedule(experiment: Path, events, *, architec
 
 def test_pb2_search_perturbs_ranges_keeps_choices_and_its_checkpoints_replay(local_ray, tmp_path):
     """The DCGAN under PB2: its GP picks the new lr_g within the space's bounds, the choice (batch_size) is drawn
-    once and travels with the weights; a re-run of a copying trial's checkpoint replays its schedule's stages."""
+    once and travels with the weights; a re-run of a copying trial's checkpoint replays its schedule's stages.
+
+    One round (max_t 2): every round restarts both trials' processes, and the PBT test above covers two rounds."""
     from mlflow.tracking import MlflowClient
 
     spec = tiny_spec(tmp_path, task="dcgan", overrides=(
         *_POPULATION, "search.space={lr_g: {loguniform: [1.0e-4, 1.0e-3]}, batch_size: {choice: [16, 32]}}",
-        "scheduler={name: pb2, max_t: 3, perturbation_interval: 1, quantile_fraction: 0.5, synch: true}",
+        "scheduler={name: pb2, max_t: 2, perturbation_interval: 1, quantile_fraction: 0.5, synch: true}",
         "trainable={image_size: 32, base_filters: 8, latent_dim: 16}"))
     assert spec.perturbed == ("lr_g",), "pb2 perturbs ranges only; the batch_size choice stays fixed"
     outcome = run_search(spec)
@@ -111,7 +113,7 @@ def test_pb2_search_perturbs_ranges_keeps_choices_and_its_checkpoints_replay(loc
     runs = {run.data.tags[TRIAL_ID_TAG]: run for run in child_runs(client, outcome.experiment_id,
                                                                    outcome.parent_run_id)}
     events = [(trial_id, event) for trial_id, run in runs.items() for event in read_exploits(run.data.tags)]
-    assert sorted(event.epoch for _, event in events) == [1, 2], "one copy per synchronous round"
+    assert [event.epoch for _, event in events] == [1], "one synchronous round: the worse trial copies once"
     for _, event in events:
         assert set(event.new) == {"lr_g"} and 1e-4 <= event.new["lr_g"] <= 1e-3
         assert event.operations == {}, "PB2 chooses values, it does not scale them"
@@ -136,4 +138,4 @@ def _assert_a_rerun_replays(checkpoint: Path) -> None:
     assert stages[-1].until_epoch == epoch and all(stage.config["seed"] == 5 for stage in stages)
     assert stages[-1].config["lr_g"] == pytest.approx(segments[-1].config["lr_g"])
     assert [stage.until_epoch for stage in stages] == sorted({stage.until_epoch for stage in stages})
-    assert {stage.config["epochs"] for stage in stages} == {3}, "every stage keeps the trials' horizon (max_t)"
+    assert {stage.config["epochs"] for stage in stages} == {2}, "every stage keeps the trials' horizon (max_t)"
