@@ -1,10 +1,11 @@
 """Empty SQLite MLflow stores for tests, each a copy of one that MLflow itself created in this test process.
 
 MLflow builds a new SQLite store by running its alembic migrations, some sixty of them: about 1.2 s of CPU, paid
-again by every test that wants a store of its own (well over a minute of the default suite). The first request in
-a process lets MLflow create a store in a private temporary folder; every request then copies that file. The copy's
-Default experiment gets the artifact location MLflow gives it (``<working directory>/mlruns/0``), so each copy holds
-what MLflow would have written at that path from this process.
+again by every test that wants a store of its own (some 40 s of the pytest workers' CPU in the default suite, by
+py-spy, before these copies). The first request in a process lets MLflow create a store in a private temporary
+folder; every request then copies that file. The copy's Default experiment gets the artifact location MLflow gives
+it (``<working directory>/mlruns/0``), so each copy holds what MLflow would have written at that path from this
+process.
 """
 
 from __future__ import annotations

@@ -126,17 +126,19 @@ def describe_cluster() -> ClusterInfo:
 
 
 def wait_for_job_actors_to_end(*, timeout_s: float = ACTORS_END_TIMEOUT_S) -> bool:
-    """Wait until every actor of this driver's Ray job is dead (its process gone); False if some outlive `timeout_s`.
+    """Wait until Ray reports every actor of this driver's job dead; False if some outlive `timeout_s`.
 
     After ``Tuner.fit`` returns, a trial actor Tune killed may still be running its last lines, such as ending its
-    MLflow run; anything the driver then writes about that trial must come after.
+    MLflow run; anything the driver then writes about that trial must come after. Through Ray Client (``ray://``)
+    the driver cannot read the cluster's actor table: it returns at once, leaving only Tune's own 5 s wait.
     """
     import ray
+    import ray.util.client
     from ray._private import state
 
     from mritune.platform.infra.processes import wait_until
 
-    if not ray.is_initialized():
+    if not ray.is_initialized() or ray.util.client.ray.is_connected():
         return True
     job_id = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
 

@@ -11,7 +11,8 @@ from tests.mlflow_stores import sqlite_store
 
 def tiny_spec(tmp_path: Path, *, task: str = "classifier", overrides: tuple[str, ...] = ()) -> SearchSpec:
     """A search small enough for 2 CPUs: 32 px synthetic images, 2 epochs, 4 trials; no re-runs before registering
-    (``promotion.rerun_top_k=0``; the re-run tests turn them on with overrides).
+    (``promotion.rerun_top_k=0``; the re-run tests turn them on with overrides); its SQLite tracking store in
+    ``tmp_path``, made empty there if absent (``tests/mlflow_stores.py``).
 
     One trial at a time (``search.max_concurrent=1``): every trial slot is a Ray worker process that imports
     TensorFlow (about 6 s of CPU) before its first trial, while the suite already keeps both cores busy; the tests

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.search.test_replay import EPOCHS, QUICK_SPACE, formula_curve, quick_configs, write_table
 from tests.mlflow_stores import sqlite_store
+from tests.search.test_replay import EPOCHS, QUICK_SPACE, formula_curve, quick_configs, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

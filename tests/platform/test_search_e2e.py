@@ -215,14 +215,14 @@ def test_the_driver_waits_for_its_actors_to_die_before_closing_their_runs(local_
     from mritune.platform.infra.cluster import wait_for_job_actors_to_end
 
     @local_ray.remote(num_cpus=0)
-    class Sleeper:
+    class Lingering:
         def pid(self) -> int:
             return os.getpid()
 
-    sleeper = Sleeper.remote()
-    local_ray.get(sleeper.pid.remote())
+    lingering = Lingering.remote()
+    local_ray.get(lingering.pid.remote())
     assert not wait_for_job_actors_to_end(timeout_s=0.5)
-    local_ray.kill(sleeper)
+    local_ray.kill(lingering)
     assert wait_for_job_actors_to_end(timeout_s=10)
 
 
