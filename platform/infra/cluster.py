@@ -18,13 +18,8 @@ from urllib.parse import urlparse
 from mritune.platform.infra.errors import first_line
 from mritune.trainables.errors import AccessDenied, ServiceUnavailable, UserInputError
 
-logger = logging.getLogger(__name__)
-
 # How long a TCP connect to the GCS may take before the address counts as unreachable.
 REACHABILITY_TIMEOUT_S = 3.0
-# How long the driver waits, once Tune has returned, for its job's actors to be dead: Tune waits 5 s for trial
-# actors to stop, then asks Ray to kill the rest and returns without waiting for them.
-ACTORS_END_TIMEOUT_S = 15.0
 
 MLFLOW_SERVER_COMMAND = (
     "mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlruns.db "
@@ -123,34 +118,6 @@ def describe_cluster() -> ClusterInfo:
         total_gpu=sum(node.gpu for node in nodes),
         nodes=nodes,
     )
-
-
-def wait_for_job_actors_to_end(*, timeout_s: float = ACTORS_END_TIMEOUT_S) -> bool:
-    """Wait until Ray reports every actor of this driver's job dead; False if some outlive `timeout_s`.
-
-    After ``Tuner.fit`` returns, a trial actor Tune killed may still be running its last lines, such as ending its
-    MLflow run; anything the driver then writes about that trial must come after. Through Ray Client (``ray://``)
-    the driver cannot read the cluster's actor table: it returns at once, leaving only Tune's own 5 s wait.
-    """
-    import ray
-    import ray.util.client
-    from ray._private import state
-
-    from mritune.platform.infra.processes import wait_until
-
-    if not ray.is_initialized() or ray.util.client.ray.is_connected():
-        return True
-    job_id = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
-
-    def all_dead() -> bool:
-        return all(actor["State"] == "DEAD" for actor in state.actors(job_id=job_id).values())
-
-    try:
-        wait_until(all_dead, timeout_s=timeout_s, what="the search's actors ending", interval_s=0.1)
-    except TimeoutError:
-        logger.warning("some of the search's actors were still alive %.0f s after it ended", timeout_s)
-        return False
-    return True
 
 
 def check_resources(*, cpu: float, gpu: float, cluster: ClusterInfo) -> None:

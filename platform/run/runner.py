@@ -400,7 +400,6 @@ def _fit_and_finish(context: _SearchContext, tuner, dataset) -> SearchOutcome:
 
 
 def _summarise_and_register(context: _SearchContext, results, dataset) -> SearchOutcome:
-    from mritune.platform.infra.cluster import wait_for_job_actors_to_end
     from mritune.platform.registry import rerun_tracking
     from mritune.platform.registry.registration import register_best
     from mritune.platform.tracking import search_run
@@ -408,8 +407,8 @@ def _summarise_and_register(context: _SearchContext, results, dataset) -> Search
     from mritune.platform.views import search_views
 
     spec = context.spec
-    # Once the trial processes are gone, a run still RUNNING was stopped without a callback (time budget).
-    wait_for_job_actors_to_end()
+    # A run still RUNNING was stopped without a callback (time budget). Its trial may still be ending it: whichever
+    # writes last, the trial's own ending wins (trial_runs.MlflowTrialObserver drops the driver's closed_by mark).
     search_run.close_orphaned_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                       reason="search_end")
     ranked = rank_trials(results, metric=spec.metric, mode=spec.mode)

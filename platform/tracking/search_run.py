@@ -122,7 +122,9 @@ def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: st
     """Trial runs still RUNNING with no trial process behind them end KILLED, tagged ``mritune.closed_by``.
 
     ``resume``: runs a killed driver left behind (a resumed trial reopens its own run). ``search_end``: trials
-    Ray stopped without a callback (the search's time budget ran out), closed once ``Tuner.fit`` has returned.
+    Ray stopped without a callback (the search's time budget ran out), closed once ``Tuner.fit`` has returned; such
+    a trial may still be ending its run, and if its end lands after this one, it stands and the tag goes
+    (``trial_runs.MlflowTrialObserver``).
     ``search_failed`` / ``search_killed``: the search itself ended by an error or an interruption.
     """
     from mlflow.tracking import MlflowClient
@@ -131,10 +133,15 @@ def close_orphaned_runs(tracking_uri: str, experiment_id: str, parent_run_id: st
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
     )
+    closed = 0
     for run in runs:
+        # Read again right before closing: a trial still stopping may have ended its run since the search above.
+        if client.get_run(run.info.run_id).info.status != "RUNNING":
+            continue
         client.set_tag(run.info.run_id, CLOSED_BY_TAG, reason)
         client.set_terminated(run.info.run_id, status="KILLED")
-    return len(runs)
+        closed += 1
+    return closed
 
 
 

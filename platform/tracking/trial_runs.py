@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mritune.trainables.reporting import EpochReport, TrainingResult
-from mritune.platform.tracking.tags import (END_REASON_TAG, EPOCHS_REDONE_TAG, ERROR_TAG, HOSTNAME_TAG, NODE_ID_TAG,
-                                   RESTORED_FROM_TAG, ROLE_TAG, ROLE_TRIAL, SEARCH_TAG, TRIAL_ID_TAG,
+from mritune.platform.tracking.tags import (CLOSED_BY_TAG, END_REASON_TAG, EPOCHS_REDONE_TAG, ERROR_TAG, HOSTNAME_TAG,
+                                   NODE_ID_TAG, RESTORED_FROM_TAG, ROLE_TAG, ROLE_TRIAL, SEARCH_TAG, TRIAL_ID_TAG,
                                    TRIAL_STARTED_TAG, WORKER_PID_TAG)
 
 DEFAULT_ARTIFACT_ROOT = "mlartifacts"
@@ -282,6 +282,16 @@ class MlflowTrialObserver:
         if error:
             mlflow.set_tag(ERROR_TAG if status == "FAILED" else END_REASON_TAG, error[:4000])
         mlflow.end_run(status=status)
+        self._drop_driver_close()
+
+    def _drop_driver_close(self) -> None:
+        """The driver may have closed this run first (``search_run.close_orphaned_runs``: the search's time budget
+        ran out while this trial was still stopping); the trial's own ending, just written, is the true one."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self._factory.tracking_uri)
+        if self._run_id and CLOSED_BY_TAG in client.get_run(self._run_id).data.tags:
+            client.delete_tag(self._run_id, CLOSED_BY_TAG)
 
 
 def _param_value(value: Any) -> str:
