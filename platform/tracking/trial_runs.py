@@ -285,8 +285,9 @@ class MlflowTrialObserver:
         self._drop_driver_close()
 
     def _drop_driver_close(self) -> None:
-        """The driver may have closed this run first (``search_run.close_orphaned_runs``: the search's time budget
-        ran out while this trial was still stopping); the trial's own ending, just written, is the true one."""
+        """The driver may have closed this run while its trial still ran (``search_run.close_orphaned_runs``, e.g.
+        the time budget ran out while this trial was stopping); the trial's own ending, just written, is the true
+        one, so the driver's mark goes."""
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(self._factory.tracking_uri)
