@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
-
-_TEMPLATE: list[Path] = []  # this process's store made by MLflow, once asked for
 
 
 def sqlite_store(path: Path) -> str:
@@ -32,13 +31,13 @@ def sqlite_store(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@functools.cache
 def _template() -> Path:
-    if not _TEMPLATE:
-        from mlflow.tracking import MlflowClient
+    """This process's store made by MLflow, on first use."""
+    from mlflow.tracking import MlflowClient
 
-        folder = Path(tempfile.mkdtemp(prefix="mlflow-store-template-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        store = folder / "mlruns.db"
-        MlflowClient(f"sqlite:///{store}").search_experiments()  # MLflow creates and migrates it
-        _TEMPLATE.append(store)
-    return _TEMPLATE[0]
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-store-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    store = folder / "mlruns.db"
+    MlflowClient(f"sqlite:///{store}").search_experiments()  # MLflow creates and migrates it
+    return store
